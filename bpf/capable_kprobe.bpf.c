@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprobe backend: kprobe + kretprobe on cap_capable, for kernels without the
+ * tracepoint or BPF trampolines. The entry saves the arguments per thread;
+ * the return handles the check. Where a kernel inlines cap_capable into its
+ * callers (cap_vm_enough_memory, ...) a kprobe does not see those checks.
+ */
+#include "capable_common.bpf.h"
+
+struct cs_kprobe_args {
+	__u64 cred;
+	__u64 target_ns;
+	__s32 cap;
+	__u32 opts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct cs_kprobe_args);
+} kprobe_args SEC(".maps");
+
+SEC("kprobe/cap_capable")
+int BPF_KPROBE(cs_cap_capable_entry, const struct cred *cred, struct user_namespace *target_ns,
+	       int cap, unsigned int opts)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct cs_kprobe_args a = {
+		.cred = (__u64)cred,
+		.target_ns = (__u64)target_ns,
+		.cap = cap,
+		.opts = opts,
+	};
+
+	bpf_map_update_elem(&kprobe_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/cap_capable")
+int BPF_KRETPROBE(cs_cap_capable_return, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 zero = 0, kind, flags;
+	struct cs_kprobe_args *a = bpf_map_lookup_elem(&kprobe_args, &tid);
+	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+
+	if (!a)
+		return 0;
+	kind = cfg ? cfg->opts_kind : 0;
+	if (kind == 1)
+		flags = a->opts ? CS_F_AUDIT : 0;
+	else
+		flags = ((a->opts & CS_OPTS_NOAUDIT) ? 0 : CS_F_AUDIT) |
+			((a->opts & CS_OPTS_INSETID) ? CS_F_INSETID : 0);
+	cs_handle_check(ctx, (const struct cred *)a->cred, (struct user_namespace *)a->target_ns,
+			a->cap, ret, true, flags, kind == 1 ? CS_AUDIT_SRC_AUDIT_ARG : CS_AUDIT_SRC_OPTS, 0);
+	bpf_map_delete_elem(&kprobe_args, &tid);
+	return 0;
+}

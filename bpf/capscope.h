@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel/user contract of capscope: every record the BPF programs put on
+ * the ring buffer, and every map key and value user space reads or writes.
+ *
+ * This header is compiled twice: by clang for the BPF target (with vmlinux.h
+ * providing the __u* types) and by the C++ compiler for user space (with
+ * <linux/types.h>). Layouts are fixed-size, naturally aligned and free of
+ * implicit padding; user space static_asserts the sizes below, so a change on
+ * one side that the other does not follow fails the build.
+ */
+#ifndef CAPSCOPE_BPF_CAPSCOPE_H
+#define CAPSCOPE_BPF_CAPSCOPE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define CS_COMM_LEN 16
+#define CS_MAX_STACK 32        /* kernel return addresses in a learning sample */
+#define CS_RAW_STACK_BYTES 1024 /* raw kernel stack bytes above the BPF frame */
+#define CS_MAX_WALK 12         /* frames the call-site walk may take */
+#define CS_PATH_LEN 256
+#define CS_ARGS_LEN 512
+#define CS_MAX_FILTER_VALUES 64
+
+/* Record types on the ring buffer. */
+enum cs_record_type {
+	CS_REC_CAP_CHECK = 1,
+	CS_REC_EXEC = 2,
+	CS_REC_FORK = 3,
+	CS_REC_EXIT = 4,
+};
+
+/* How the audit flag of a check was decided. */
+enum cs_audit_source {
+	CS_AUDIT_SRC_UNKNOWN = 0, /* not decided in the kernel: user space must */
+	CS_AUDIT_SRC_OPTS = 1,    /* the opts argument of cap_capable */
+	CS_AUDIT_SRC_AUDIT_ARG = 2, /* the pre-5.1 int audit argument */
+	CS_AUDIT_SRC_CALLSITE = 3,  /* the learned call-site table (tracepoint) */
+};
+
+/* The verdict a call site gives, as stored in the call-site map. */
+enum cs_callsite_decision {
+	CS_SITE_PASS = 0,    /* forwards its caller's opts: keep walking */
+	CS_SITE_AUDIT = 1,   /* a normal, audited check */
+	CS_SITE_NOAUDIT = 2, /* a probe (CAP_OPT_NOAUDIT) */
+	CS_SITE_INSETID = 3, /* audited, made from a set*id syscall */
+	CS_SITE_SAMPLE = 4,  /* cannot be walked past: sample the stack every time */
+};
+
+/* Bits of cs_cap_check.flags. */
+#define CS_F_AUDIT (1u << 0)         /* the check is audited (a need, not a probe) */
+#define CS_F_INSETID (1u << 1)       /* CAP_OPT_INSETID: made by a set*id syscall */
+#define CS_F_CRED_OVERRIDE (1u << 2) /* checked creds are not the task's real creds */
+#define CS_F_KTHREAD (1u << 3)       /* made by a kernel thread */
+#define CS_F_HAS_STACK (1u << 4)     /* a learning sample follows the fixed part */
+#define CS_F_IN_SYSCALL (1u << 5)    /* syscall_nr is valid */
+
+/* Every record starts with this header. */
+struct cs_record_hdr {
+	__u32 type; /* enum cs_record_type */
+	__u32 size; /* bytes of the whole record, header included */
+};
+
+struct cs_user_ns {
+	__u32 level;
+	__u32 inum;
+	__u32 owner_uid;
+	__u32 owner_gid;
+};
+
+/* One capability check. */
+struct cs_cap_check {
+	struct cs_record_hdr hdr;
+	__u64 ktime_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 cgroup_id;    /* cgroup v2 id of the task */
+	__u64 cap_effective; /* effective set of the checked creds */
+	__u64 cap_permitted;
+	__u64 suppressed;   /* checks of this key suppressed by --rate-limit before this one */
+	__u32 pid;          /* thread group id */
+	__u32 tid;
+	__u32 ppid;         /* thread group id of the real parent */
+	__u32 uid;          /* of the checked creds */
+	__u32 gid;
+	__u32 euid;
+	__u32 mntns;        /* mount namespace inode of the task */
+	__u32 pidns;        /* pid namespace inode of the task */
+	__s32 cap;
+	__s32 ret;          /* 0 granted, negative errno denied */
+	__s32 syscall_nr;   /* valid when CS_F_IN_SYSCALL */
+	__u32 flags;        /* CS_F_* */
+	__u32 audit_source; /* enum cs_audit_source */
+	__u32 walk_stop_ip_lo; /* low 32 bits of the unknown return address, for diagnostics */
+	struct cs_user_ns target_ns;
+	char comm[CS_COMM_LEN];
+	/* Filled only with CS_F_HAS_STACK: what user space needs to learn the call sites. */
+	__u32 nstack;        /* valid entries in stack[] */
+	__u32 raw_stack_len; /* valid bytes in raw_stack[] */
+};
+
+/* A check record with its learning sample (CS_F_HAS_STACK). */
+struct cs_cap_check_sample {
+	struct cs_cap_check check;
+	__u64 stack[CS_MAX_STACK];            /* bpf_get_stack(), innermost first */
+	__u8 raw_stack[CS_RAW_STACK_BYTES];   /* kernel stack memory from the walk anchor up */
+};
+
+/* An execve that succeeded: what the process cache needs to describe the new image. */
+struct cs_exec {
+	struct cs_record_hdr hdr;
+	__u64 ktime_ns;
+	__u64 start_ns;    /* task->start_time (CLOCK_MONOTONIC) */
+	__u64 cgroup_id;
+	__u64 cap_effective;
+	__u64 cap_permitted;
+	__u64 cap_inheritable;
+	__u64 cap_bounding;
+	__u64 cap_ambient;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u32 auid;
+	__u32 no_new_privs;
+	/* namespace inodes: uts ipc mnt pid pid_for_children net time time_for_children cgroup user */
+	__u32 ns[10];
+	__u32 userns_level;
+	__u32 filename_len;
+	__u32 args_len;    /* NUL-separated argv bytes in args[] */
+	__u32 args_truncated;
+	__u32 pad;
+	char comm[CS_COMM_LEN];
+	char filename[CS_PATH_LEN];
+	char args[CS_ARGS_LEN];
+};
+
+/* A new process (not a new thread). */
+struct cs_fork {
+	struct cs_record_hdr hdr;
+	__u64 ktime_ns;
+	__u64 start_ns;
+	__u32 pid;
+	__u32 ppid;
+	char comm[CS_COMM_LEN];
+};
+
+/* A whole process exited (the thread group leader is gone). */
+struct cs_exit {
+	struct cs_record_hdr hdr;
+	__u64 ktime_ns;
+	__u32 pid;
+	__u32 exit_code;
+};
+
+/* Index of cs_exec.ns[]. */
+enum cs_ns_index {
+	CS_NS_UTS = 0,
+	CS_NS_IPC,
+	CS_NS_MNT,
+	CS_NS_PID,
+	CS_NS_PID_FOR_CHILDREN,
+	CS_NS_NET,
+	CS_NS_TIME,
+	CS_NS_TIME_FOR_CHILDREN,
+	CS_NS_CGROUP,
+	CS_NS_USER,
+	CS_NS_COUNT,
+};
+
+/* Value of the call-site map (key: a kernel return address). */
+struct cs_callsite {
+	__u32 advance;  /* bytes from this return address's slot to the next one's */
+	__u32 decision; /* enum cs_callsite_decision */
+};
+
+/* Key of the --unique map: once per container (mount ns), capability and verdict. */
+struct cs_unique_key {
+	__u32 mntns;
+	__s32 cap;
+	__u32 denied;
+	__u32 pad;
+};
+
+/* Value of the --unique map: which kinds of check have been reported for the key. */
+struct cs_unique_val {
+	__u64 suppressed;
+	__u64 seen; /* bit 0: audited, bit 1: no-audit probe */
+};
+
+/* Key of the --rate-limit map. */
+struct cs_rate_key {
+	__u32 scope_id; /* tid, tgid or 0 by scope */
+	__s32 cap;
+	__u32 denied;
+	__u32 audit;
+};
+
+struct cs_rate_val {
+	__u64 window_start_ns;
+	__u64 suppressed;
+};
+
+/* Counters kept in a per-CPU array, indexed by enum cs_counter. */
+enum cs_counter {
+	CS_CNT_CHECKS = 0,       /* capability checks the program saw */
+	CS_CNT_FILTERED,         /* dropped by an in-kernel filter */
+	CS_CNT_UNIQUE_SUPPRESSED,
+	CS_CNT_RATE_SUPPRESSED,
+	CS_CNT_EMITTED,          /* check records put on the ring buffer */
+	CS_CNT_LOST,             /* records the ring buffer had no room for */
+	CS_CNT_SAMPLES,          /* learning samples taken (bpf_get_stack) */
+	CS_CNT_WALK_MISS,        /* call-site walks that met an unknown address */
+	CS_CNT_PROC_LOST,        /* exec/fork/exit records lost */
+	CS_CNT_MAX,
+};
+
+/* Scopes of --rate-limit. */
+enum cs_rate_scope {
+	CS_SCOPE_THREAD = 0,
+	CS_SCOPE_PROCESS = 1,
+	CS_SCOPE_GLOBAL = 2,
+};
+
+/* Bits of the filter flags (cs_config.filter_flags). */
+#define CS_FILT_PID (1u << 0)
+#define CS_FILT_TID (1u << 1)
+#define CS_FILT_UID (1u << 2)
+#define CS_FILT_COMM (1u << 3)
+#define CS_FILT_CGROUP (1u << 4)
+#define CS_FILT_CAPS (1u << 5)
+#define CS_FILT_DENIED (1u << 6)
+#define CS_FILT_AUDIT_ONLY (1u << 7)
+#define CS_FILT_HOST_ONLY (1u << 8)
+#define CS_FILT_CONTAINERS_ONLY (1u << 9)
+#define CS_FILT_UNIQUE (1u << 10)
+#define CS_FILT_RATE (1u << 11)
+#define CS_FILT_GID (1u << 12)
+
+/*
+ * Run-time configuration, one entry of an array map that user space writes
+ * before attaching (and may rewrite while running).
+ */
+struct cs_config {
+	__u32 filter_flags;
+	__u32 self_pid;    /* capscope's own tgid: never reported */
+	__u64 cap_mask;    /* capabilities to keep (bit n = capability n), n < 64 */
+	__u32 host_pidns;  /* inode of the initial pid namespace */
+	__u32 rate_scope;  /* enum cs_rate_scope */
+	__u64 rate_window_ns;
+	__u32 walk_start;  /* byte offset above the walk anchor where the walk begins */
+	__u32 opts_kind;   /* fexit/kprobe: 0 opts bitmask, 1 pre-5.1 int audit */
+	__u32 learn;       /* take learning samples on unknown call sites */
+	__u32 pad;
+};
+
+/* Keys of the filter-set maps (pid, tid, uid, gid, cgroup, comm). */
+struct cs_comm_key {
+	char comm[CS_COMM_LEN];
+};
+
+#define CS_OPTS_NOAUDIT (1u << 1)
+#define CS_OPTS_INSETID (1u << 2)
+
+#endif /* CAPSCOPE_BPF_CAPSCOPE_H */

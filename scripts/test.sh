@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+# dependencies, build, format/tidy gate, unit tests, runtime tests against the
+# live kernel, and the unit tests again under ASan/UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+step "build"
+BUILD_DIR=build bash scripts/build.sh
+
+step "lint"
+BUILD_DIR=build bash scripts/lint.sh
+
+step "unit tests"
+./build/tests/capscope_unit_tests --gtest_brief=1
+
+step "runtime tests (root, live kernel)"
+./build/tests/capscope_runtime_tests
+
+step "unit tests under ASan/UBSan"
+BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DCAPSCOPE_SANITIZE=ON
+ASAN_OPTIONS=detect_leaks=1 ./build-asan/tests/capscope_unit_tests --gtest_brief=1
+
+step "runtime tests under ASan/UBSan"
+ASAN_OPTIONS=detect_leaks=1 ./build-asan/tests/capscope_runtime_tests
+
+step "done"

@@ -1,0 +1,71 @@
+// The loader and ring-buffer reader: opens the skeleton of the chosen
+// backend, writes the in-kernel filters and configuration, attaches, and
+// hands decoded records to the pipeline. It also closes the learning loop of
+// the tracepoint backend: stack samples become call-site map entries.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capture/callsite.h"
+#include "capture/features.h"
+#include "filter/filter_spec.h"
+#include "model/records.h"
+
+namespace capscope::capture {
+
+
+struct CaptureOptions {
+  Backend backend = Backend::Auto;
+  size_t ringbuf_bytes = 16u << 20;
+  bool learn_callsites = true;
+  bool verbose_libbpf = false;
+  filter::FilterSpec filters;  // evaluated in the kernel
+};
+
+struct KernelCounters {
+  uint64_t checks = 0, filtered = 0, unique_suppressed = 0, rate_suppressed = 0, emitted = 0,
+           lost = 0, samples = 0, walk_misses = 0, proc_lost = 0;
+};
+
+using RecordHandler = std::function<void(Record&&)>;
+
+class BpfCapture {
+ public:
+  // Loads and attaches; on failure returns nullptr and a one-line reason in *error.
+  static std::unique_ptr<BpfCapture> open(const CaptureOptions& opts, const KernelFeatures& f,
+                                          std::string* error);
+  ~BpfCapture();
+  BpfCapture(const BpfCapture&) = delete;
+  BpfCapture& operator=(const BpfCapture&) = delete;
+
+  [[nodiscard]] Backend backend() const { return backend_; }
+
+  // Waits up to timeout_ms for records and hands each to `handler`.
+  // Returns the number consumed, or a negative errno.
+  int poll(int timeout_ms, const RecordHandler& handler);
+
+  [[nodiscard]] KernelCounters counters() const;
+  [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
+  [[nodiscard]] const CallSiteLearner* learner() const { return learner_.get(); }
+
+ private:
+  struct Impl;
+  BpfCapture() = default;
+  static int on_record(void* ctx, void* data, size_t size);
+  void handle_sample(CapCheck& c);
+  void write_config();
+
+  std::unique_ptr<Impl> impl_;
+  Backend backend_ = Backend::Auto;
+  const RecordHandler* handler_ = nullptr;
+  std::unique_ptr<CallSiteLearner> learner_;
+  uint64_t decode_errors_ = 0;
+  uint32_t walk_start_ = 0;
+};
+
+}  // namespace capscope::capture

@@ -1,0 +1,55 @@
+// What the running kernel offers capscope, probed at start. `capscope check`
+// prints all of it; backend selection and the loader's errors use it so a
+// user learns *why* a backend cannot run, and what to do about it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace capscope::capture {
+
+enum class Backend { Auto, Tracepoint, Fentry, Kprobe };
+
+std::optional<Backend> parse_backend(std::string_view s);
+std::string_view backend_name(Backend b);
+
+// How cap_capable's fourth argument reads on this kernel (from its BTF).
+enum class OptsKind { Opts, AuditInt, Unknown };
+
+struct Probe {
+  std::string name;
+  bool ok = false;
+  std::string detail;  // what was found, or why not and how to fix it
+};
+
+struct KernelFeatures {
+  std::string release;
+  bool btf = false;
+  bool cap_capable_tracepoint = false;  // btf_trace_cap_capable in BTF
+  bool cap_capable_in_btf = false;      // FUNC cap_capable in BTF
+  bool cap_capable_in_kallsyms = false;
+  OptsKind opts_kind = OptsKind::Unknown;
+  std::string opts_param_name;
+  bool kprobe_pmu = false;              // /sys/bus/event_source/devices/kprobe
+  bool ftrace_functions = false;        // some function can be patched (fentry/fexit)
+  bool ftrace_known = false;            // whether the above could be read
+  bool ringbuf = false;
+  bool cap_bpf = false, cap_perfmon = false, cap_sys_admin = false;
+  int cap_last_cap = -1;
+  bool kernel_cap_u64 = false;          // kernel_cap_t is { u64 val } (6.3+)
+  std::string lockdown;
+  bool bpffs_mounted = false, tracefs_mounted = false;
+};
+
+KernelFeatures probe_kernel();
+
+// Why `b` cannot run here (empty if it can, as far as probing tells).
+std::string backend_unavailable_reason(Backend b, const KernelFeatures& f);
+
+// The backend `auto` picks, or nullopt with every reason in `why`.
+std::optional<Backend> choose_backend(const KernelFeatures& f, std::string* why);
+
+std::vector<Probe> describe(const KernelFeatures& f);
+
+}  // namespace capscope::capture

@@ -1,0 +1,54 @@
+// capscope check: what this kernel supports and what capscope will use.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "capture/bpf_capture.h"
+#include "capture/features.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+
+namespace capscope::cli {
+
+namespace {
+
+int run_check(bool try_load, const GlobalOptions& g) {
+  capture::KernelFeatures f = capture::probe_kernel();
+  for (const auto& p : capture::describe(f))
+    std::cout << fmt::format("{:<36} {:<4} {}\n", p.name, p.ok ? "ok" : "no", p.detail);
+  for (auto b : {capture::Backend::Tracepoint, capture::Backend::Fentry, capture::Backend::Kprobe}) {
+    std::string why = capture::backend_unavailable_reason(b, f);
+    if (why.empty() && try_load && privilege_problem().empty()) {
+      // Probing tells what should work; loading for real tells what does.
+      capture::CaptureOptions o;
+      o.backend = b;
+      o.ringbuf_bytes = 1 << 16;
+      o.verbose_libbpf = g.verbose;
+      std::string err;
+      auto cap = capture::BpfCapture::open(o, f, &err);
+      why = cap ? "" : err;
+    }
+    std::cout << fmt::format("{:<36} {:<4} {}\n", fmt::format("backend {}", capture::backend_name(b)),
+                             why.empty() ? "ok" : "no", why.empty() ? "loads and attaches" : why);
+  }
+  std::string why;
+  auto chosen = capture::choose_backend(f, &why);
+  std::cout << fmt::format("{:<36} {:<4} {}\n", "backend auto", chosen ? "ok" : "no",
+                           chosen ? std::string(capture::backend_name(*chosen)) : why);
+  if (auto p = privilege_problem(); !p.empty()) {
+    std::cout << fmt::format("{:<36} {:<4} {}\n", "can trace", "no", p);
+    return kExitFailure;
+  }
+  return chosen ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+Runner add_check_command(CLI::App& app, const GlobalOptions& g) {
+  auto try_load = std::make_shared<bool>(true);
+  CLI::App* c = app.add_subcommand("check", "Report what this kernel supports and what capscope uses");
+  c->add_flag("!--no-load", *try_load, "Only probe; do not load the backends to confirm");
+  return [try_load, &g] { return run_check(*try_load, g); };
+}
+
+}  // namespace capscope::cli

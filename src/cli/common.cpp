@@ -1,0 +1,85 @@
+#include "cli/common.h"
+
+#include <fmt/format.h>
+#include <linux/capability.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "enrich/proc_reader.h"
+
+namespace capscope::cli {
+
+int usage_error(const std::string& msg) {
+  std::cerr << "capscope: " << msg << '\n';
+  return kExitUsage;
+}
+
+int failure(const std::string& msg) {
+  std::cerr << "capscope: " << msg << '\n';
+  return kExitFailure;
+}
+
+std::string privilege_problem() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  uint64_t eff = 0;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+  bool bpf = eff & (1ULL << CAP_BPF), perfmon = eff & (1ULL << CAP_PERFMON),
+       admin = eff & (1ULL << CAP_SYS_ADMIN);
+  if ((bpf && perfmon) || admin) return "";
+  return fmt::format("tracing needs root, or CAP_BPF and CAP_PERFMON (this process has{}{}): "
+                     "run it with sudo",
+                     bpf ? " CAP_BPF" : "", perfmon ? " CAP_PERFMON" : " neither");
+}
+
+std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates;
+  if (fs::path(path).is_absolute()) candidates.emplace_back(path);
+  for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
+    candidates.push_back(fs::path(root) / fs::path(path).relative_path());
+  for (const auto& c : candidates) {
+    struct stat st {};
+    if (stat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return st.st_ino;
+  }
+  *error = fmt::format("--cgroup {}: no such cgroup v2 directory (looked under /sys/fs/cgroup "
+                       "and /sys/fs/cgroup/unified)",
+                       path);
+  return std::nullopt;
+}
+
+NsInodes host_namespaces() { return ProcReader().read_namespaces(1); }
+
+std::string node_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+std::optional<std::vector<std::string>> parse_field_list(const std::string& s,
+                                                         std::string* error) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string f = s.substr(pos, end - pos);
+    if (f.empty()) {
+      *error = fmt::format("--fields '{}': empty field name", s);
+      return std::nullopt;
+    }
+    out.push_back(f);
+    pos = end + 1;
+  }
+  return out;
+}
+
+}  // namespace capscope::cli

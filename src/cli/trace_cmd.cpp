@@ -1,0 +1,262 @@
+// capscope trace: stream every capability check, attributed and filtered.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "capture/event_source.h"
+#include "capture/features.h"
+#include "capture/record_json.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "enrich/proc_reader.h"
+#include "enrich/process_cache.h"
+#include "filter/filter_spec.h"
+#include "output/writer.h"
+#include "pipeline/trace_pipeline.h"
+#include "tables/capabilities.h"
+#include "util/clock.h"
+
+namespace capscope::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+struct TraceOptions {
+  std::string format = "compact";
+  std::string output_file;
+  std::string fields;
+  bool wide = false;
+  std::string backend = "auto";
+  std::vector<uint32_t> pids, tids, uids, gids;
+  std::vector<std::string> comms, cgroups, caps;
+  bool denied = false, audit_only = false, host = false, containers = false, unique = false;
+  std::string rate_limit, rate_scope = "thread";
+  double timeout_s = 0;
+  uint64_t max_events = 0;
+  size_t ringbuf_mb = 16;
+  std::string save_records, replay;
+  std::string node_name;
+};
+
+// A record sink that also saves every record (for --save-records).
+class SavingSource final : public capture::EventSource {
+ public:
+  SavingSource(capture::EventSource& inner, std::ostream& out) : inner_(inner), out_(out) {}
+  int poll(int timeout_ms, const capture::RecordHandler& h) override {
+    capture::RecordHandler tee = [&](Record&& r) {
+      out_ << capture::record_to_json(r).dump() << '\n';
+      h(std::move(r));
+    };
+    return inner_.poll(timeout_ms, tee);
+  }
+  [[nodiscard]] bool finished() const override { return inner_.finished(); }
+  [[nodiscard]] capture::SourceStats stats() const override { return inner_.stats(); }
+  [[nodiscard]] std::string describe() const override { return inner_.describe(); }
+
+ private:
+  capture::EventSource& inner_;
+  std::ostream& out_;
+};
+
+// Builds the filter spec; on bad input returns nullopt with a one-line error.
+std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, std::string* error) {
+  filter::FilterSpec f;
+  f.pids = o.pids;
+  f.tids = o.tids;
+  f.uids = o.uids;
+  f.gids = o.gids;
+  f.comms = o.comms;
+  for (const auto& c : f.comms)
+    if (c.size() > 15)
+      spdlog::warn("--comm {}: the kernel keeps 15 bytes of a command name; matching '{}'", c,
+                   c.substr(0, 15));
+  for (auto& c : f.comms) c = c.substr(0, 15);
+  for (const auto& path : o.cgroups) {
+    auto id = cgroup_id_of(path, error);
+    if (!id) return std::nullopt;
+    f.cgroup_ids.push_back(*id);
+  }
+  if (!o.caps.empty()) {
+    uint64_t mask = 0;
+    for (const auto& name : o.caps) {
+      auto cap = tables::cap_from_name(name);
+      if (!cap || *cap > 63) {
+        *error = fmt::format("--caps: unknown capability '{}' (try `capscope caps` for the list)",
+                             name);
+        return std::nullopt;
+      }
+      mask |= 1ULL << *cap;
+    }
+    f.cap_mask = mask;
+  }
+  f.denied_only = o.denied;
+  f.audit_only = o.audit_only;
+  f.host_only = o.host;
+  f.containers_only = o.containers;
+  if (o.host && o.containers) {
+    *error = "--host and --containers exclude each other: choose one";
+    return std::nullopt;
+  }
+  f.unique = o.unique;
+  if (!o.rate_limit.empty()) {
+    f.rate_window_ns = filter::parse_duration_ns(o.rate_limit);
+    if (!f.rate_window_ns) {
+      *error = fmt::format("--rate-limit '{}': not a duration (use e.g. 30s, 1m, 1h)",
+                           o.rate_limit);
+      return std::nullopt;
+    }
+  }
+  auto scope = filter::parse_rate_scope(o.rate_scope);
+  if (!scope) {
+    *error = fmt::format("--rate-limit-scope '{}': use thread, process or global", o.rate_scope);
+    return std::nullopt;
+  }
+  f.rate_scope = *scope;
+  return f;
+}
+
+void print_summary(const capture::SourceStats& s, const pipeline::PipelineStats& p,
+                   const ProcessCache& cache) {
+  std::cerr << fmt::format(
+      "capscope: {} checks seen, {} reported, {} filtered, {} suppressed by --unique, {} by "
+      "--rate-limit, {} lost (ring buffer full), {} process records lost, {} malformed; "
+      "{} unattributed, {} processes cached\n",
+      s.checks_seen, p.reported, s.filtered, s.unique_suppressed, s.rate_suppressed, s.lost,
+      s.proc_lost, s.decode_errors, p.unattributed, cache.size());
+}
+
+int run_trace(const TraceOptions& o, const GlobalOptions& g) {
+  std::string error;
+  auto format = output::parse_format(o.format);
+  if (!format) return usage_error(fmt::format("-o {}: use json, compact or table", o.format));
+  auto backend = capture::parse_backend(o.backend);
+  if (!backend)
+    return usage_error(
+        fmt::format("--backend {}: use auto, tracepoint, fentry or kprobe", o.backend));
+  auto filters = build_filters(o, &error);
+  if (!filters) return usage_error(error);
+  output::WriterOptions wopts;
+  wopts.wide = o.wide;
+  if (!o.fields.empty()) {
+    auto fields = parse_field_list(o.fields, &error);
+    if (!fields) return usage_error(error);
+    wopts.fields = *fields;
+  }
+
+  std::ofstream file;
+  std::ostream* out = &std::cout;
+  if (!o.output_file.empty()) {
+    file.open(o.output_file, std::ios::out | std::ios::trunc);
+    if (!file) return failure(fmt::format("--output {}: {}", o.output_file, std::strerror(errno)));
+    out = &file;
+  }
+  std::unique_ptr<output::EventWriter> writer;
+  try {
+    writer = output::make_writer(*format, *out, wopts);
+  } catch (const std::exception& e) {
+    return usage_error(e.what());
+  }
+
+  NsInodes host_ns = host_namespaces();
+  std::unique_ptr<capture::EventSource> source;
+  if (!o.replay.empty()) {
+    source = capture::ReplaySource::open(o.replay, *filters, host_ns[static_cast<size_t>(NsKind::Pid)],
+                                         &error);
+    if (!source) return failure(error);
+  } else {
+    if (auto why = privilege_problem(); !why.empty()) return failure(why);
+    capture::KernelFeatures feats = capture::probe_kernel();
+    capture::CaptureOptions copts;
+    copts.backend = *backend;
+    copts.ringbuf_bytes = o.ringbuf_mb << 20;
+    copts.verbose_libbpf = g.verbose;
+    copts.filters = *filters;
+    auto cap = capture::BpfCapture::open(copts, feats, &error);
+    if (!cap) return failure(error);
+    spdlog::info("tracing with the {} backend", capture::backend_name(cap->backend()));
+    source = std::make_unique<capture::LiveSource>(std::move(cap));
+  }
+
+  std::ofstream saved;
+  std::unique_ptr<capture::EventSource> saving;
+  capture::EventSource* src = source.get();
+  if (!o.save_records.empty()) {
+    saved.open(o.save_records, std::ios::out | std::ios::trunc);
+    if (!saved)
+      return failure(fmt::format("--save-records {}: {}", o.save_records, std::strerror(errno)));
+    saving = std::make_unique<SavingSource>(*source, saved);
+    src = saving.get();
+  }
+
+  std::string node = o.node_name.empty() ? node_name() : o.node_name;
+  util::ClockOffsets clocks = util::ClockOffsets::now();
+  ProcessCache cache(ProcReader(), node, clocks);
+  if (o.replay.empty()) cache.seed_from_proc();
+  pipeline::TracePipeline pipe(*src, cache, *writer, node, host_ns);
+  pipe.set_wall_offset_ns(clocks.monotonic_to_wall_offset_ns());
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  if (o.timeout_s > 0) {
+    std::signal(SIGALRM, on_signal);
+    alarm(static_cast<unsigned>(std::max(1.0, o.timeout_s)));
+  }
+  int rc = pipe.run(g_stop, o.max_events);
+  out->flush();
+  if (saved.is_open()) saved.flush();
+  print_summary(src->stats(), pipe.stats(), cache);
+  if (rc < 0) return failure(fmt::format("reading events failed: {}", std::strerror(-rc)));
+  if (!*out) return failure("writing events failed (disk full?)");
+  return kExitOk;
+}
+
+}  // namespace
+
+Runner add_trace_command(CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<TraceOptions>();
+  CLI::App* t = app.add_subcommand("trace", "Stream capability checks as they happen");
+  t->add_option("-o,--output-format", o->format, "json, compact or table")->capture_default_str();
+  t->add_option("--output", o->output_file, "Write events to FILE instead of standard output");
+  t->add_option("--fields", o->fields,
+                "Table columns: a list replaces the defaults, +F/-F add or remove");
+  t->add_flag("--wide", o->wide, "Table: add the TIMESTAMP column");
+  t->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
+      ->capture_default_str();
+  t->add_option("--pid", o->pids, "Only these processes (thread group ids)")->delimiter(',');
+  t->add_option("--tid", o->tids, "Only these threads")->delimiter(',');
+  t->add_option("--uid", o->uids, "Only checks of these user ids")->delimiter(',');
+  t->add_option("--gid", o->gids, "Only checks of these group ids")->delimiter(',');
+  t->add_option("--comm", o->comms, "Only these command names")->delimiter(',');
+  t->add_option("--cgroup", o->cgroups, "Only tasks in these cgroup v2 paths")->delimiter(',');
+  t->add_option("--caps", o->caps, "Only these capabilities (CAP_SYS_ADMIN, sys_admin, 21)")
+      ->delimiter(',');
+  t->add_flag("--denied", o->denied, "Only denied checks");
+  t->add_flag("--audit-only", o->audit_only, "Only audited checks (no no-audit probes)");
+  t->add_flag("--host", o->host, "Only host processes (initial pid namespace)");
+  t->add_flag("--containers", o->containers, "Only processes in containers");
+  t->add_flag("--unique", o->unique,
+              "Once per container, capability and verdict (a later audited use still shows)");
+  t->add_option("--rate-limit", o->rate_limit,
+                "At most one event per key per window (30s, 1m, 1h); suppressed ones counted");
+  t->add_option("--rate-limit-scope", o->rate_scope, "thread, process or global")
+      ->capture_default_str();
+  t->add_option("-t,--timeout", o->timeout_s, "Stop after this many seconds");
+  t->add_option("--max-events", o->max_events, "Stop after this many events");
+  t->add_option("--ringbuf-size", o->ringbuf_mb, "Ring buffer size in MiB")->capture_default_str();
+  t->add_option("--save-records", o->save_records, "Also save raw records (JSON lines) to FILE");
+  t->add_option("--replay", o->replay, "Read records saved with --save-records instead of BPF");
+  t->add_option("--node-name", o->node_name, "Node name in events (default: host name)");
+  return [o, &g] { return run_trace(*o, g); };
+}
+
+}  // namespace capscope::cli

@@ -1,0 +1,80 @@
+#include "filter/check_filter.h"
+
+#include <algorithm>
+
+namespace capscope::filter {
+
+namespace {
+
+template <typename T>
+bool contains(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+bool CheckFilter::passes_static(const CapCheck& c) const {
+  if (spec_.cap_mask && (c.cap < 0 || c.cap > 63 || !(*spec_.cap_mask & (1ULL << c.cap))))
+    return false;
+  if (spec_.denied_only && c.granted()) return false;
+  if (self_pid_ && c.pid == self_pid_) return false;
+  if (!spec_.pids.empty() && !contains(spec_.pids, c.pid)) return false;
+  if (!spec_.tids.empty() && !contains(spec_.tids, c.tid)) return false;
+  // The kernel compares the 16-byte comm: names longer than 15 bytes are cut.
+  if (!spec_.comms.empty() &&
+      std::none_of(spec_.comms.begin(), spec_.comms.end(),
+                   [&](const std::string& s) { return s.substr(0, 15) == c.comm; }))
+    return false;
+  if (!spec_.cgroup_ids.empty() && !contains(spec_.cgroup_ids, c.cgroup_id)) return false;
+  bool host = c.pidns == host_pidns_;
+  if (spec_.host_only && !host) return false;
+  if (spec_.containers_only && host) return false;
+  if (!spec_.uids.empty() && !contains(spec_.uids, c.uid)) return false;
+  if (!spec_.gids.empty() && !contains(spec_.gids, c.gid)) return false;
+  return true;
+}
+
+bool CheckFilter::unique_keep(const CapCheck& c) {
+  uint32_t& seen = unique_seen_[{c.mntns, c.cap, !c.granted()}];
+  uint32_t bit = c.audit ? 1u : 2u;
+  // Once an audited use was reported, nothing more for the key is news.
+  if ((seen & 1u) || (seen & bit)) {
+    ++stats_.unique_suppressed;
+    return false;
+  }
+  seen |= bit;
+  return true;
+}
+
+bool CheckFilter::rate_keep(CapCheck& c) {
+  uint32_t scope = spec_.rate_scope == RateScope::Thread    ? c.tid
+                   : spec_.rate_scope == RateScope::Process ? c.pid
+                                                            : 0;
+  auto [it, fresh] = rate_seen_.try_emplace({scope, c.cap, !c.granted(), c.audit});
+  RateState& st = it->second;
+  if (!fresh && c.ktime_ns - st.window_start < *spec_.rate_window_ns) {
+    ++st.suppressed;
+    ++stats_.rate_suppressed;
+    return false;
+  }
+  c.suppressed = fresh ? 0 : st.suppressed;
+  st.suppressed = 0;
+  st.window_start = c.ktime_ns;
+  return true;
+}
+
+bool CheckFilter::keep(CapCheck& c) {
+  if (!passes_static(c)) {
+    ++stats_.filtered;
+    return false;
+  }
+  if (spec_.audit_only && !c.audit && c.audit_source != AuditSource::Unknown) {
+    ++stats_.filtered;
+    return false;
+  }
+  if (spec_.unique && !unique_keep(c)) return false;
+  if (spec_.rate_window_ns && !rate_keep(c)) return false;
+  return true;
+}
+
+}  // namespace capscope::filter

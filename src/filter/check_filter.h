@@ -1,0 +1,51 @@
+// The user-space twin of the in-kernel filters (bpf/capable_common.bpf.h):
+// same order, same keys, same suppression counts. The live source does not
+// need it (the kernel filtered already); the replay source does, and the
+// unit tests pin the semantics both must share.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "filter/filter_spec.h"
+#include "model/records.h"
+
+namespace capscope::filter {
+
+struct FilterStats {
+  uint64_t filtered = 0;
+  uint64_t unique_suppressed = 0;
+  uint64_t rate_suppressed = 0;
+};
+
+class CheckFilter {
+ public:
+  // host_pidns: inode of the initial pid namespace ("host" = a task in it,
+  // as the kernel side decides by pid namespace level 0).
+  CheckFilter(FilterSpec spec, uint32_t host_pidns, uint32_t self_pid = 0)
+      : spec_(std::move(spec)), host_pidns_(host_pidns), self_pid_(self_pid) {}
+
+  // True if the check is to be reported. May set c.suppressed (rate limit).
+  bool keep(CapCheck& c);
+  [[nodiscard]] const FilterStats& stats() const { return stats_; }
+
+ private:
+  bool passes_static(const CapCheck& c) const;
+  bool unique_keep(const CapCheck& c);
+  bool rate_keep(CapCheck& c);
+
+  FilterSpec spec_;
+  uint32_t host_pidns_;
+  uint32_t self_pid_;
+  FilterStats stats_;
+  // (mntns, cap, denied) -> bit 0 audited seen, bit 1 probe seen
+  std::map<std::tuple<uint32_t, int32_t, bool>, uint32_t> unique_seen_;
+  struct RateState {
+    uint64_t window_start = 0;
+    uint64_t suppressed = 0;
+  };
+  std::map<std::tuple<uint32_t, int32_t, bool, bool>, RateState> rate_seen_;
+};
+
+}  // namespace capscope::filter

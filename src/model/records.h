@@ -1,0 +1,116 @@
+// Decoded kernel records: what the capture stage hands to the rest of the
+// pipeline. Plain values, no kernel layouts (those stay in bpf/capscope.h and
+// src/capture/decode.*), so enrichment, filters and outputs are testable from
+// fixtures without BPF.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace capscope {
+
+// How the audit flag of a check was decided.
+enum class AuditSource : uint8_t {
+  Unknown,   // could not be decided (treated as audited: never hide a need)
+  Opts,      // the opts argument of cap_capable (fexit, kprobe)
+  AuditArg,  // the pre-5.1 `int audit` argument (fexit, kprobe on old kernels)
+  CallSite,  // the kernel call site, from the learned call-site table (tracepoint)
+};
+
+struct UserNs {
+  uint32_t level = 0;
+  uint32_t inum = 0;
+  uint32_t owner_uid = 0;
+  uint32_t owner_gid = 0;
+  [[nodiscard]] bool is_host() const { return level == 0; }
+};
+
+struct CapSets {
+  uint64_t effective = 0;
+  uint64_t permitted = 0;
+  uint64_t inheritable = 0;
+  uint64_t bounding = 0;
+  uint64_t ambient = 0;
+};
+
+// Namespace inodes of a process, in the order of Tetragon's `ns` block.
+enum class NsKind : uint8_t {
+  Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User,
+};
+inline constexpr size_t kNsKinds = 10;
+using NsInodes = std::array<uint32_t, kNsKinds>;
+
+// One capability check, decoded.
+struct CapCheck {
+  uint64_t ktime_ns = 0;   // CLOCK_MONOTONIC
+  uint64_t cgroup_id = 0;
+  uint64_t cap_effective = 0;
+  uint64_t cap_permitted = 0;
+  uint64_t suppressed = 0;  // rate-limited checks of the same key before this one
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t euid = 0;
+  uint32_t mntns = 0;
+  uint32_t pidns = 0;
+  int32_t cap = 0;
+  int32_t ret = 0;          // 0 granted, negative errno denied
+  int32_t syscall_nr = -1;  // -1: not in a syscall (kernel thread, ...)
+  bool audit = true;
+  bool insetid = false;
+  bool cred_override = false;
+  bool kthread = false;
+  AuditSource audit_source = AuditSource::Unknown;
+  UserNs target_ns;
+  std::string comm;
+  std::vector<uint64_t> stack;      // kernel return addresses, when sampled
+  std::vector<uint8_t> raw_stack;   // raw stack bytes, when sampled (learning)
+
+  [[nodiscard]] bool granted() const { return ret == 0; }
+};
+
+// A successful execve.
+struct ExecRecord {
+  uint64_t ktime_ns = 0;
+  uint64_t start_ns = 0;
+  uint64_t cgroup_id = 0;
+  CapSets caps;
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t euid = 0;
+  uint32_t egid = 0;
+  uint32_t auid = 0;
+  bool no_new_privs = false;
+  NsInodes ns{};
+  uint32_t userns_level = 0;
+  std::string comm;
+  std::string filename;
+  std::vector<std::string> args;  // argv, argv[0] included
+  bool args_truncated = false;
+};
+
+struct ForkRecord {
+  uint64_t ktime_ns = 0;
+  uint64_t start_ns = 0;
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  std::string comm;
+};
+
+struct ExitRecord {
+  uint64_t ktime_ns = 0;
+  uint32_t pid = 0;
+  uint32_t exit_code = 0;
+};
+
+using Record = std::variant<CapCheck, ExecRecord, ForkRecord, ExitRecord>;
+
+}  // namespace capscope

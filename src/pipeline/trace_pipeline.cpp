@@ -1,0 +1,72 @@
+#include "pipeline/trace_pipeline.h"
+
+#include <cerrno>
+
+namespace capscope::pipeline {
+
+TracePipeline::TracePipeline(capture::EventSource& source, ProcessCache& cache,
+                             output::EventWriter& writer, std::string node_name,
+                             NsInodes host_ns)
+    : source_(source),
+      cache_(cache),
+      writer_(writer),
+      node_name_(std::move(node_name)),
+      host_ns_(host_ns) {}
+
+void TracePipeline::on_check(CapCheck&& c) {
+  EnrichedCheck e;
+  e.wall_ns = static_cast<int64_t>(c.ktime_ns) + wall_offset_ns_;
+  e.process = cache_.lookup(c.pid);
+  if (e.process)
+    e.parent = cache_.parent_of(*e.process);
+  else
+    ++stats_.unattributed;
+  e.node_name = node_name_;
+  e.host_ns = host_ns_;
+  e.check = std::move(c);
+  writer_.write(e);
+  ++stats_.reported;
+}
+
+void TracePipeline::on_record(Record&& r) {
+  std::visit(
+      [this](auto&& rec) {
+        using T = std::decay_t<decltype(rec)>;
+        if constexpr (std::is_same_v<T, CapCheck>) {
+          on_check(std::move(rec));
+        } else if constexpr (std::is_same_v<T, ExecRecord>) {
+          ++stats_.execs;
+          cache_.on_exec(rec);
+        } else if constexpr (std::is_same_v<T, ForkRecord>) {
+          ++stats_.forks;
+          cache_.on_fork(rec);
+        } else if constexpr (std::is_same_v<T, ExitRecord>) {
+          ++stats_.exits;
+          cache_.on_exit(rec);
+          // Exited processes stay a grace period for late checks; sweep now and then.
+          if (rec.ktime_ns - last_expire_ktime_ > 1'000'000'000ULL) {
+            cache_.expire(rec.ktime_ns);
+            last_expire_ktime_ = rec.ktime_ns;
+          }
+        }
+      },
+      std::move(r));
+}
+
+int TracePipeline::run(const std::atomic<bool>& stop, uint64_t max_events) {
+  capture::RecordHandler handler = [this](Record&& r) { on_record(std::move(r)); };
+  while (!stop.load(std::memory_order_relaxed) && !source_.finished()) {
+    int n = source_.poll(100, handler);
+    if (n < 0 && n != -EINTR) return n;
+    if (n == 0) writer_.flush();
+    if (max_events && stats_.reported >= max_events) break;
+  }
+  // Drain what the kernel already queued so nothing recorded is lost.
+  bool limit_reached = max_events && stats_.reported >= max_events;
+  while (!limit_reached && !source_.finished() && source_.poll(0, handler) > 0) {
+  }
+  writer_.flush();
+  return 0;
+}
+
+}  // namespace capscope::pipeline

@@ -1,0 +1,146 @@
+#include <gtest/gtest.h>
+
+#include "filter/check_filter.h"
+#include "filter/filter_spec.h"
+
+using namespace capscope;
+using namespace capscope::filter;
+
+namespace {
+
+constexpr uint32_t kHostPidns = 4026531836u;
+
+CapCheck check(int cap, int ret, bool audit, uint32_t tid = 10, uint64_t t = 0) {
+  CapCheck c;
+  c.cap = cap;
+  c.ret = ret;
+  c.audit = audit;
+  c.audit_source = AuditSource::CallSite;
+  c.pid = 10;
+  c.tid = tid;
+  c.mntns = 1;
+  c.pidns = kHostPidns;
+  c.ktime_ns = t;
+  c.comm = "prog";
+  return c;
+}
+
+TEST(Duration, Parses) {
+  EXPECT_EQ(parse_duration_ns("1m").value(), 60'000'000'000ULL);
+  EXPECT_EQ(parse_duration_ns("30s").value(), 30'000'000'000ULL);
+  EXPECT_EQ(parse_duration_ns("500ms").value(), 500'000'000ULL);
+  EXPECT_EQ(parse_duration_ns("1h30m").value(), 5'400'000'000'000ULL);
+  EXPECT_FALSE(parse_duration_ns(""));
+  EXPECT_FALSE(parse_duration_ns("0s"));
+  EXPECT_FALSE(parse_duration_ns("5"));
+  EXPECT_FALSE(parse_duration_ns("5parsecs"));
+  EXPECT_FALSE(parse_duration_ns("-1m"));
+}
+
+TEST(CheckFilter, UniqueDoesNotHideALaterDenialOrAuditedUse) {
+  FilterSpec s;
+  s.unique = true;
+  CheckFilter f(s, kHostPidns);
+  auto probe = check(21, 0, false);
+  auto granted = check(21, 0, true);
+  auto denied = check(21, -1, true);
+  EXPECT_TRUE(f.keep(probe));      // first no-audit probe of SYS_ADMIN
+  EXPECT_FALSE(f.keep(probe));     // the same again: suppressed
+  EXPECT_TRUE(f.keep(granted));    // an audited use after the probe is news
+  EXPECT_FALSE(f.keep(granted));
+  EXPECT_FALSE(f.keep(probe));     // after an audited use, probes are not news
+  EXPECT_TRUE(f.keep(denied));     // a later denial of a granted capability is news
+  EXPECT_FALSE(f.keep(denied));
+  EXPECT_EQ(f.stats().unique_suppressed, 4u);
+  auto other_container = check(21, 0, true);
+  other_container.mntns = 2;
+  EXPECT_TRUE(f.keep(other_container));
+}
+
+TEST(CheckFilter, RateLimitPerThreadCountsSuppressed) {
+  FilterSpec s;
+  s.rate_window_ns = 1000;
+  CheckFilter f(s, kHostPidns);
+  auto a = check(7, 0, true, 1, 0);
+  EXPECT_TRUE(f.keep(a));
+  for (uint64_t t = 100; t < 1000; t += 100) {
+    auto b = check(7, 0, true, 1, t);
+    EXPECT_FALSE(f.keep(b));
+  }
+  auto other_thread = check(7, 0, true, 2, 500);
+  EXPECT_TRUE(f.keep(other_thread));
+  auto later = check(7, 0, true, 1, 1500);
+  EXPECT_TRUE(f.keep(later));
+  EXPECT_EQ(later.suppressed, 9u);
+  auto denied = check(7, -1, true, 1, 1600);  // the verdict is part of the key
+  EXPECT_TRUE(f.keep(denied));
+}
+
+TEST(CheckFilter, RateLimitGlobalScope) {
+  FilterSpec s;
+  s.rate_window_ns = 1000;
+  s.rate_scope = RateScope::Global;
+  CheckFilter f(s, kHostPidns);
+  auto a = check(7, 0, true, 1, 0);
+  auto b = check(7, 0, true, 2, 10);
+  EXPECT_TRUE(f.keep(a));
+  EXPECT_FALSE(f.keep(b));
+}
+
+TEST(CheckFilter, StaticFilters) {
+  FilterSpec s;
+  s.cap_mask = 1ULL << 34;
+  s.denied_only = true;
+  s.comms = {"dmesg"};
+  CheckFilter f(s, kHostPidns);
+  auto c = check(34, -1, true);
+  c.comm = "dmesg";
+  EXPECT_TRUE(f.keep(c));
+  auto granted = c;
+  granted.ret = 0;
+  EXPECT_FALSE(f.keep(granted));
+  auto other_cap = c;
+  other_cap.cap = 21;
+  EXPECT_FALSE(f.keep(other_cap));
+  auto other_comm = c;
+  other_comm.comm = "bash";
+  EXPECT_FALSE(f.keep(other_comm));
+  auto unknown_cap = c;
+  unknown_cap.cap = 70;
+  EXPECT_FALSE(f.keep(unknown_cap));
+  EXPECT_EQ(f.stats().filtered, 4u);
+}
+
+TEST(CheckFilter, HostAndContainersAndAuditOnly) {
+  FilterSpec host;
+  host.host_only = true;
+  CheckFilter fh(host, kHostPidns);
+  auto in_container = check(21, 0, true);
+  in_container.pidns = 4026532000u;
+  EXPECT_FALSE(fh.keep(in_container));
+  auto on_host = check(21, 0, true);
+  EXPECT_TRUE(fh.keep(on_host));
+  FilterSpec ctr;
+  ctr.containers_only = true;
+  CheckFilter fc(ctr, kHostPidns);
+  EXPECT_TRUE(fc.keep(in_container));
+  FilterSpec audit;
+  audit.audit_only = true;
+  CheckFilter fa(audit, kHostPidns);
+  auto probe = check(21, 0, false);
+  EXPECT_FALSE(fa.keep(probe));
+  auto unknown = probe;
+  unknown.audit_source = AuditSource::Unknown;  // undecided: kept, never hide a need
+  EXPECT_TRUE(fa.keep(unknown));
+}
+
+TEST(CheckFilter, LongCommsMatchTheKernelsFifteenBytes) {
+  FilterSpec s;
+  s.comms = {"a-very-long-command-name"};
+  CheckFilter f(s, kHostPidns);
+  auto c = check(21, 0, true);
+  c.comm = "a-very-long-com";
+  EXPECT_TRUE(f.keep(c));
+}
+
+}  // namespace
