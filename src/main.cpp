@@ -1,5 +1,6 @@
 // capscope: which Linux capabilities processes, containers and pods use, and
 // what to add or drop in their security context.
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("capscope ") + CAPSCOPE_VERSION);
   GlobalOptions g;
   app.add_flag("-v,--verbose", g.verbose, "Verbose diagnostics (libbpf and verifier logs)");
+  // Diagnostics go to stderr: stdout carries the events.
+  spdlog::set_default_logger(spdlog::stderr_logger_st("capscope"));
   spdlog::set_pattern("capscope: %l: %v");
   std::map<CLI::App*, Runner> runners;
   auto add = [&](Runner (*fn)(CLI::App&, const GlobalOptions&)) {

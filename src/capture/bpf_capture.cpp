@@ -43,10 +43,14 @@ Skeleton open_skeleton(S* (*open_fn)(), void (*destroy_fn)(S*)) {
 
 Skeleton open_backend(Backend b) {
   switch (b) {
-    case Backend::Tracepoint: return open_skeleton(&capable_tp__open, &capable_tp__destroy);
-    case Backend::Fentry: return open_skeleton(&capable_fexit__open, &capable_fexit__destroy);
-    case Backend::Kprobe: return open_skeleton(&capable_kprobe__open, &capable_kprobe__destroy);
-    case Backend::Auto: break;
+    case Backend::Tracepoint:
+      return open_skeleton(&capable_tp__open, &capable_tp__destroy);
+    case Backend::Fentry:
+      return open_skeleton(&capable_fexit__open, &capable_fexit__destroy);
+    case Backend::Kprobe:
+      return open_skeleton(&capable_kprobe__open, &capable_kprobe__destroy);
+    case Backend::Auto:
+      break;
   }
   return {};
 }
@@ -184,8 +188,8 @@ std::unique_ptr<BpfCapture> BpfCapture::open(const CaptureOptions& opts, const K
     *error = fmt::format("cannot attach the {} BPF programs: {}", backend_name(b), errno_text(err));
     return nullptr;
   }
-  cap->impl_->rb = ring_buffer__new(map_fd(sk.obj, "events"), &BpfCapture::on_record, cap.get(),
-                                    nullptr);
+  cap->impl_->rb =
+      ring_buffer__new(map_fd(sk.obj, "events"), &BpfCapture::on_record, cap.get(), nullptr);
   if (!cap->impl_->rb) {
     *error = fmt::format("cannot open the ring buffer: {}", errno_text(errno));
     return nullptr;
@@ -240,9 +244,9 @@ KernelCounters BpfCapture::counters() const {
   if (ncpu <= 0) return k;
   int fd = map_fd(impl_->skel.obj, "counters");
   std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-  uint64_t* fields[] = {&k.checks,  &k.filtered,    &k.unique_suppressed, &k.rate_suppressed,
-                        &k.emitted, &k.lost,        &k.samples,           &k.walk_misses,
-                        &k.proc_lost};
+  uint64_t* fields[] = {&k.checks,          &k.filtered,    &k.unique_suppressed,
+                        &k.rate_suppressed, &k.emitted,     &k.lost,
+                        &k.samples,         &k.walk_misses, &k.proc_lost};
   static_assert(sizeof(fields) / sizeof(fields[0]) == CS_CNT_MAX);
   for (uint32_t i = 0; i < CS_CNT_MAX; ++i) {
     if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;

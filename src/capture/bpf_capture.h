@@ -18,7 +18,6 @@
 
 namespace capscope::capture {
 
-
 struct CaptureOptions {
   Backend backend = Backend::Auto;
   size_t ringbuf_bytes = 16u << 20;

@@ -19,10 +19,10 @@ bool starts_with_any(std::string_view s, std::initializer_list<std::string_view>
 // Functions that hand their caller's opts (or ptrace mode) down to
 // cap_capable: they cannot decide, their caller does.
 constexpr std::array kPassThrough = {
-    std::string_view("cap_capable"),        std::string_view("cap_capable_helper"),
-    std::string_view("security_capable"),   std::string_view("ns_capable_common"),
-    std::string_view("ptrace_has_cap"),     std::string_view("__ptrace_may_access"),
-    std::string_view("ptrace_may_access"),  std::string_view("mm_access"),
+    std::string_view("cap_capable"),       std::string_view("cap_capable_helper"),
+    std::string_view("security_capable"),  std::string_view("ns_capable_common"),
+    std::string_view("ptrace_has_cap"),    std::string_view("__ptrace_may_access"),
+    std::string_view("ptrace_may_access"), std::string_view("mm_access"),
     std::string_view("call_int_hook"),
 };
 
@@ -31,18 +31,12 @@ constexpr std::array kPassThrough = {
 // inlined helper is listed too (security_vm_enough_memory_mm for
 // cap_vm_enough_memory, proc_*_stat for do_task_stat).
 constexpr std::array kNoAudit = {
-    std::string_view("cap_vm_enough_memory"),
-    std::string_view("security_vm_enough_memory_mm"),
-    std::string_view("ns_capable_noaudit"),
-    std::string_view("has_ns_capability_noaudit"),
-    std::string_view("has_capability_noaudit"),
-    std::string_view("ptracer_capable"),
-    std::string_view("kallsyms_show_value"),
-    std::string_view("do_task_stat"),
-    std::string_view("proc_tgid_stat"),
-    std::string_view("proc_tid_stat"),
-    std::string_view("has_cap_mac_admin"),
-    std::string_view("selinux_inode_getsecurity"),
+    std::string_view("cap_vm_enough_memory"),   std::string_view("security_vm_enough_memory_mm"),
+    std::string_view("ns_capable_noaudit"),     std::string_view("has_ns_capability_noaudit"),
+    std::string_view("has_capability_noaudit"), std::string_view("ptracer_capable"),
+    std::string_view("kallsyms_show_value"),    std::string_view("do_task_stat"),
+    std::string_view("proc_tgid_stat"),         std::string_view("proc_tid_stat"),
+    std::string_view("has_cap_mac_admin"),      std::string_view("selinux_inode_getsecurity"),
 };
 
 constexpr std::array kInSetid = {std::string_view("ns_capable_setid")};

@@ -34,10 +34,14 @@ std::optional<T> copy_as(std::span<const uint8_t> data) {
 
 AuditSource audit_source_of(uint32_t src) {
   switch (src) {
-    case CS_AUDIT_SRC_OPTS: return AuditSource::Opts;
-    case CS_AUDIT_SRC_AUDIT_ARG: return AuditSource::AuditArg;
-    case CS_AUDIT_SRC_CALLSITE: return AuditSource::CallSite;
-    default: return AuditSource::Unknown;
+    case CS_AUDIT_SRC_OPTS:
+      return AuditSource::Opts;
+    case CS_AUDIT_SRC_AUDIT_ARG:
+      return AuditSource::AuditArg;
+    case CS_AUDIT_SRC_CALLSITE:
+      return AuditSource::CallSite;
+    default:
+      return AuditSource::Unknown;
   }
 }
 
@@ -145,11 +149,16 @@ DecodeResult decode_record(std::span<const uint8_t> data) {
   if (!hdr) return {std::nullopt, DecodeError::TooShort};
   if (hdr->size > data.size()) return {std::nullopt, DecodeError::BadLength};
   switch (hdr->type) {
-    case CS_REC_CAP_CHECK: return decode_check(data);
-    case CS_REC_EXEC: return decode_exec(data);
-    case CS_REC_FORK: return decode_fork(data);
-    case CS_REC_EXIT: return decode_exit(data);
-    default: return {std::nullopt, DecodeError::UnknownType};
+    case CS_REC_CAP_CHECK:
+      return decode_check(data);
+    case CS_REC_EXEC:
+      return decode_exec(data);
+    case CS_REC_FORK:
+      return decode_fork(data);
+    case CS_REC_EXIT:
+      return decode_exit(data);
+    default:
+      return {std::nullopt, DecodeError::UnknownType};
   }
 }
 

@@ -15,13 +15,13 @@
 namespace capscope::capture {
 
 struct SourceStats {
-  uint64_t checks_seen = 0;      // checks the kernel (or the file) had
-  uint64_t filtered = 0;         // dropped by filters
+  uint64_t checks_seen = 0;  // checks the kernel (or the file) had
+  uint64_t filtered = 0;     // dropped by filters
   uint64_t unique_suppressed = 0;
   uint64_t rate_suppressed = 0;
-  uint64_t lost = 0;             // check records lost (ring buffer full)
-  uint64_t proc_lost = 0;        // exec/fork/exit records lost
-  uint64_t decode_errors = 0;    // malformed records or lines
+  uint64_t lost = 0;           // check records lost (ring buffer full)
+  uint64_t proc_lost = 0;      // exec/fork/exit records lost
+  uint64_t decode_errors = 0;  // malformed records or lines
   uint64_t callsite_samples = 0;
 };
 

@@ -24,10 +24,14 @@ std::optional<Backend> parse_backend(std::string_view s) {
 
 std::string_view backend_name(Backend b) {
   switch (b) {
-    case Backend::Auto: return "auto";
-    case Backend::Tracepoint: return "tracepoint";
-    case Backend::Fentry: return "fentry";
-    case Backend::Kprobe: return "kprobe";
+    case Backend::Auto:
+      return "auto";
+    case Backend::Tracepoint:
+      return "tracepoint";
+    case Backend::Fentry:
+      return "fentry";
+    case Backend::Kprobe:
+      return "kprobe";
   }
   return "?";
 }
@@ -81,9 +85,9 @@ void probe_btf(KernelFeatures& f) {
   int kc = btf__find_by_name_kind(btf, "kernel_cap_t", BTF_KIND_TYPEDEF);
   if (kc >= 0) {
     const struct btf_type* t = btf__type_by_id(btf, btf__resolve_type(btf, kc));
-    f.kernel_cap_u64 = t && btf_vlen(t) == 1 &&
-                       std::string_view(btf__name_by_offset(btf, btf_members(t)[0].name_off)) ==
-                           "val";
+    f.kernel_cap_u64 =
+        t && btf_vlen(t) == 1 &&
+        std::string_view(btf__name_by_offset(btf, btf_members(t)[0].name_off)) == "val";
   }
   btf__free(btf);
 }
@@ -142,9 +146,10 @@ std::string backend_unavailable_reason(Backend b, const KernelFeatures& f) {
   switch (b) {
     case Backend::Tracepoint:
       if (!f.cap_capable_tracepoint)
-        return fmt::format("kernel {} has no capability:cap_capable tracepoint (added in "
-                           "Linux 6.14); use --backend fentry or kprobe",
-                           f.release);
+        return fmt::format(
+            "kernel {} has no capability:cap_capable tracepoint (added in "
+            "Linux 6.14); use --backend fentry or kprobe",
+            f.release);
       return "";
     case Backend::Fentry:
       if (!f.cap_capable_in_btf)
@@ -161,7 +166,8 @@ std::string backend_unavailable_reason(Backend b, const KernelFeatures& f) {
       if (!f.cap_capable_in_kallsyms)
         return "cap_capable is not in /proc/kallsyms (inlined?), so a kprobe cannot attach";
       return "";
-    case Backend::Auto: return "";
+    case Backend::Auto:
+      return "";
   }
   return "";
 }
@@ -181,27 +187,32 @@ std::vector<Probe> describe(const KernelFeatures& f) {
   auto yes = [](bool b) { return b ? "yes" : "no"; };
   std::vector<Probe> p;
   p.push_back({"kernel", true, f.release});
-  p.push_back({"btf", f.btf, f.btf ? "/sys/kernel/btf/vmlinux" : "missing: need CONFIG_DEBUG_INFO_BTF"});
+  p.push_back(
+      {"btf", f.btf, f.btf ? "/sys/kernel/btf/vmlinux" : "missing: need CONFIG_DEBUG_INFO_BTF"});
   p.push_back({"privileges", f.cap_bpf && f.cap_perfmon,
                fmt::format("CAP_BPF {} CAP_PERFMON {} CAP_SYS_ADMIN {}", yes(f.cap_bpf),
                            yes(f.cap_perfmon), yes(f.cap_sys_admin))});
-  p.push_back({"ring buffer", f.ringbuf, f.ringbuf ? "BPF_MAP_TYPE_RINGBUF" : "not supported (Linux 5.8+ needed)"});
-  p.push_back({"tracepoint capability:cap_capable", f.cap_capable_tracepoint,
-               f.cap_capable_tracepoint ? "tp_btf (no tracefs needed)"
-                                        : "absent (added in Linux 6.14)"});
+  p.push_back({"ring buffer", f.ringbuf,
+               f.ringbuf ? "BPF_MAP_TYPE_RINGBUF" : "not supported (Linux 5.8+ needed)"});
+  p.push_back(
+      {"tracepoint capability:cap_capable", f.cap_capable_tracepoint,
+       f.cap_capable_tracepoint ? "tp_btf (no tracefs needed)" : "absent (added in Linux 6.14)"});
   p.push_back({"cap_capable in BTF", f.cap_capable_in_btf,
                f.opts_param_name.empty() ? "" : "4th parameter: " + f.opts_param_name});
   p.push_back({"cap_capable in kallsyms", f.cap_capable_in_kallsyms, ""});
-  p.push_back({"kprobes", f.kprobe_pmu, f.kprobe_pmu ? "kprobe PMU present" : "CONFIG_KPROBES off"});
+  p.push_back(
+      {"kprobes", f.kprobe_pmu, f.kprobe_pmu ? "kprobe PMU present" : "CONFIG_KPROBES off"});
   p.push_back({"fentry/fexit", f.ftrace_known ? f.ftrace_functions : f.cap_capable_in_btf,
                f.ftrace_known ? (f.ftrace_functions ? "ftrace-patchable functions present"
                                                     : "no ftrace-patchable functions")
                               : "not probed (tracefs not mounted); tried at load"});
   p.push_back({"kernel_cap_t layout", true, f.kernel_cap_u64 ? "u64 (6.3+)" : "u32[2] (pre-6.3)"});
   p.push_back({"cap_last_cap", f.cap_last_cap >= 0, std::to_string(f.cap_last_cap)});
-  p.push_back({"lockdown", true, f.lockdown.empty() ? "unknown (securityfs not mounted)" : f.lockdown});
+  p.push_back(
+      {"lockdown", true, f.lockdown.empty() ? "unknown (securityfs not mounted)" : f.lockdown});
   p.push_back({"bpffs", true, f.bpffs_mounted ? "mounted" : "not mounted (not needed for trace)"});
-  p.push_back({"tracefs", true, f.tracefs_mounted ? "mounted" : "not mounted (not needed: tp_btf)"});
+  p.push_back(
+      {"tracefs", true, f.tracefs_mounted ? "mounted" : "not mounted (not needed: tp_btf)"});
   return p;
 }
 

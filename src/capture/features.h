@@ -31,13 +31,13 @@ struct KernelFeatures {
   bool cap_capable_in_kallsyms = false;
   OptsKind opts_kind = OptsKind::Unknown;
   std::string opts_param_name;
-  bool kprobe_pmu = false;              // /sys/bus/event_source/devices/kprobe
-  bool ftrace_functions = false;        // some function can be patched (fentry/fexit)
-  bool ftrace_known = false;            // whether the above could be read
+  bool kprobe_pmu = false;        // /sys/bus/event_source/devices/kprobe
+  bool ftrace_functions = false;  // some function can be patched (fentry/fexit)
+  bool ftrace_known = false;      // whether the above could be read
   bool ringbuf = false;
   bool cap_bpf = false, cap_perfmon = false, cap_sys_admin = false;
   int cap_last_cap = -1;
-  bool kernel_cap_u64 = false;          // kernel_cap_t is { u64 val } (6.3+)
+  bool kernel_cap_u64 = false;  // kernel_cap_t is { u64 val } (6.3+)
   std::string lockdown;
   bool bpffs_mounted = false, tracefs_mounted = false;
 };

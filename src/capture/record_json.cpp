@@ -10,10 +10,14 @@ namespace {
 
 std::string_view source_name(AuditSource s) {
   switch (s) {
-    case AuditSource::Opts: return "opts";
-    case AuditSource::AuditArg: return "audit_arg";
-    case AuditSource::CallSite: return "callsite";
-    case AuditSource::Unknown: break;
+    case AuditSource::Opts:
+      return "opts";
+    case AuditSource::AuditArg:
+      return "audit_arg";
+    case AuditSource::CallSite:
+      return "callsite";
+    case AuditSource::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -26,27 +30,56 @@ AuditSource source_from(std::string_view s) {
 }
 
 json check_to_json(const CapCheck& c) {
-  return {{"type", "check"}, {"ktime_ns", c.ktime_ns}, {"cgroup_id", c.cgroup_id},
-          {"cap_effective", c.cap_effective}, {"cap_permitted", c.cap_permitted},
-          {"suppressed", c.suppressed}, {"pid", c.pid}, {"tid", c.tid}, {"ppid", c.ppid},
-          {"uid", c.uid}, {"gid", c.gid}, {"euid", c.euid}, {"mntns", c.mntns},
-          {"pidns", c.pidns}, {"cap", c.cap}, {"ret", c.ret}, {"syscall_nr", c.syscall_nr},
-          {"audit", c.audit}, {"insetid", c.insetid}, {"cred_override", c.cred_override},
-          {"kthread", c.kthread}, {"audit_source", source_name(c.audit_source)},
-          {"target_ns", {c.target_ns.level, c.target_ns.inum, c.target_ns.owner_uid,
-                         c.target_ns.owner_gid}},
+  return {{"type", "check"},
+          {"ktime_ns", c.ktime_ns},
+          {"cgroup_id", c.cgroup_id},
+          {"cap_effective", c.cap_effective},
+          {"cap_permitted", c.cap_permitted},
+          {"suppressed", c.suppressed},
+          {"pid", c.pid},
+          {"tid", c.tid},
+          {"ppid", c.ppid},
+          {"uid", c.uid},
+          {"gid", c.gid},
+          {"euid", c.euid},
+          {"mntns", c.mntns},
+          {"pidns", c.pidns},
+          {"cap", c.cap},
+          {"ret", c.ret},
+          {"syscall_nr", c.syscall_nr},
+          {"audit", c.audit},
+          {"insetid", c.insetid},
+          {"cred_override", c.cred_override},
+          {"kthread", c.kthread},
+          {"audit_source", source_name(c.audit_source)},
+          {"target_ns",
+           {c.target_ns.level, c.target_ns.inum, c.target_ns.owner_uid, c.target_ns.owner_gid}},
           {"comm", c.comm}};
 }
 
 json exec_to_json(const ExecRecord& e) {
-  return {{"type", "exec"}, {"ktime_ns", e.ktime_ns}, {"start_ns", e.start_ns},
-          {"cgroup_id", e.cgroup_id},
-          {"caps", {e.caps.effective, e.caps.permitted, e.caps.inheritable, e.caps.bounding,
-                    e.caps.ambient}},
-          {"pid", e.pid}, {"tid", e.tid}, {"ppid", e.ppid}, {"uid", e.uid}, {"gid", e.gid},
-          {"euid", e.euid}, {"egid", e.egid}, {"auid", e.auid}, {"no_new_privs", e.no_new_privs},
-          {"ns", e.ns}, {"userns_level", e.userns_level}, {"comm", e.comm},
-          {"filename", e.filename}, {"args", e.args}, {"args_truncated", e.args_truncated}};
+  return {
+      {"type", "exec"},
+      {"ktime_ns", e.ktime_ns},
+      {"start_ns", e.start_ns},
+      {"cgroup_id", e.cgroup_id},
+      {"caps",
+       {e.caps.effective, e.caps.permitted, e.caps.inheritable, e.caps.bounding, e.caps.ambient}},
+      {"pid", e.pid},
+      {"tid", e.tid},
+      {"ppid", e.ppid},
+      {"uid", e.uid},
+      {"gid", e.gid},
+      {"euid", e.euid},
+      {"egid", e.egid},
+      {"auid", e.auid},
+      {"no_new_privs", e.no_new_privs},
+      {"ns", e.ns},
+      {"userns_level", e.userns_level},
+      {"comm", e.comm},
+      {"filename", e.filename},
+      {"args", e.args},
+      {"args_truncated", e.args_truncated}};
 }
 
 template <typename T>
@@ -120,9 +153,11 @@ json record_to_json(const Record& r) {
         if constexpr (std::is_same_v<T, ExecRecord>) return exec_to_json(rec);
         if constexpr (std::is_same_v<T, ForkRecord>)
           return {{"type", "fork"}, {"ktime_ns", rec.ktime_ns}, {"start_ns", rec.start_ns},
-                  {"pid", rec.pid}, {"ppid", rec.ppid}, {"comm", rec.comm}};
+                  {"pid", rec.pid}, {"ppid", rec.ppid},         {"comm", rec.comm}};
         if constexpr (std::is_same_v<T, ExitRecord>)
-          return {{"type", "exit"}, {"ktime_ns", rec.ktime_ns}, {"pid", rec.pid},
+          return {{"type", "exit"},
+                  {"ktime_ns", rec.ktime_ns},
+                  {"pid", rec.pid},
                   {"exit_code", rec.exit_code}};
       },
       r);
@@ -133,8 +168,8 @@ json record_to_json(const Record& r) {
 std::optional<Record> record_from_json(const json& j, std::string* error) {
   try {
     if (j.value("v", 0) != kRecordFormatVersion) {
-      *error = fmt::format("record format version {} is not {}", j.value("v", 0),
-                           kRecordFormatVersion);
+      *error =
+          fmt::format("record format version {} is not {}", j.value("v", 0), kRecordFormatVersion);
       return std::nullopt;
     }
     std::string type = j.at("type").get<std::string>();

@@ -16,7 +16,8 @@ int run_check(bool try_load, const GlobalOptions& g) {
   capture::KernelFeatures f = capture::probe_kernel();
   for (const auto& p : capture::describe(f))
     std::cout << fmt::format("{:<36} {:<4} {}\n", p.name, p.ok ? "ok" : "no", p.detail);
-  for (auto b : {capture::Backend::Tracepoint, capture::Backend::Fentry, capture::Backend::Kprobe}) {
+  for (auto b :
+       {capture::Backend::Tracepoint, capture::Backend::Fentry, capture::Backend::Kprobe}) {
     std::string why = capture::backend_unavailable_reason(b, f);
     if (why.empty() && try_load && privilege_problem().empty()) {
       // Probing tells what should work; loading for real tells what does.
@@ -28,7 +29,8 @@ int run_check(bool try_load, const GlobalOptions& g) {
       auto cap = capture::BpfCapture::open(o, f, &err);
       why = cap ? "" : err;
     }
-    std::cout << fmt::format("{:<36} {:<4} {}\n", fmt::format("backend {}", capture::backend_name(b)),
+    std::cout << fmt::format("{:<36} {:<4} {}\n",
+                             fmt::format("backend {}", capture::backend_name(b)),
                              why.empty() ? "ok" : "no", why.empty() ? "loads and attaches" : why);
   }
   std::string why;
@@ -46,7 +48,8 @@ int run_check(bool try_load, const GlobalOptions& g) {
 
 Runner add_check_command(CLI::App& app, const GlobalOptions& g) {
   auto try_load = std::make_shared<bool>(true);
-  CLI::App* c = app.add_subcommand("check", "Report what this kernel supports and what capscope uses");
+  CLI::App* c =
+      app.add_subcommand("check", "Report what this kernel supports and what capscope uses");
   c->add_flag("!--no-load", *try_load, "Only probe; do not load the backends to confirm");
   return [try_load, &g] { return run_check(*try_load, g); };
 }

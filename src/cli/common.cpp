@@ -35,9 +35,10 @@ std::string privilege_problem() {
   bool bpf = eff & (1ULL << CAP_BPF), perfmon = eff & (1ULL << CAP_PERFMON),
        admin = eff & (1ULL << CAP_SYS_ADMIN);
   if ((bpf && perfmon) || admin) return "";
-  return fmt::format("tracing needs root, or CAP_BPF and CAP_PERFMON (this process has{}{}): "
-                     "run it with sudo",
-                     bpf ? " CAP_BPF" : "", perfmon ? " CAP_PERFMON" : " neither");
+  return fmt::format(
+      "tracing needs root, or CAP_BPF and CAP_PERFMON (this process has{}{}): "
+      "run it with sudo",
+      bpf ? " CAP_BPF" : "", perfmon ? " CAP_PERFMON" : " neither");
 }
 
 std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error) {
@@ -50,9 +51,10 @@ std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error
     struct stat st {};
     if (stat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return st.st_ino;
   }
-  *error = fmt::format("--cgroup {}: no such cgroup v2 directory (looked under /sys/fs/cgroup "
-                       "and /sys/fs/cgroup/unified)",
-                       path);
+  *error = fmt::format(
+      "--cgroup {}: no such cgroup v2 directory (looked under /sys/fs/cgroup "
+      "and /sys/fs/cgroup/unified)",
+      path);
   return std::nullopt;
 }
 
@@ -64,8 +66,7 @@ std::string node_name() {
   return buf;
 }
 
-std::optional<std::vector<std::string>> parse_field_list(const std::string& s,
-                                                         std::string* error) {
+std::optional<std::vector<std::string>> parse_field_list(const std::string& s, std::string* error) {
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos <= s.size()) {

@@ -91,8 +91,8 @@ std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, std::stri
     for (const auto& name : o.caps) {
       auto cap = tables::cap_from_name(name);
       if (!cap || *cap > 63) {
-        *error = fmt::format("--caps: unknown capability '{}' (try `capscope caps` for the list)",
-                             name);
+        *error =
+            fmt::format("--caps: unknown capability '{}' (try `capscope caps` for the list)", name);
         return std::nullopt;
       }
       mask |= 1ULL << *cap;
@@ -111,8 +111,8 @@ std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, std::stri
   if (!o.rate_limit.empty()) {
     f.rate_window_ns = filter::parse_duration_ns(o.rate_limit);
     if (!f.rate_window_ns) {
-      *error = fmt::format("--rate-limit '{}': not a duration (use e.g. 30s, 1m, 1h)",
-                           o.rate_limit);
+      *error =
+          fmt::format("--rate-limit '{}': not a duration (use e.g. 30s, 1m, 1h)", o.rate_limit);
       return std::nullopt;
     }
   }
@@ -170,8 +170,8 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   NsInodes host_ns = host_namespaces();
   std::unique_ptr<capture::EventSource> source;
   if (!o.replay.empty()) {
-    source = capture::ReplaySource::open(o.replay, *filters, host_ns[static_cast<size_t>(NsKind::Pid)],
-                                         &error);
+    source = capture::ReplaySource::open(o.replay, *filters,
+                                         host_ns[static_cast<size_t>(NsKind::Pid)], &error);
     if (!source) return failure(error);
   } else {
     if (auto why = privilege_problem(); !why.empty()) return failure(why);

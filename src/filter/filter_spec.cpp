@@ -20,11 +20,16 @@ std::optional<uint64_t> parse_duration_ns(std::string_view s) {
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
     unit = s.substr(u, i - u);
     uint64_t mult;
-    if (unit == "ms") mult = 1'000'000ULL;
-    else if (unit == "s") mult = 1'000'000'000ULL;
-    else if (unit == "m") mult = 60'000'000'000ULL;
-    else if (unit == "h") mult = 3'600'000'000'000ULL;
-    else return std::nullopt;
+    if (unit == "ms")
+      mult = 1'000'000ULL;
+    else if (unit == "s")
+      mult = 1'000'000'000ULL;
+    else if (unit == "m")
+      mult = 60'000'000'000ULL;
+    else if (unit == "h")
+      mult = 3'600'000'000'000ULL;
+    else
+      return std::nullopt;
     total += n * mult;
   }
   if (total == 0) return std::nullopt;

@@ -38,8 +38,8 @@ struct ProcessInfo {
   std::string binary;             // absolute path of the executable
   std::vector<std::string> args;  // argv, argv[0] included
   std::string cwd;
-  uint64_t start_ktime_ns = 0;    // CLOCK_MONOTONIC (or boot time from /proc, see flags)
-  int64_t start_wall_ns = 0;      // wall clock
+  uint64_t start_ktime_ns = 0;  // CLOCK_MONOTONIC (or boot time from /proc, see flags)
+  int64_t start_wall_ns = 0;    // wall clock
   std::string exec_id;
   std::string parent_exec_id;
   std::vector<std::string> flags;  // Tetragon-style: execve, procFS, clone, rootcwd, ...
@@ -48,7 +48,7 @@ struct ProcessInfo {
   NsInodes ns{};
   uint32_t userns_level = 0;
   uint64_t cgroup_id = 0;
-  std::string cgroup_path;        // the path used to find the container
+  std::string cgroup_path;  // the path used to find the container
   ContainerRef container;
   bool exited = false;
 };
@@ -62,7 +62,7 @@ struct EnrichedCheck {
   ProcessPtr process;   // null when the process could not be found
   ProcessPtr parent;
   std::string node_name;
-  NsInodes host_ns{};   // the host's namespace inodes, for is_host
+  NsInodes host_ns{};  // the host's namespace inodes, for is_host
 };
 
 }  // namespace capscope

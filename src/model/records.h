@@ -38,14 +38,23 @@ struct CapSets {
 
 // Namespace inodes of a process, in the order of Tetragon's `ns` block.
 enum class NsKind : uint8_t {
-  Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User,
+  Uts,
+  Ipc,
+  Mnt,
+  Pid,
+  PidForChildren,
+  Net,
+  Time,
+  TimeForChildren,
+  Cgroup,
+  User,
 };
 inline constexpr size_t kNsKinds = 10;
 using NsInodes = std::array<uint32_t, kNsKinds>;
 
 // One capability check, decoded.
 struct CapCheck {
-  uint64_t ktime_ns = 0;   // CLOCK_MONOTONIC
+  uint64_t ktime_ns = 0;  // CLOCK_MONOTONIC
   uint64_t cgroup_id = 0;
   uint64_t cap_effective = 0;
   uint64_t cap_permitted = 0;
@@ -68,8 +77,8 @@ struct CapCheck {
   AuditSource audit_source = AuditSource::Unknown;
   UserNs target_ns;
   std::string comm;
-  std::vector<uint64_t> stack;      // kernel return addresses, when sampled
-  std::vector<uint8_t> raw_stack;   // raw stack bytes, when sampled (learning)
+  std::vector<uint64_t> stack;     // kernel return addresses, when sampled
+  std::vector<uint8_t> raw_stack;  // raw stack bytes, when sampled (learning)
 
   [[nodiscard]] bool granted() const { return ret == 0; }
 };

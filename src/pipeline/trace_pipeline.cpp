@@ -5,8 +5,7 @@
 namespace capscope::pipeline {
 
 TracePipeline::TracePipeline(capture::EventSource& source, ProcessCache& cache,
-                             output::EventWriter& writer, std::string node_name,
-                             NsInodes host_ns)
+                             output::EventWriter& writer, std::string node_name, NsInodes host_ns)
     : source_(source),
       cache_(cache),
       writer_(writer),
@@ -33,7 +32,7 @@ void TracePipeline::on_record(Record&& r) {
       [this](auto&& rec) {
         using T = std::decay_t<decltype(rec)>;
         if constexpr (std::is_same_v<T, CapCheck>) {
-          on_check(std::move(rec));
+          on_check(std::forward<decltype(rec)>(rec));
         } else if constexpr (std::is_same_v<T, ExecRecord>) {
           ++stats_.execs;
           cache_.on_exec(rec);

@@ -16,7 +16,7 @@
 namespace capscope::pipeline {
 
 struct PipelineStats {
-  uint64_t reported = 0;      // checks written out
+  uint64_t reported = 0;  // checks written out
   uint64_t execs = 0, forks = 0, exits = 0;
   uint64_t unattributed = 0;  // checks whose process could not be found
 };

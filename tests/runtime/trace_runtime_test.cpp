@@ -50,8 +50,8 @@ int sh(const std::string& cmd) {
 class Capscope {
  public:
   explicit Capscope(std::vector<std::string> args) {
-    dir_ = fs::temp_directory_path() / ("capscope-rt-" + std::to_string(getpid()) + "-" +
-                                        std::to_string(counter_++));
+    dir_ = fs::temp_directory_path() /
+           ("capscope-rt-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
     fs::create_directories(dir_);
     out_ = dir_ / "events";
     err_ = dir_ / "stderr";
@@ -189,7 +189,8 @@ TEST_F(TraceRuntime, ChrootAndMountAndUnshare) {
   EXPECT_TRUE(saw_unshare_syscall);
   auto mount = select(all, "mount", "CAP_SYS_ADMIN");
   bool saw_mount = false;
-  for (const auto& e : mount) saw_mount |= syscall_of(e) == "mount" && audit_of(e) && ret_of(e) == 0;
+  for (const auto& e : mount)
+    saw_mount |= syscall_of(e) == "mount" && audit_of(e) && ret_of(e) == 0;
   EXPECT_TRUE(saw_mount) << cs.output_text();
 }
 
@@ -238,8 +239,8 @@ TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {
 }
 
 TEST_F(TraceRuntime, RateLimitCountsWhatItSuppressed) {
-  Capscope cs({"-o", "json", "--comm", "cs_setuid_loop", "--rate-limit", "1h", "--caps",
-               "CAP_SETUID"});
+  Capscope cs(
+      {"-o", "json", "--comm", "cs_setuid_loop", "--rate-limit", "1h", "--caps", "CAP_SETUID"});
   ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
   ASSERT_EQ(sh(std::string(CAPSCOPE_HELPERS_DIR) + "/cs_setuid_loop 1000 >/dev/null"), 0);
   EXPECT_EQ(cs.stop(), 0);
@@ -252,9 +253,10 @@ TEST_F(TraceRuntime, RateLimitCountsWhatItSuppressed) {
 TEST_F(TraceRuntime, CountsEqualBpftrace) {
   if (sh("command -v bpftrace >/dev/null") != 0) GTEST_SKIP() << "bpftrace is not installed";
   fs::path bt_out = fs::temp_directory_path() / "capscope-bpftrace.out";
-  std::string bt = "bpftrace -e 'tracepoint:capability:cap_capable /comm == \"cs_setuid_loop\"/ "
-                   "{ @[args->cap, args->ret] = count(); }' > " +
-                   bt_out.string() + " 2>&1 & echo $!";
+  std::string bt =
+      "bpftrace -e 'tracepoint:capability:cap_capable /comm == \"cs_setuid_loop\"/ "
+      "{ @[args->cap, args->ret] = count(); }' > " +
+      bt_out.string() + " 2>&1 & echo $!";
   FILE* p = popen(bt.c_str(), "r");
   ASSERT_NE(p, nullptr);
   int bt_pid = 0;

@@ -50,8 +50,12 @@ TEST(CallSite, FunctionRules) {
 }
 
 TEST(CallSite, StackVerdicts) {
-  std::vector<std::string> mmap = {"", "bpf_trace_run5", "cap_capable", "cap_vm_enough_memory",
-                                   "security_vm_enough_memory_mm", "__mmap_region"};
+  std::vector<std::string> mmap = {"",
+                                   "bpf_trace_run5",
+                                   "cap_capable",
+                                   "cap_vm_enough_memory",
+                                   "security_vm_enough_memory_mm",
+                                   "__mmap_region"};
   auto v = classify_stack(mmap);
   EXPECT_FALSE(v.audit);
   EXPECT_EQ(v.decided_by, "cap_vm_enough_memory");

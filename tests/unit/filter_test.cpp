@@ -44,12 +44,12 @@ TEST(CheckFilter, UniqueDoesNotHideALaterDenialOrAuditedUse) {
   auto probe = check(21, 0, false);
   auto granted = check(21, 0, true);
   auto denied = check(21, -1, true);
-  EXPECT_TRUE(f.keep(probe));      // first no-audit probe of SYS_ADMIN
-  EXPECT_FALSE(f.keep(probe));     // the same again: suppressed
-  EXPECT_TRUE(f.keep(granted));    // an audited use after the probe is news
+  EXPECT_TRUE(f.keep(probe));    // first no-audit probe of SYS_ADMIN
+  EXPECT_FALSE(f.keep(probe));   // the same again: suppressed
+  EXPECT_TRUE(f.keep(granted));  // an audited use after the probe is news
   EXPECT_FALSE(f.keep(granted));
-  EXPECT_FALSE(f.keep(probe));     // after an audited use, probes are not news
-  EXPECT_TRUE(f.keep(denied));     // a later denial of a granted capability is news
+  EXPECT_FALSE(f.keep(probe));  // after an audited use, probes are not news
+  EXPECT_TRUE(f.keep(denied));  // a later denial of a granted capability is news
   EXPECT_FALSE(f.keep(denied));
   EXPECT_EQ(f.stats().unique_suppressed, 4u);
   auto other_container = check(21, 0, true);

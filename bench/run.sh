@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Overhead per capability check, measured in one run as ratios (the machines
+# are shared and noisy). A tight loop of setuid(0) as root makes exactly one
+# CAP_SETUID check per call; it runs under each tracer in turn, for several
+# interleaved rounds, and the median ns per call is kept.
+#
+#   bash bench/run.sh [calls per run, default 2000000] [rounds, default 3]
+#
+# Prints, per mode: ns per call, ns added per check over no tracing, the
+# ratio of that to the floor (an empty program on the same tracepoint),
+# events per second the tracer took in, and events lost.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-2000000}
+ROUNDS=${2:-3}
+B=${BUILD_DIR:-build}
+LOOP=$B/tests/cs_setuid_loop
+CAPSCOPE=$B/capscope
+EMPTY=$B/bench/cs_bench_empty_attach
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+wait_for() {  # file pattern
+  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: tracer did not start ($1)" >&2; cat "$1" >&2; return 1
+}
+
+# run_mode NAME: starts the tracer for NAME, runs the loop, stops; prints "ns lost"
+run_mode() {
+  local mode=$1 pid="" log=$tmp/$mode.log lost=0
+  : > "$log"
+  case $mode in
+    none) ;;
+    floor) $EMPTY > "$log" 2>&1 & pid=$!; wait_for "$log" attached ;;
+    bpftrace_count)
+      bpftrace -e 'tracepoint:capability:cap_capable { @[comm, args->cap, args->ret] = count(); }' \
+        > "$log" 2>&1 & pid=$!; wait_for "$log" Attaching ;;
+    bpftrace_printf)
+      bpftrace -e 'tracepoint:capability:cap_capable { printf("%s %d %d %d\n", comm, pid, args->cap, args->ret); }' \
+        > "$tmp/bt.out" 2> "$log" & pid=$!; sleep 0.2; wait_for "$tmp/bt.out" Attaching ;;
+    capscope_json)
+      $CAPSCOPE trace -o json --output "$tmp/events.json" 2> "$log" & pid=$!; wait_for "$log" "tracing with" ;;
+    capscope_unique)
+      $CAPSCOPE trace -o json --unique --output "$tmp/events.json" 2> "$log" & pid=$!; wait_for "$log" "tracing with" ;;
+  esac
+  sleep 0.3
+  local ns
+  ns=$($LOOP "$N")
+  if [[ -n $pid ]]; then
+    sleep 0.5
+    kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  fi
+  if [[ $mode == capscope_* ]]; then
+    lost=$(grep -o '[0-9]* lost (ring buffer full)' "$log" | awk '{print $1}')
+    lost=${lost:-unknown}
+  elif [[ $mode == bpftrace_printf ]]; then
+    lost=$(grep -o 'Lost [0-9]* events' "$log" "$tmp/bt.out" 2>/dev/null | awk '{s+=$2} END {print s+0}')
+  fi
+  echo "$ns $lost"
+}
+
+MODES=(none floor bpftrace_count bpftrace_printf capscope_json capscope_unique)
+declare -A samples lostv
+for r in $(seq 1 "$ROUNDS"); do
+  for m in "${MODES[@]}"; do
+    read -r ns lost < <(run_mode "$m")
+    samples[$m]+="$ns "
+    lostv[$m]=$lost
+    echo "round $r $m: $ns ns/call lost=$lost" >&2
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+base=$(echo "${samples[none]}" | median)
+floor=$(echo "${samples[floor]}" | median)
+floor_added=$(awk -v f="$floor" -v b="$base" 'BEGIN {print f-b}')
+echo
+echo "capscope benchmark: $N setuid(0) calls per run, median of $ROUNDS rounds, kernel $(uname -r), $(nproc) CPUs"
+printf '%-18s %10s %12s %10s %12s %8s\n' mode ns/call added/check x_floor events/s lost
+for m in "${MODES[@]}"; do
+  med=$(echo "${samples[$m]}" | median)
+  awk -v m="$m" -v t="$med" -v b="$base" -v fa="$floor_added" -v l="${lostv[$m]:--}" 'BEGIN {
+    added = t - b; ratio = (fa > 0) ? added / fa : 0; eps = (m == "none") ? 0 : 1e9 / t;
+    printf "%-18s %10.1f %12.1f %10.2f %12.0f %8s\n", m, t, added, ratio, eps, l }'
+done

@@ -1,0 +1,338 @@
+#include "output/json_writer.h"
+
+#include <array>
+
+#include "tables/capabilities.h"
+#include "tables/syscalls.h"
+#include "util/clock.h"
+
+namespace capscope::output {
+namespace {
+
+// Writes the members of one JSON object and places the commas. Keys are our own
+// literals and need no escaping.
+class Members {
+ public:
+  explicit Members(Buffer& b) : b_(b) { b_.push_back('{'); }
+
+  void key(std::string_view k) {
+    if (!first_) b_.push_back(',');
+    first_ = false;
+    b_.push_back('"');
+    put(b_, k);
+    put(b_, "\":");
+  }
+  void str(std::string_view k, std::string_view v) {
+    key(k);
+    append_json_string(b_, v);
+  }
+  // protojson leaves empty strings out.
+  void str_if(std::string_view k, std::string_view v) {
+    if (!v.empty()) str(k, v);
+  }
+  template <typename Int>
+  void num(std::string_view k, Int v) {
+    key(k);
+    put_int(b_, v);
+  }
+  void boolean(std::string_view k, bool v) {
+    key(k);
+    put(b_, v ? "true" : "false");
+  }
+  void raw(std::string_view k, std::string_view json) {
+    key(k);
+    put(b_, json);
+  }
+  void close() { b_.push_back('}'); }
+
+ private:
+  Buffer& b_;
+  bool first_ = true;
+};
+
+// Tetragon's names of the namespace kinds, in NsKind order.
+constexpr std::array<std::string_view, kNsKinds> kNsNames = {
+    "uts",    "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children",
+    "cgroup", "user"};
+
+void append_cap_list(Buffer& b, uint64_t mask) {
+  b.push_back('[');
+  bool first = true;
+  for (int cap = 0; cap < 64; ++cap) {
+    if (!(mask >> cap & 1)) continue;
+    if (!first) b.push_back(',');
+    first = false;
+    b.push_back('"');
+    append_cap_name(b, cap);  // names are [A-Z0-9_]: nothing to escape
+    b.push_back('"');
+  }
+  b.push_back(']');
+}
+
+// Tetragon's Namespace message: protojson leaves out inum 0 and is_host false.
+void append_namespace(Buffer& b, uint32_t inum, bool is_host) {
+  Members ns(b);
+  if (inum != 0) ns.num("inum", inum);
+  if (is_host) ns.boolean("is_host", true);
+  ns.close();
+}
+
+void append_caps(Buffer& b, Members& m, const CapSets& c) {
+  if ((c.permitted | c.effective | c.inheritable) == 0) return;
+  m.key("cap");
+  Members caps(b);
+  const std::array<std::pair<std::string_view, uint64_t>, 3> sets = {
+      {{"permitted", c.permitted}, {"effective", c.effective}, {"inheritable", c.inheritable}}};
+  for (const auto& [name, mask] : sets) {
+    if (mask == 0) continue;  // protojson leaves out empty lists
+    caps.key(name);
+    append_cap_list(b, mask);
+  }
+  caps.close();
+}
+
+// is_host compares with the host's inode of the same kind (0 there: unknown, never host).
+void append_namespaces(Buffer& b, Members& m, const NsInodes& ns, const NsInodes& host) {
+  bool any = false;
+  for (uint32_t inum : ns) any = any || inum != 0;
+  if (!any) return;
+  m.key("ns");
+  Members block(b);
+  for (size_t k = 0; k < kNsKinds; ++k) {
+    if (ns[k] == 0) continue;
+    block.key(kNsNames[k]);
+    append_namespace(b, ns[k], host[k] != 0 && ns[k] == host[k]);
+  }
+  block.close();
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+// The process block up to, not including, "tid" and the closing brace. host_ns is null
+// for the parent, which gets no cap and ns blocks (as in Tetragon's events).
+void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_ns) {
+  Members m(b);
+  m.str_if("exec_id", p.exec_id);
+  m.num("pid", p.pid);
+  m.num("uid", p.uid);
+  m.str_if("cwd", p.cwd);
+  m.str_if("binary", p.binary);
+  if (p.args.size() > 1) m.str_if("arguments", tetragon_arguments(p.args));
+  if (!p.flags.empty()) m.str_if("flags", join_words(p.flags));
+  if (p.start_wall_ns != 0) m.str("start_time", util::format_rfc3339_ns(p.start_wall_ns));
+  m.num("auid", p.auid);
+  append_pod(b, p.container);
+  if (!p.container.empty()) m.str("docker", std::string_view(p.container.id).substr(0, 31));
+  m.str_if("parent_exec_id", p.parent_exec_id);
+  if (host_ns == nullptr) return;
+  append_caps(b, m, p.caps);
+  append_namespaces(b, m, p.ns, *host_ns);
+}
+
+// Tetragon's KprobeUserNamespace: level, uid and gid are wrapper types, always printed;
+// is_host comes from level 0, as Tetragon decides it.
+void append_user_ns_arg(Buffer& b, const UserNs& ns) {
+  put(b, "{\"user_ns_arg\":{\"level\":");
+  put_int(b, ns.level);
+  put(b, ",\"uid\":");
+  put_int(b, ns.owner_uid);
+  put(b, ",\"gid\":");
+  put_int(b, ns.owner_gid);
+  put(b, ",\"ns\":");
+  append_namespace(b, ns.inum, ns.is_host());
+  put(b, "}}");
+}
+
+void append_capability_arg(Buffer& b, int cap) {
+  put(b, "{\"capability_arg\":{\"value\":");
+  put_int(b, cap);
+  put(b, ",\"name\":\"");
+  append_cap_name(b, cap);
+  put(b, "\"}}");
+}
+
+void append_syscall(Buffer& b, int nr) {
+  Members s(b);
+  s.num("nr", nr);
+  if (nr >= 0) s.str("name", tables::syscall_name(nr));
+  s.close();
+}
+
+void append_container(Buffer& b, Members& m, const ContainerRef& c) {
+  if (c.empty()) return;
+  m.str("container_id", c.id);
+  m.str_if("container_runtime", c.runtime);
+  if (c.name.empty() && c.image.empty()) return;
+  m.key("container");
+  Members block(b);
+  block.str("id", c.id);
+  block.str_if("name", c.name);
+  block.str_if("image", c.image);
+  block.str_if("image_id", c.image_id);
+  block.close();
+}
+
+// What capscope knows and Tetragon's event cannot say. Every member is always there
+// (zeros included, unlike the Tetragon part) but suppressed and the container ones.
+void append_capscope(Buffer& b, const EnrichedCheck& e, std::string_view effective,
+                     std::string_view permitted) {
+  const CapCheck& c = e.check;
+  Members m(b);
+  m.key("syscall");
+  append_syscall(b, c.syscall_nr);
+  m.str("verdict", verdict_word(c));
+  m.num("errno", c.ret);
+  m.boolean("audit", c.audit);
+  m.str("audit_source", audit_source_word(c.audit_source));
+  m.boolean("insetid", c.insetid);
+  m.boolean("cred_override", c.cred_override);
+  m.boolean("kthread", c.kthread);
+  m.str("comm", c.comm);
+  m.num("ppid", c.ppid);
+  m.num("uid", c.uid);
+  m.num("euid", c.euid);
+  m.num("gid", c.gid);
+  m.num("cgroup_id", c.cgroup_id);
+  m.num("mntns", c.mntns);
+  m.num("pidns", c.pidns);
+  m.raw("cap_effective", effective);
+  m.raw("cap_permitted", permitted);
+  if (c.suppressed > 0) m.num("suppressed", c.suppressed);
+  if (e.process) append_container(b, m, e.process->container);
+  m.close();
+}
+
+// The pieces a writer may have cached, assembled into one event.
+struct Parts {
+  std::string_view process_head;  // empty: unknown process
+  std::string_view parent_head;   // empty: unknown parent
+  std::string_view effective;
+  std::string_view permitted;
+};
+
+void append_process_block(Buffer& b, const CapCheck& c, std::string_view head) {
+  if (head.empty()) {  // unknown process: what the check itself carries
+    put(b, "{\"pid\":");
+    put_int(b, c.pid);
+    put(b, ",\"uid\":");
+    put_int(b, c.uid);
+  } else {
+    put(b, head);
+  }
+  put(b, ",\"tid\":");
+  put_int(b, c.tid);
+  b.push_back('}');
+}
+
+void assemble(Buffer& b, const EnrichedCheck& e, const Parts& parts) {
+  const CapCheck& c = e.check;
+  put(b, "{\"process_kprobe\":{\"process\":");
+  append_process_block(b, c, parts.process_head);
+  if (!parts.parent_head.empty()) {
+    put(b, ",\"parent\":");
+    put(b, parts.parent_head);
+    put(b, ",\"tid\":");
+    put_int(b, e.parent->pid);
+    b.push_back('}');
+  }
+  put(b, ",\"function_name\":\"cap_capable\",\"args\":[");
+  append_user_ns_arg(b, c.target_ns);
+  b.push_back(',');
+  append_capability_arg(b, c.cap);
+  // int_arg sits in a oneof, so protojson prints it even when 0: Tetragon's events say
+  // "int_arg":0 for a granted check, and so do ours.
+  put(b, "],\"return\":{\"int_arg\":");
+  put_int(b, c.ret);
+  put(b, "},\"action\":\"KPROBE_ACTION_POST\",\"policy_name\":\"capscope\",\"capscope\":");
+  append_capscope(b, e, parts.effective, parts.permitted);
+  b.push_back('}');
+  if (!e.node_name.empty()) {
+    put(b, ",\"node_name\":");
+    append_json_string(b, e.node_name);
+  }
+  put(b, ",\"time\":\"");
+  put(b, util::format_rfc3339_ns(e.wall_ns));
+  put(b, "\"}");
+}
+
+std::string to_string(const Buffer& b) { return {b.data(), b.size()}; }
+
+}  // namespace
+
+void append_pod(Buffer& out, const ContainerRef& c) {
+  if (c.empty() || c.pod_uid.empty()) return;
+  put(out, ",\"pod\":");
+  Members pod(out);
+  pod.str("uid", c.pod_uid);
+  pod.key("container");
+  Members ctr(out);
+  // Kubernetes spells container ids "<runtime>://<id>".
+  ctr.str("id", c.runtime.empty() ? c.id : c.runtime + "://" + c.id);
+  ctr.str_if("name", c.name);
+  if (!c.image.empty() || !c.image_id.empty()) {
+    ctr.key("image");
+    Members image(out);
+    image.str_if("id", c.image_id);
+    image.str_if("name", c.image);
+    image.close();
+  }
+  ctr.close();
+  pod.close();
+}
+
+void append_json_event(Buffer& out, const EnrichedCheck& e) {
+  Buffer process, parent, effective, permitted;
+  if (e.process) append_process_head(process, *e.process, &e.host_ns);
+  if (e.parent) append_process_head(parent, *e.parent, nullptr);
+  append_cap_list(effective, e.check.cap_effective);
+  append_cap_list(permitted, e.check.cap_permitted);
+  std::string texts[4] = {to_string(process), to_string(parent), to_string(effective),
+                          to_string(permitted)};
+  assemble(out, e, Parts{texts[0], texts[1], texts[2], texts[3]});
+}
+
+std::string_view JsonWriter::process_head(const ProcessPtr& p, const NsInodes* host_ns,
+                                          ProcessCache& cache) {
+  if (!p) return {};
+  // Fibonacci hashing: the top bits of the product depend on all bits of the address,
+  // whatever its alignment.
+  static_assert(kProcessSlots == 16);
+  uint64_t hash =
+      static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p.get())) * 0x9E3779B97F4A7C15ULL;
+  ProcessSlot& slot = cache[hash >> 60];
+  bool same_ns = host_ns == nullptr || *host_ns == slot.host_ns;
+  if (p == slot.process && same_ns) return slot.text;
+  Buffer b;
+  append_process_head(b, *p, host_ns);
+  slot.process = p;
+  if (host_ns != nullptr) slot.host_ns = *host_ns;
+  slot.text.assign(b.data(), b.size());
+  return slot.text;
+}
+
+std::string_view JsonWriter::cap_list(uint64_t mask, MaskSlot& slot) {
+  if (mask == slot.mask) return slot.text;
+  Buffer b;
+  append_cap_list(b, mask);
+  slot.mask = mask;
+  slot.text.assign(b.data(), b.size());
+  return slot.text;
+}
+
+void JsonWriter::write(const EnrichedCheck& e) {
+  Parts parts{
+      process_head(e.process, &e.host_ns, processes_), process_head(e.parent, nullptr, parents_),
+      cap_list(e.check.cap_effective, effective_), cap_list(e.check.cap_permitted, permitted_)};
+  assemble(buf(), e, parts);
+  buf().push_back('\n');
+  end_event();
+}
+
+}  // namespace capscope::output

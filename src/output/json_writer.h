@@ -1,0 +1,58 @@
+// JSON lines shaped like Tetragon's process_kprobe event for cap_capable, so tools that
+// read Tetragon's export read ours; what Tetragon lacks sits in one "capscope" object
+// inside process_kprobe, where readers that ignore unknown fields never see it.
+// docs/EVENTS.md documents every field.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "output/writer.h"
+
+namespace capscope::output {
+
+// Appends one event as a single-line JSON object, without the newline.
+void append_json_event(Buffer& out, const EnrichedCheck& e);
+
+// Tetragon's `pod` member (with its leading comma) for a process in `c`. Written only
+// for a Kubernetes container, i.e. when the cgroup path gave a pod uid; otherwise, and
+// for every process on the host or in a plain container, nothing at all.
+void append_pod(Buffer& out, const ContainerRef& c);
+
+class JsonWriter final : public BufferedWriter {
+ public:
+  explicit JsonWriter(std::ostream& out) : BufferedWriter(out) {}
+  void write(const EnrichedCheck& e) override;
+
+ private:
+  // Serialized process blocks (all but their "tid") of recently seen processes, in a
+  // small direct-mapped cache: checks come in bursts from a few interleaved processes.
+  // Holding the pointer keeps the (immutable) ProcessInfo alive, so its address cannot
+  // be reused by another process while the entry stands.
+  struct ProcessSlot {
+    ProcessPtr process;
+    NsInodes host_ns{};
+    std::string text;
+  };
+  static constexpr size_t kProcessSlots = 16;
+  using ProcessCache = std::array<ProcessSlot, kProcessSlots>;
+  // The JSON list of capability names of the last mask seen.
+  struct MaskSlot {
+    uint64_t mask = 0;
+    std::string text = "[]";
+  };
+
+  static std::string_view process_head(const ProcessPtr& p, const NsInodes* host_ns,
+                                       ProcessCache& cache);
+  static std::string_view cap_list(uint64_t mask, MaskSlot& slot);
+
+  ProcessCache processes_;
+  ProcessCache parents_;
+  MaskSlot effective_;
+  MaskSlot permitted_;
+};
+
+}  // namespace capscope::output
