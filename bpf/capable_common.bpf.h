@@ -22,6 +22,46 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * Reads. tp_btf and fexit programs get their arguments as BTF pointers and
+ * may load through them directly (the verifier makes each load fault-safe),
+ * which costs a plain load instead of a bpf_probe_read_kernel() call; the
+ * kprobe backend defines CS_UNTRUSTED_ARGS and reads through helpers.
+ * Both are CO-RE: vmlinux.h marks every struct preserve_access_index.
+ */
+#ifdef CS_UNTRUSTED_ARGS
+#define CS_READ(...) BPF_CORE_READ(__VA_ARGS__)
+#else
+#define CS_READ(...) (___arrow(__VA_ARGS__))
+#endif
+
+/* kernel_cap_t before Linux 6.3, which turned its u32[2] into one u64. */
+struct kernel_cap_struct___pre63 {
+	__u32 cap[2];
+} __attribute__((preserve_access_index));
+
+struct cred___pre63 {
+	struct kernel_cap_struct___pre63 cap_inheritable;
+	struct kernel_cap_struct___pre63 cap_permitted;
+	struct kernel_cap_struct___pre63 cap_effective;
+	struct kernel_cap_struct___pre63 cap_bset;
+	struct kernel_cap_struct___pre63 cap_ambient;
+} __attribute__((preserve_access_index));
+
+/* A capability set of `cred` as a 64-bit mask, in either layout of kernel_cap_t. */
+#define CS_CAPSET(cred, field)                                                             \
+	({                                                                                 \
+		__u64 __set;                                                               \
+		if (bpf_core_field_exists((cred)->field.val)) {                            \
+			__set = CS_READ(cred, field.val);                                  \
+		} else {                                                                   \
+			const struct cred___pre63 *__old = (const void *)(cred);           \
+			__set = CS_READ(__old, field.cap[0]) |                             \
+				((__u64)CS_READ(__old, field.cap[1]) << 32);               \
+		}                                                                          \
+		__set;                                                                     \
+	})
+
 /* ---- maps ---------------------------------------------------------------- */
 
 struct {
@@ -38,9 +78,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CS_CNT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cs_counters);
 } counters SEC(".maps");
 
 /* Learned call sites: kernel return address -> frame advance and decision. */
@@ -51,12 +91,28 @@ struct {
 	__type(value, struct cs_callsite);
 } callsites SEC(".maps");
 
+/* The same entries, direct-mapped (see struct cs_callsite_slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_CALLSITE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_callsite_slot);
+} callsite_cache SEC(".maps");
+
+/* --unique: direct-mapped slots by mount namespace, and the overflow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_UNIQUE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_unique_slot);
+} unique_cache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct cs_unique_key);
-	__type(value, struct cs_unique_val);
-} unique_seen SEC(".maps");
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct cs_unique_slot);
+} unique_more SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,79 +122,48 @@ struct {
 } rate_seen SEC(".maps");
 
 /* Filter sets: membership means "keep". */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_MAX_FILTER_VALUES);
-	__type(key, __u32);
-	__type(value, __u8);
-} filter_pids SEC(".maps");
+#define CS_FILTER_SET(name, key_type, entries)                                             \
+	struct {                                                                           \
+		__uint(type, BPF_MAP_TYPE_HASH);                                           \
+		__uint(max_entries, entries);                                              \
+		__type(key, key_type);                                                     \
+		__type(value, __u8);                                                       \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_MAX_FILTER_VALUES);
-	__type(key, __u32);
-	__type(value, __u8);
-} filter_tids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_MAX_FILTER_VALUES);
-	__type(key, __u32);
-	__type(value, __u8);
-} filter_uids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_MAX_FILTER_VALUES);
-	__type(key, __u32);
-	__type(value, __u8);
-} filter_gids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_MAX_FILTER_VALUES);
-	__type(key, struct cs_comm_key);
-	__type(value, __u8);
-} filter_comms SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __u8);
-} filter_cgroups SEC(".maps");
+CS_FILTER_SET(filter_pids, __u32, CS_MAX_FILTER_VALUES);
+CS_FILTER_SET(filter_tids, __u32, CS_MAX_FILTER_VALUES);
+CS_FILTER_SET(filter_uids, __u32, CS_MAX_FILTER_VALUES);
+CS_FILTER_SET(filter_gids, __u32, CS_MAX_FILTER_VALUES);
+CS_FILTER_SET(filter_comms, struct cs_comm_key, CS_MAX_FILTER_VALUES);
+CS_FILTER_SET(filter_cgroups, __u64, 4096);
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static __always_inline void cs_count(__u32 idx)
+static __always_inline struct cs_counters *cs_counters(void)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	__u32 zero = 0;
 
-	if (v)
-		*v += 1;
+	return bpf_map_lookup_elem(&counters, &zero);
 }
 
-/*
- * kernel_cap_t is u32[2] before Linux 6.3 and a u64 after; both are 8 bytes
- * and little-endian on the architectures we build for, so one 8-byte CO-RE
- * read at the relocated field offset gives the same mask on either layout.
- */
-#define CS_READ_CAPSET(dst, cred, field)                                                   \
-	do {                                                                               \
-		(dst) = 0;                                                                 \
-		bpf_core_read(&(dst), sizeof(__u64), &(cred)->field);                      \
-	} while (0)
+/* Per-CPU counters: no atomics needed, a program does not migrate mid-run. */
+static __always_inline void cs_count(struct cs_counters *cnt, __u32 idx)
+{
+	if (cnt && idx < CS_CNT_MAX)
+		cnt->v[idx] += 1;
+}
 
 static __always_inline __u32 cs_task_mntns(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	return CS_READ(task, nsproxy, mnt_ns, ns.inum);
 }
 
 static __always_inline __u32 cs_task_pidns_level(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, thread_pid, level);
+	return CS_READ(task, thread_pid, level);
 }
 
+/* The pid namespace the task lives in: numbers[level] of its struct pid. */
 static __always_inline __u32 cs_task_pidns(struct task_struct *task)
 {
 	struct pid *pid = BPF_CORE_READ(task, thread_pid);
@@ -149,12 +174,13 @@ static __always_inline __u32 cs_task_pidns(struct task_struct *task)
 	return BPF_CORE_READ(up.ns, ns.inum);
 }
 
-static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u32 *flags)
+/* The syscall the task is in, from its saved user registers. */
+static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flags)
 {
 	struct pt_regs *regs;
 	long nr;
 
-	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
+	if (CS_READ(task, flags) & PF_KTHREAD) {
 		*flags |= CS_F_KTHREAD;
 		return -1;
 	}
@@ -162,9 +188,9 @@ static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u32 *flag
 	if (!regs)
 		return -1;
 #if defined(__TARGET_ARCH_x86)
-	nr = BPF_CORE_READ(regs, orig_ax);
+	nr = CS_READ(regs, orig_ax);
 #elif defined(__TARGET_ARCH_arm64)
-	nr = BPF_CORE_READ(regs, syscallno);
+	nr = CS_READ(regs, syscallno);
 #else
 	nr = -1;
 #endif
@@ -173,15 +199,13 @@ static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u32 *flag
 	return (__s32)nr;
 }
 
-/* The filters that need nothing but the task: cheap, applied first. */
+/* The filters that need nothing but the task. */
 static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
 						  struct task_struct *task)
 {
 	__u32 ff = cfg->filter_flags;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 
-	if (tgid == cfg->self_pid)
-		return false;
 	if ((ff & CS_FILT_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
 		return false;
 	if ((ff & CS_FILT_TID) && !bpf_map_lookup_elem(&filter_tids, &tid))
@@ -229,18 +253,39 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
 	__u32 ff = cfg->filter_flags;
 
 	if (ff & CS_FILT_UID) {
-		__u32 uid = BPF_CORE_READ(cred, uid.val);
+		__u32 uid = CS_READ(cred, uid.val);
 
 		if (!bpf_map_lookup_elem(&filter_uids, &uid))
 			return false;
 	}
 	if (ff & CS_FILT_GID) {
-		__u32 gid = BPF_CORE_READ(cred, gid.val);
+		__u32 gid = CS_READ(cred, gid.val);
 
 		if (!bpf_map_lookup_elem(&filter_gids, &gid))
 			return false;
 	}
 	return true;
+}
+
+static __always_inline bool cs_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
+					    struct task_struct *task, const struct cred *cred,
+					    int cap, int ret)
+{
+	if (!cfg->filter_flags)
+		return true;
+	return cs_check_filters_pass(cfg, cap, ret) && cs_task_filters_pass(cfg, pid_tgid, task) &&
+	       cs_cred_filters_pass(cfg, cred);
+}
+
+/* A learned call site: the direct-mapped cache first, the hash map behind it. */
+static __always_inline struct cs_callsite *cs_callsite_lookup(__u64 ip)
+{
+	__u32 idx = cs_callsite_slot_of(ip);
+	struct cs_callsite_slot *slot = bpf_map_lookup_elem(&callsite_cache, &idx);
+
+	if (slot && slot->ip == ip)
+		return &slot->site;
+	return bpf_map_lookup_elem(&callsites, &ip);
 }
 
 /*
@@ -256,18 +301,36 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
  *
  * Returns the decision, or -1 with *miss set to the unknown address.
  */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/*
+ * Set by the loader before load: read the stack with plain loads through
+ * bpf_rdonly_cast(ptr, 0) (untrusted read-only memory, fault-safe; recent
+ * kernels), else with one bpf_probe_read_kernel() per word. The loader
+ * tries the first and falls back when the verifier refuses it.
+ */
+const volatile bool cs_walk_direct = false;
+
 static __always_inline int cs_walk_callsites(const struct cs_config *cfg, __u64 anchor, __u64 *miss)
 {
 	__u64 off = cfg->walk_start;
+	__u64 *stk = NULL;
 	int i;
 
+	*miss = 0;
+	if (cs_walk_direct)
+		stk = bpf_rdonly_cast((void *)anchor, 0);
 	for (i = 0; i < CS_MAX_WALK; i++) {
 		struct cs_callsite *site;
 		__u64 ip = 0;
 
-		if (off > 4096 || bpf_probe_read_kernel(&ip, sizeof(ip), (void *)(anchor + off)))
+		if (off > 4096)
 			break;
-		site = bpf_map_lookup_elem(&callsites, &ip);
+		if (cs_walk_direct)
+			ip = stk[off / 8];
+		else if (bpf_probe_read_kernel(&ip, sizeof(ip), (void *)(anchor + off)))
+			break;
+		site = cs_callsite_lookup(ip);
 		if (!site) {
 			*miss = ip;
 			return -1;
@@ -285,7 +348,8 @@ struct cs_audit {
 	__u32 flags;  /* CS_F_AUDIT, CS_F_INSETID */
 	__u32 source; /* enum cs_audit_source */
 	bool sample;  /* take a learning sample */
-	__u64 miss;
+	__u64 miss;   /* the return address the walk did not know */
+	__u64 anchor; /* where the walk started, for the sample */
 };
 
 static __always_inline void cs_audit_from_site(struct cs_audit *a, int decision)
@@ -299,7 +363,43 @@ static __always_inline void cs_audit_from_site(struct cs_audit *a, int decision)
 		a->flags = CS_F_AUDIT;
 }
 
-static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg, __u64 anchor,
+/*
+ * fexit and kprobe: the audit flag from cap_capable's fourth argument, an
+ * opts bitmask (Linux 5.1+) or, where the kernel BTF names it `audit`, the
+ * older int (SECURITY_CAP_AUDIT == 1). User space tells which in opts_kind.
+ */
+static __always_inline struct cs_audit cs_audit_from_opts(__u32 opts)
+{
+	__u32 zero = 0;
+	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+	struct cs_audit a = {};
+
+	if (cfg && cfg->opts_kind == 1) {
+		a.source = CS_AUDIT_SRC_AUDIT_ARG;
+		a.flags = opts ? CS_F_AUDIT : 0;
+		return a;
+	}
+	a.source = CS_AUDIT_SRC_OPTS;
+	a.flags = ((opts & CS_OPTS_NOAUDIT) ? 0 : CS_F_AUDIT) |
+		  ((opts & CS_OPTS_INSETID) ? CS_F_INSETID : 0);
+	return a;
+}
+
+/*
+ * The address `ctx` points to, as a plain number: copying the pointer
+ * through memory hides it from the verifier, which forbids arithmetic on a
+ * context pointer. Done only when a walk is needed.
+ */
+static __always_inline __u64 cs_stack_anchor(void *ctx)
+{
+	__u64 anchor = 0;
+
+	bpf_probe_read_kernel(&anchor, sizeof(anchor), &ctx);
+	return anchor;
+}
+
+static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
+						    struct cs_counters *cnt, __u64 anchor,
 						    struct cs_audit *a)
 {
 	int d = cs_walk_callsites(cfg, anchor, &a->miss);
@@ -311,45 +411,57 @@ static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
 	/* Unknown: audited until user space classifies the sample (never hide a need). */
 	a->source = CS_AUDIT_SRC_UNKNOWN;
 	a->flags = CS_F_AUDIT;
-	cs_count(CS_CNT_WALK_MISS);
+	cs_count(cnt, CS_CNT_WALK_MISS);
 	a->sample = cfg->learn != 0;
+	a->anchor = anchor;
 }
 
-/* --unique: the cheap part, before the audit flag is known. */
-static __always_inline bool cs_unique_already_audited(const struct cs_unique_key *k)
+/* --unique: the state of a mount namespace, created on first use. */
+static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns)
 {
-	struct cs_unique_val *v = bpf_map_lookup_elem(&unique_seen, k);
+	__u32 idx = cs_unique_slot_of(mntns);
+	struct cs_unique_slot *s = bpf_map_lookup_elem(&unique_cache, &idx);
+	struct cs_unique_slot fresh = {.mntns = mntns};
 
-	/*
-	 * Once an audited use of the capability has been reported for this
-	 * container and verdict, nothing more is news: drop without deciding
-	 * the audit flag of this check (that is what makes --unique cheap).
-	 */
-	if (v && (v->seen & 1)) {
-		__sync_fetch_and_add(&v->suppressed, 1);
-		return true;
-	}
-	return false;
+	if (!s)
+		return NULL;
+	if (s->mntns == mntns)
+		return s;
+	/* A free slot is claimed once; whoever loses the race re-reads it. */
+	if (s->mntns == 0 && __sync_val_compare_and_swap(&s->mntns, 0, mntns) == 0)
+		return s;
+	if (s->mntns == mntns)
+		return s;
+	s = bpf_map_lookup_elem(&unique_more, &mntns);
+	if (s)
+		return s;
+	bpf_map_update_elem(&unique_more, &mntns, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&unique_more, &mntns);
 }
 
-/* --unique: after the audit flag is known. True if this check is news. */
-static __always_inline bool cs_unique_mark(const struct cs_unique_key *k, bool audit)
+/*
+ * --unique, before the audit flag is known: once an audited use of the
+ * capability has been reported for this container and verdict, nothing
+ * more is news. Dropping here, before the call-site walk, is what makes
+ * --unique cheap.
+ */
+static __always_inline bool cs_unique_already_audited(const struct cs_unique_slot *s, int cap,
+						      int ret)
 {
-	__u64 bit = audit ? 1 : 2;
-	struct cs_unique_val *v = bpf_map_lookup_elem(&unique_seen, k);
-	struct cs_unique_val nv = {};
+	__u32 row = ret != 0 ? 2 : 0;
 
-	if (v) {
-		if (v->seen & bit) {
-			__sync_fetch_and_add(&v->suppressed, 1);
-			return false;
-		}
-		__sync_fetch_and_or(&v->seen, bit);
-		return true;
-	}
-	nv.seen = bit;
-	/* BPF_NOEXIST: another CPU may have raced us to the first report. */
-	return bpf_map_update_elem(&unique_seen, k, &nv, BPF_NOEXIST) == 0;
+	return (s->seen[row & 3] >> (cap & 63)) & 1;
+}
+
+/* --unique, once the audit flag is known: true if this check is news (exactly once). */
+static __always_inline bool cs_unique_mark(struct cs_unique_slot *s, int cap, int ret, bool audit)
+{
+	__u32 row = (ret != 0 ? 2 : 0) + (audit ? 0 : 1);
+	__u64 bit = 1ULL << (cap & 63);
+
+	if (s->seen[row & 3] & bit)
+		return false;
+	return !(__sync_fetch_and_or(&s->seen[row & 3], bit) & bit);
 }
 
 /* --rate-limit: true if the check may be emitted; *suppressed gets the count it ends. */
@@ -373,7 +485,7 @@ static __always_inline bool cs_rate_allow(const struct cs_config *cfg, __u64 pid
 			__sync_fetch_and_add(&v->suppressed, 1);
 			return false;
 		}
-		*suppressed = __sync_fetch_and_and(&v->suppressed, 0);
+		*suppressed = __sync_lock_test_and_set(&v->suppressed, 0);
 		v->window_start_ns = now;
 		return true;
 	}
@@ -381,140 +493,177 @@ static __always_inline bool cs_rate_allow(const struct cs_config *cfg, __u64 pid
 	return bpf_map_update_elem(&rate_seen, &k, &nv, BPF_NOEXIST) == 0;
 }
 
-static __always_inline void cs_fill_user_ns(struct cs_user_ns *out, struct user_namespace *ns)
+/*
+ * Ring-buffer notification: this CPU wakes the reader once per
+ * cfg->wakeup_bytes of records, never otherwise (0: the kernel's default).
+ */
+static __always_inline __u64 cs_wakeup_flags(const struct cs_config *cfg, struct cs_counters *cnt,
+					     __u64 size)
 {
-	out->level = BPF_CORE_READ(ns, level);
-	out->inum = BPF_CORE_READ(ns, ns.inum);
-	out->owner_uid = BPF_CORE_READ(ns, owner.val);
-	out->owner_gid = BPF_CORE_READ(ns, group.val);
+	__u64 mark = cfg ? cfg->wakeup_bytes : 0;
+
+	if (!mark || !cnt)
+		return 0;
+	cnt->unsignalled += size;
+	if (cnt->unsignalled < mark)
+		return BPF_RB_NO_WAKEUP;
+	cnt->unsignalled = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
+/* Submit a process-lifecycle record under the same wakeup policy as checks. */
+static __always_inline void cs_submit_record(void *rec, __u64 size)
+{
+	__u32 zero = 0;
+	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+
+	bpf_ringbuf_submit(rec, cs_wakeup_flags(cfg, cs_counters(), size));
+}
+
+static __always_inline void cs_fill_user_ns(struct cs_user_ns *out, struct user_namespace *ns)
+{
+	out->level = CS_READ(ns, level);
+	out->inum = CS_READ(ns, ns.inum);
+	out->owner_uid = CS_READ(ns, owner.val);
+	out->owner_gid = CS_READ(ns, group.val);
+}
+
+/* What one check says about itself. */
+struct cs_check_args {
+	const struct cred *cred;
+	struct user_namespace *target_ns;
+	int cap;
+	int ret;
+};
+
 static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_struct *task,
-					  __u64 pid_tgid, const struct cred *cred,
-					  struct user_namespace *target_ns, int cap, int ret,
+					  __u64 pid_tgid, const struct cs_check_args *args,
 					  __u64 now, __u32 mntns)
 {
-	const struct cred *real_cred = BPF_CORE_READ(task, real_cred);
+	const struct cred *cred = args->cred;
 
 	e->ktime_ns = now;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	CS_READ_CAPSET(e->cap_effective, cred, cap_effective);
-	CS_READ_CAPSET(e->cap_permitted, cred, cap_permitted);
+	e->cap_effective = CS_CAPSET(cred, cap_effective);
+	e->cap_permitted = CS_CAPSET(cred, cap_permitted);
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->uid = BPF_CORE_READ(cred, uid.val);
-	e->gid = BPF_CORE_READ(cred, gid.val);
-	e->euid = BPF_CORE_READ(cred, euid.val);
+	e->ppid = CS_READ(task, real_parent, tgid);
+	e->uid = CS_READ(cred, uid.val);
+	e->gid = CS_READ(cred, gid.val);
+	e->euid = CS_READ(cred, euid.val);
 	e->mntns = mntns;
-	e->pidns = cs_task_pidns(task);
-	e->cap = cap;
-	e->ret = ret;
+	e->pidns_level = cs_task_pidns_level(task);
+	e->cap = args->cap;
+	e->ret = args->ret;
 	e->syscall_nr = cs_syscall_nr(task, &e->flags);
-	if (cred != real_cred)
+	if ((__u64)cred != (__u64)CS_READ(task, real_cred))
 		e->flags |= CS_F_CRED_OVERRIDE;
-	cs_fill_user_ns(&e->target_ns, target_ns);
+	cs_fill_user_ns(&e->target_ns, args->target_ns);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
 /* Put the check on the ring buffer, with a learning sample when asked. */
-static __always_inline void cs_emit(void *ctx, struct task_struct *task, __u64 pid_tgid,
-				    const struct cred *cred, struct user_namespace *target_ns,
-				    int cap, int ret, __u64 now, __u32 mntns,
-				    const struct cs_audit *a, __u64 suppressed, __u64 anchor)
+static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, struct cs_counters *cnt,
+				    struct task_struct *task, __u64 pid_tgid,
+				    const struct cs_check_args *args, __u64 now, __u32 mntns,
+				    const struct cs_audit *a, __u64 suppressed)
 {
 	struct cs_cap_check *e;
 	__u32 size = a->sample ? sizeof(struct cs_cap_check_sample) : sizeof(struct cs_cap_check);
 
 	e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
-		cs_count(CS_CNT_LOST);
+		cs_count(cnt, CS_CNT_LOST);
 		return;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
 	e->hdr.type = CS_REC_CAP_CHECK;
 	e->hdr.size = size;
 	e->flags = a->flags;
 	e->audit_source = a->source;
-	e->suppressed = suppressed;
-	e->walk_stop_ip_lo = (__u32)a->miss;
-	cs_fill_check(e, task, pid_tgid, cred, target_ns, cap, ret, now, mntns);
+	e->suppressed = suppressed > 0xffffffffULL ? 0xffffffffU : (__u32)suppressed;
+	e->pad = 0;
+	cs_fill_check(e, task, pid_tgid, args, now, mntns);
 	if (a->sample) {
 		struct cs_cap_check_sample *s = (void *)e;
 		long n = bpf_get_stack(ctx, s->stack, sizeof(s->stack), 0);
 
 		e->flags |= CS_F_HAS_STACK;
-		e->nstack = n > 0 ? n / sizeof(__u64) : 0;
-		if (bpf_probe_read_kernel(s->raw_stack, sizeof(s->raw_stack), (void *)anchor) == 0)
-			e->raw_stack_len = sizeof(s->raw_stack);
-		cs_count(CS_CNT_SAMPLES);
+		s->nstack = n > 0 ? n / sizeof(__u64) : 0;
+		s->raw_stack_len = 0;
+		if (bpf_probe_read_kernel(s->raw_stack, sizeof(s->raw_stack), (void *)a->anchor) == 0)
+			s->raw_stack_len = sizeof(s->raw_stack);
+		cs_count(cnt, CS_CNT_SAMPLES);
 	}
-	bpf_ringbuf_submit(e, 0);
-	cs_count(CS_CNT_EMITTED);
+	bpf_ringbuf_submit(e, cs_wakeup_flags(cfg, cnt, size));
+	cs_count(cnt, CS_CNT_EMITTED);
 }
 
 /*
- * One capability check, from any backend. `audit_known` is set by backends
- * that see cap_capable's opts (fexit, kprobe) with the decided flags in
- * `known_flags`; the tracepoint backend passes false and `anchor`, the kernel stack
- * pointer, for the call-site walk.
+ * One capability check, from any backend. Backends that see cap_capable's
+ * opts (fexit, kprobe) pass the decided audit flags in `known`; the
+ * tracepoint backend passes NULL, and the call-site walk starts from ctx, the
+ * argument array bpf_trace_run5() keeps on the checking task's kernel stack.
+ * (Our own r10 is no anchor: recent kernels may run tracing programs on a
+ * private per-CPU stack.)
+ *
+ * The order is the cost order: every test that can drop the check runs
+ * before anything that costs more than it.
  */
-static __always_inline int cs_handle_check(void *ctx, const struct cred *cred,
-					   struct user_namespace *target_ns, int cap, int ret,
-					   bool audit_known, __u32 known_flags, __u32 known_source,
-					   __u64 anchor)
+static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args *args,
+					   const struct cs_audit *known)
 {
 	__u32 zero = 0;
 	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+	struct cs_counters *cnt = cs_counters();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct cs_unique_key uk = {};
+	struct cs_unique_slot *uslot = NULL;
 	struct cs_audit a = {};
 	__u64 suppressed = 0, now;
-	__u32 mntns = 0;
-	bool unique;
+	__u32 mntns;
 
-	cs_count(CS_CNT_CHECKS);
+	cs_count(cnt, CS_CNT_CHECKS);
+
+
+
+
 	if (!cfg)
 		return 0;
-	if (!cs_check_filters_pass(cfg, cap, ret) || !cs_task_filters_pass(cfg, pid_tgid, task) ||
-	    !cs_cred_filters_pass(cfg, cred)) {
-		cs_count(CS_CNT_FILTERED);
+	if ((__u32)(pid_tgid >> 32) == cfg->self_pid ||
+	    !cs_filters_pass(cfg, pid_tgid, task, args->cred, args->cap, args->ret)) {
+		cs_count(cnt, CS_CNT_FILTERED);
 		return 0;
 	}
 	mntns = cs_task_mntns(task);
-	unique = cfg->filter_flags & CS_FILT_UNIQUE;
-	if (unique) {
-		uk.mntns = mntns;
-		uk.cap = cap;
-		uk.denied = ret != 0;
-		if (cs_unique_already_audited(&uk)) {
-			cs_count(CS_CNT_UNIQUE_SUPPRESSED);
+	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
+		uslot = cs_unique_slot(mntns);
+		if (uslot && cs_unique_already_audited(uslot, args->cap, args->ret)) {
+			cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
 			return 0;
 		}
 	}
-	if (audit_known) {
-		a.flags = known_flags;
-		a.source = known_source;
-	} else {
-		cs_decide_audit_by_walk(cfg, anchor, &a);
-	}
+	if (known)
+		a = *known;
+	else
+		cs_decide_audit_by_walk(cfg, cnt, cs_stack_anchor(ctx), &a);
 	if ((cfg->filter_flags & CS_FILT_AUDIT_ONLY) && !(a.flags & CS_F_AUDIT) &&
 	    a.source != CS_AUDIT_SRC_UNKNOWN) {
-		cs_count(CS_CNT_FILTERED);
+		cs_count(cnt, CS_CNT_FILTERED);
 		return 0;
 	}
-	if (unique && !cs_unique_mark(&uk, a.flags & CS_F_AUDIT)) {
-		cs_count(CS_CNT_UNIQUE_SUPPRESSED);
+	if (uslot && !cs_unique_mark(uslot, args->cap, args->ret, a.flags & CS_F_AUDIT)) {
+		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
 		return 0;
 	}
 	now = bpf_ktime_get_ns();
 	if ((cfg->filter_flags & CS_FILT_RATE) &&
-	    !cs_rate_allow(cfg, pid_tgid, cap, ret, a.flags & CS_F_AUDIT, now, &suppressed)) {
-		cs_count(CS_CNT_RATE_SUPPRESSED);
+	    !cs_rate_allow(cfg, pid_tgid, args->cap, args->ret, a.flags & CS_F_AUDIT, now,
+			   &suppressed)) {
+		cs_count(cnt, CS_CNT_RATE_SUPPRESSED);
 		return 0;
 	}
-	cs_emit(ctx, task, pid_tgid, cred, target_ns, cap, ret, now, mntns, &a, suppressed, anchor);
+	cs_emit(ctx, cfg, cnt, task, pid_tgid, args, now, mntns, &a, suppressed);
 	return 0;
 }
 
@@ -541,17 +690,17 @@ static __always_inline void cs_read_namespaces(struct cs_exec *e, struct task_st
 
 static __always_inline void cs_read_exec_creds(struct cs_exec *e, struct task_struct *task)
 {
-	const struct cred *cred = BPF_CORE_READ(task, cred);
+	const struct cred *cred = CS_READ(task, cred);
 
 	e->uid = BPF_CORE_READ(cred, uid.val);
 	e->gid = BPF_CORE_READ(cred, gid.val);
 	e->euid = BPF_CORE_READ(cred, euid.val);
 	e->egid = BPF_CORE_READ(cred, egid.val);
-	CS_READ_CAPSET(e->cap_effective, cred, cap_effective);
-	CS_READ_CAPSET(e->cap_permitted, cred, cap_permitted);
-	CS_READ_CAPSET(e->cap_inheritable, cred, cap_inheritable);
-	CS_READ_CAPSET(e->cap_bounding, cred, cap_bset);
-	CS_READ_CAPSET(e->cap_ambient, cred, cap_ambient);
+	e->cap_effective = CS_CAPSET(cred, cap_effective);
+	e->cap_permitted = CS_CAPSET(cred, cap_permitted);
+	e->cap_inheritable = CS_CAPSET(cred, cap_inheritable);
+	e->cap_bounding = CS_CAPSET(cred, cap_bset);
+	e->cap_ambient = CS_CAPSET(cred, cap_ambient);
 	e->auid = BPF_CORE_READ(task, loginuid.val);
 	/* atomic_flags bit 0 is PFA_NO_NEW_PRIVS */
 	e->no_new_privs = BPF_CORE_READ(task, atomic_flags) & 1;
@@ -584,7 +733,7 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		cs_count(CS_CNT_PROC_LOST);
+		cs_count(cs_counters(), CS_CNT_PROC_LOST);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -602,7 +751,7 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	e->filename_len = n > 0 ? n - 1 : 0;
 	cs_read_args(e, task);
-	bpf_ringbuf_submit(e, 0);
+	cs_submit_record(e, sizeof(*e));
 	return 0;
 }
 
@@ -616,7 +765,7 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		cs_count(CS_CNT_PROC_LOST);
+		cs_count(cs_counters(), CS_CNT_PROC_LOST);
 		return 0;
 	}
 	e->hdr.type = CS_REC_FORK;
@@ -626,7 +775,7 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 	e->pid = BPF_CORE_READ(child, tgid);
 	e->ppid = BPF_CORE_READ(parent, tgid);
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
-	bpf_ringbuf_submit(e, 0);
+	cs_submit_record(e, sizeof(*e));
 	return 0;
 }
 
@@ -640,7 +789,7 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		cs_count(CS_CNT_PROC_LOST);
+		cs_count(cs_counters(), CS_CNT_PROC_LOST);
 		return 0;
 	}
 	e->hdr.type = CS_REC_EXIT;
@@ -648,7 +797,7 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->pid = BPF_CORE_READ(p, tgid);
 	e->exit_code = BPF_CORE_READ(p, exit_code);
-	bpf_ringbuf_submit(e, 0);
+	cs_submit_record(e, sizeof(*e));
 	return 0;
 }
 

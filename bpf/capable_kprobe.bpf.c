@@ -4,7 +4,10 @@
  * tracepoint or BPF trampolines. The entry saves the arguments per thread;
  * the return handles the check. Where a kernel inlines cap_capable into its
  * callers (cap_vm_enough_memory, ...) a kprobe does not see those checks.
+ * Arguments are plain numbers here, not BTF pointers: every read goes
+ * through a helper.
  */
+#define CS_UNTRUSTED_ARGS 1
 #include "capable_common.bpf.h"
 
 struct cs_kprobe_args {
@@ -41,20 +44,17 @@ SEC("kretprobe/cap_capable")
 int BPF_KRETPROBE(cs_cap_capable_return, int ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u32 zero = 0, kind, flags;
-	struct cs_kprobe_args *a = bpf_map_lookup_elem(&kprobe_args, &tid);
-	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+	struct cs_kprobe_args *saved = bpf_map_lookup_elem(&kprobe_args, &tid);
+	struct cs_check_args args = {};
+	struct cs_audit known;
 
-	if (!a)
+	if (!saved)
 		return 0;
-	kind = cfg ? cfg->opts_kind : 0;
-	if (kind == 1)
-		flags = a->opts ? CS_F_AUDIT : 0;
-	else
-		flags = ((a->opts & CS_OPTS_NOAUDIT) ? 0 : CS_F_AUDIT) |
-			((a->opts & CS_OPTS_INSETID) ? CS_F_INSETID : 0);
-	cs_handle_check(ctx, (const struct cred *)a->cred, (struct user_namespace *)a->target_ns,
-			a->cap, ret, true, flags, kind == 1 ? CS_AUDIT_SRC_AUDIT_ARG : CS_AUDIT_SRC_OPTS, 0);
+	args.cred = (const struct cred *)saved->cred;
+	args.target_ns = (struct user_namespace *)saved->target_ns;
+	args.cap = saved->cap;
+	args.ret = ret;
+	known = cs_audit_from_opts(saved->opts);
 	bpf_map_delete_elem(&kprobe_args, &tid);
-	return 0;
+	return cs_handle_check(ctx, &args, &known);
 }

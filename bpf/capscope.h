@@ -59,8 +59,8 @@ enum cs_callsite_decision {
 
 /* Every record starts with this header. */
 struct cs_record_hdr {
-	__u32 type; /* enum cs_record_type */
-	__u32 size; /* bytes of the whole record, header included */
+	__u16 type; /* enum cs_record_type */
+	__u16 size; /* bytes of the whole record, header included */
 };
 
 struct cs_user_ns {
@@ -70,14 +70,20 @@ struct cs_user_ns {
 	__u32 owner_gid;
 };
 
-/* One capability check. */
+/*
+ * One capability check: 120 bytes, so that with the ring buffer's own 8-byte
+ * header a record fills exactly two cache lines (a check crosses from the
+ * checking CPU to the reader's; every line costs a transfer).
+ */
 struct cs_cap_check {
 	struct cs_record_hdr hdr;
+	__u16 flags;        /* CS_F_* */
+	__u8 audit_source;  /* enum cs_audit_source */
+	__u8 pidns_level;   /* depth of the task's pid namespace: 0 is the host's */
 	__u64 ktime_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 cgroup_id;    /* cgroup v2 id of the task */
 	__u64 cap_effective; /* effective set of the checked creds */
 	__u64 cap_permitted;
-	__u64 suppressed;   /* checks of this key suppressed by --rate-limit before this one */
 	__u32 pid;          /* thread group id */
 	__u32 tid;
 	__u32 ppid;         /* thread group id of the real parent */
@@ -85,23 +91,20 @@ struct cs_cap_check {
 	__u32 gid;
 	__u32 euid;
 	__u32 mntns;        /* mount namespace inode of the task */
-	__u32 pidns;        /* pid namespace inode of the task */
 	__s32 cap;
 	__s32 ret;          /* 0 granted, negative errno denied */
 	__s32 syscall_nr;   /* valid when CS_F_IN_SYSCALL */
-	__u32 flags;        /* CS_F_* */
-	__u32 audit_source; /* enum cs_audit_source */
-	__u32 walk_stop_ip_lo; /* low 32 bits of the unknown return address, for diagnostics */
+	__u32 suppressed;   /* checks of this key suppressed by --rate-limit before this one (saturates) */
 	struct cs_user_ns target_ns;
 	char comm[CS_COMM_LEN];
-	/* Filled only with CS_F_HAS_STACK: what user space needs to learn the call sites. */
-	__u32 nstack;        /* valid entries in stack[] */
-	__u32 raw_stack_len; /* valid bytes in raw_stack[] */
+	__u32 pad;
 };
 
 /* A check record with its learning sample (CS_F_HAS_STACK). */
 struct cs_cap_check_sample {
 	struct cs_cap_check check;
+	__u32 nstack;                         /* valid entries in stack[] */
+	__u32 raw_stack_len;                  /* valid bytes in raw_stack[] */
 	__u64 stack[CS_MAX_STACK];            /* bpf_get_stack(), innermost first */
 	__u8 raw_stack[CS_RAW_STACK_BYTES];   /* kernel stack memory from the walk anchor up */
 };
@@ -177,19 +180,42 @@ struct cs_callsite {
 	__u32 decision; /* enum cs_callsite_decision */
 };
 
-/* Key of the --unique map: once per container (mount ns), capability and verdict. */
-struct cs_unique_key {
-	__u32 mntns;
-	__s32 cap;
-	__u32 denied;
-	__u32 pad;
+/*
+ * A slot of the direct-mapped call-site cache: the same entries as the
+ * call-site hash map, found with one inlined array lookup instead of a
+ * hash. User space fills a slot when it learns an address and the slot is
+ * free; an address whose slot is taken is found in the hash map.
+ */
+struct cs_callsite_slot {
+	__u64 ip;
+	struct cs_callsite site;
 };
 
-/* Value of the --unique map: which kinds of check have been reported for the key. */
-struct cs_unique_val {
-	__u64 suppressed;
-	__u64 seen; /* bit 0: audited, bit 1: no-audit probe */
+#define CS_CALLSITE_SLOTS 4096
+
+static inline __u32 cs_callsite_slot_of(__u64 ip)
+{
+	return (__u32)((ip ^ (ip >> 12)) & (CS_CALLSITE_SLOTS - 1));
+}
+
+/*
+ * --unique state of one container (mount namespace): which capabilities
+ * have been reported, as bitmaps indexed by verdict and kind of check.
+ * A direct-mapped array of these answers the hot path with one inlined
+ * lookup; slots taken by another namespace overflow into an LRU hash.
+ */
+struct cs_unique_slot {
+	__u32 mntns;
+	__u32 pad;
+	__u64 seen[4]; /* [denied * 2 + probe]: bit n = capability n reported */
 };
+
+#define CS_UNIQUE_SLOTS 1024
+
+static inline __u32 cs_unique_slot_of(__u32 mntns)
+{
+	return (mntns * 2654435761u) >> 22; /* Fibonacci hashing to 10 bits */
+}
 
 /* Key of the --rate-limit map. */
 struct cs_rate_key {
@@ -204,7 +230,7 @@ struct cs_rate_val {
 	__u64 suppressed;
 };
 
-/* Counters kept in a per-CPU array, indexed by enum cs_counter. */
+/* Counters: one per-CPU struct cs_counters, indexed by enum cs_counter. */
 enum cs_counter {
 	CS_CNT_CHECKS = 0,       /* capability checks the program saw */
 	CS_CNT_FILTERED,         /* dropped by an in-kernel filter */
@@ -216,6 +242,11 @@ enum cs_counter {
 	CS_CNT_WALK_MISS,        /* call-site walks that met an unknown address */
 	CS_CNT_PROC_LOST,        /* exec/fork/exit records lost */
 	CS_CNT_MAX,
+};
+
+struct cs_counters {
+	__u64 v[CS_CNT_MAX];
+	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
 };
 
 /* Scopes of --rate-limit. */
@@ -248,13 +279,18 @@ struct cs_config {
 	__u32 filter_flags;
 	__u32 self_pid;    /* capscope's own tgid: never reported */
 	__u64 cap_mask;    /* capabilities to keep (bit n = capability n), n < 64 */
-	__u32 host_pidns;  /* inode of the initial pid namespace */
 	__u32 rate_scope;  /* enum cs_rate_scope */
-	__u64 rate_window_ns;
 	__u32 walk_start;  /* byte offset above the walk anchor where the walk begins */
+	__u64 rate_window_ns;
 	__u32 opts_kind;   /* fexit/kprobe: 0 opts bitmask, 1 pre-5.1 int audit */
 	__u32 learn;       /* take learning samples on unknown call sites */
-	__u32 pad;
+	/*
+	 * Each CPU wakes the reader once per this many bytes of records; a quiet
+	 * trickle is picked up by the reader's poll timeout. A wakeup per record
+	 * would cost the checking task an interrupt each, and asking the ring
+	 * buffer how much is unread would touch the reader's cache line.
+	 */
+	__u64 wakeup_bytes;
 };
 
 /* Keys of the filter-set maps (pid, tid, uid, gid, cgroup, comm). */

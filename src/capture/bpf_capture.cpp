@@ -14,6 +14,8 @@
 #include "capable_tp.skel.h"
 #include "capscope.h"
 #include "capture/decode.h"
+#include "capture/ring_reader.h"
+#include "tables/capabilities.h"
 
 namespace capscope::capture {
 
@@ -21,9 +23,10 @@ namespace {
 
 bool g_verbose_libbpf = false;
 
-int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG && !g_verbose_libbpf) return 0;
-  if (!g_verbose_libbpf && level == LIBBPF_INFO) return 0;
+// libbpf speaks only with --verbose: every failure it would warn about
+// reaches the user as capscope's own one-line error, which names the fix.
+int libbpf_print(enum libbpf_print_level /*level*/, const char* format, va_list args) {
+  if (!g_verbose_libbpf) return 0;
   return vfprintf(stderr, format, args);
 }
 
@@ -35,20 +38,24 @@ struct Skeleton {
 };
 
 template <typename S>
-Skeleton open_skeleton(S* (*open_fn)(), void (*destroy_fn)(S*)) {
-  S* s = open_fn();
+Skeleton adopt(S* s, void (*destroy_fn)(S*)) {
   if (!s) return {};
   return {s->obj, s->skeleton, [s, destroy_fn] { destroy_fn(s); }};
 }
 
-Skeleton open_backend(Backend b) {
+// walk_direct: the tracepoint backend's call-site walk reads the stack with
+// plain loads (needs a kernel whose verifier takes bpf_rdonly_cast(p, 0)).
+Skeleton open_backend(Backend b, bool walk_direct) {
   switch (b) {
-    case Backend::Tracepoint:
-      return open_skeleton(&capable_tp__open, &capable_tp__destroy);
+    case Backend::Tracepoint: {
+      capable_tp* s = capable_tp__open();
+      if (s) s->rodata->cs_walk_direct = walk_direct;
+      return adopt(s, &capable_tp__destroy);
+    }
     case Backend::Fentry:
-      return open_skeleton(&capable_fexit__open, &capable_fexit__destroy);
+      return adopt(capable_fexit__open(), &capable_fexit__destroy);
     case Backend::Kprobe:
-      return open_skeleton(&capable_kprobe__open, &capable_kprobe__destroy);
+      return adopt(capable_kprobe__open(), &capable_kprobe__destroy);
     case Backend::Auto:
       break;
   }
@@ -66,10 +73,10 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 struct BpfCapture::Impl {
   Skeleton skel;
-  ring_buffer* rb = nullptr;
+  std::unique_ptr<RingReader> rb;
   cs_config config{};
   ~Impl() {
-    if (rb) ring_buffer__free(rb);
+    rb.reset();  // before the skeleton closes the map
     if (skel.destroy) skel.destroy();
   }
 };
@@ -120,12 +127,13 @@ static bool write_filters(bpf_object* obj, const filter::FilterSpec& f, std::str
          fill_set(map_fd(obj, "filter_cgroups"), f.cgroup_ids, error, "cgroup");
 }
 
-static uint32_t host_pidns_inode() {
-  char buf[64] = {};
-  ssize_t n = readlink("/proc/1/ns/pid", buf, sizeof(buf) - 1);
-  if (n <= 0) return 0;
-  const char* lb = std::strchr(buf, '[');
-  return lb ? static_cast<uint32_t>(std::strtoul(lb + 1, nullptr, 10)) : 0;
+// Each CPU wakes the reader once per this many bytes of records, else the
+// reader finds them at its next poll timeout: big enough that a busy stream
+// wakes it rarely, small enough that all CPUs together stay far from filling
+// the buffer before it is read.
+static uint64_t wakeup_mark(size_t ringbuf_bytes) {
+  uint64_t cpus = std::max(libbpf_num_possible_cpus(), 1);
+  return std::clamp<uint64_t>(ringbuf_bytes / (4 * cpus), 4096, 1u << 20);
 }
 
 void BpfCapture::write_config() {
@@ -133,71 +141,119 @@ void BpfCapture::write_config() {
   bpf_map_update_elem(map_fd(impl_->skel.obj, "cfg_map"), &zero, &impl_->config, BPF_ANY);
 }
 
+// The ring buffer's size: a power of two (the kernel requires it), at least 64 KiB.
+static size_t ringbuf_size(size_t requested) {
+  size_t pow2 = 1;
+  while (pow2 < std::max<size_t>(requested, 1u << 16)) pow2 <<= 1;
+  return pow2;
+}
+
+// Opens and loads the programs of backend b into impl; 0, or a negative
+// errno with the reason in *error.
+static int load_backend(BpfCapture::Impl& impl, Backend b, bool walk_direct, size_t ringbuf_bytes,
+                        std::string* error) {
+  if (impl.skel.destroy) impl.skel.destroy();
+  impl.skel = open_backend(b, walk_direct);
+  Skeleton& sk = impl.skel;
+  if (!sk.obj) {
+    *error = fmt::format("cannot open the {} BPF object: {}", backend_name(b), errno_text(errno));
+    return -EINVAL;
+  }
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "events"),
+                           ringbuf_size(ringbuf_bytes));
+  int err = bpf_object__load_skeleton(sk.skel);
+  if (err == 0) return 0;
+  std::string hint = err == -EPERM ? " (are you root with CAP_BPF and CAP_PERFMON?)" : "";
+  if (b == Backend::Fentry && err == -EPERM)
+    hint = " (this kernel refuses fentry/fexit programs: no ftrace-patchable functions?)";
+  *error = fmt::format("cannot load the {} BPF programs: {}{}; --verbose shows the verifier log",
+                       backend_name(b), errno_text(err), hint);
+  return err;
+}
+
 std::unique_ptr<BpfCapture> BpfCapture::open(const CaptureOptions& opts, const KernelFeatures& f,
                                              std::string* error) {
   g_verbose_libbpf = opts.verbose_libbpf;
   libbpf_set_print(libbpf_print);
-  Backend b = opts.backend;
-  if (b == Backend::Auto) {
-    std::string why;
-    auto chosen = choose_backend(f, &why);
-    if (!chosen) {
-      *error = "no usable capture backend on this kernel: " + why;
+  if (opts.backend != Backend::Auto) {
+    if (auto why = backend_unavailable_reason(opts.backend, f); !why.empty()) {
+      *error = fmt::format("backend {} is not available on this kernel: {}",
+                           backend_name(opts.backend), why);
       return nullptr;
     }
-    b = *chosen;
-  } else if (auto why = backend_unavailable_reason(b, f); !why.empty()) {
-    *error = fmt::format("backend {} is not available on this kernel: {}", backend_name(b), why);
-    return nullptr;
+    return open_backend_as(opts.backend, opts, f, error);
   }
+  // auto: the first backend that really loads and attaches. Probing alone can
+  // be wrong (fentry looks possible until the kernel refuses the program).
+  std::string reasons;
+  for (Backend b : {Backend::Tracepoint, Backend::Fentry, Backend::Kprobe}) {
+    std::string why = backend_unavailable_reason(b, f);
+    if (why.empty()) {
+      if (auto cap = open_backend_as(b, opts, f, &why)) return cap;
+    }
+    reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", backend_name(b), why);
+  }
+  *error = "no usable capture backend on this kernel: " + reasons;
+  return nullptr;
+}
+
+std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const CaptureOptions& opts,
+                                                        const KernelFeatures& f,
+                                                        std::string* error) {
   std::unique_ptr<BpfCapture> cap(new BpfCapture());
   cap->backend_ = b;
   cap->impl_ = std::make_unique<Impl>();
-  Skeleton& sk = cap->impl_->skel;
-  sk = open_backend(b);
-  if (!sk.obj) {
-    *error = fmt::format("cannot open the {} BPF object: {}", backend_name(b), errno_text(errno));
-    return nullptr;
+  // The tracepoint backend first tries its fast stack walk; a kernel whose
+  // verifier refuses it gets the walk through bpf_probe_read_kernel().
+  cap->walk_direct_ = b == Backend::Tracepoint && opts.try_direct_walk;
+  for (;;) {
+    int err = load_backend(*cap->impl_, b, cap->walk_direct_, opts.ringbuf_bytes, error);
+    if (err == 0) break;
+    if (!cap->walk_direct_) return nullptr;
+    spdlog::debug("direct stack reads refused ({}); walking with bpf_probe_read_kernel", *error);
+    cap->walk_direct_ = false;
   }
-  size_t rb_bytes = std::max<size_t>(opts.ringbuf_bytes, 1u << 16);
-  size_t pow2 = 1;
-  while (pow2 < rb_bytes) pow2 <<= 1;  // the ring buffer size must be a power of two
-  bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "events"), pow2);
-  if (int err = bpf_object__load_skeleton(sk.skel); err) {
-    std::string hint = err == -EPERM ? " (are you root with CAP_BPF and CAP_PERFMON?)" : "";
-    if (b == Backend::Fentry && err == -EPERM)
-      hint = " (this kernel refuses fentry/fexit programs: no ftrace-patchable functions?)";
-    *error = fmt::format("cannot load the {} BPF programs: {}{}; --verbose shows the verifier log",
-                         backend_name(b), errno_text(err), hint);
-    return nullptr;
-  }
+  size_t pow2 = ringbuf_size(opts.ringbuf_bytes);
   cs_config& cfg = cap->impl_->config;
   cfg.filter_flags = filter_bits(opts.filters);
   cfg.self_pid = static_cast<uint32_t>(getpid());
   cfg.cap_mask = opts.filters.cap_mask.value_or(~0ULL);
-  cfg.host_pidns = host_pidns_inode();
   cfg.rate_scope = static_cast<uint32_t>(opts.filters.rate_scope);
   cfg.rate_window_ns = opts.filters.rate_window_ns.value_or(0);
   cfg.walk_start = 0;
   cfg.opts_kind = f.opts_kind == OptsKind::AuditInt ? 1 : 0;
   cfg.learn = opts.learn_callsites ? 1 : 0;
+  cfg.wakeup_bytes = wakeup_mark(pow2);
   cap->write_config();
+  Skeleton& sk = cap->impl_->skel;
   if (!write_filters(sk.obj, opts.filters, error)) return nullptr;
   if (b == Backend::Tracepoint) cap->learner_ = std::make_unique<CallSiteLearner>(Kallsyms::load());
   if (int err = bpf_object__attach_skeleton(sk.skel); err) {
     *error = fmt::format("cannot attach the {} BPF programs: {}", backend_name(b), errno_text(err));
     return nullptr;
   }
-  cap->impl_->rb =
-      ring_buffer__new(map_fd(sk.obj, "events"), &BpfCapture::on_record, cap.get(), nullptr);
-  if (!cap->impl_->rb) {
-    *error = fmt::format("cannot open the ring buffer: {}", errno_text(errno));
-    return nullptr;
-  }
+  cap->impl_->rb = RingReader::open(map_fd(sk.obj, "events"), error);
+  if (!cap->impl_->rb) return nullptr;
   return cap;
 }
 
 BpfCapture::~BpfCapture() = default;
+
+// The hash map holds every learned site; the direct-mapped cache the first
+// site of each slot (and its later corrections), which the BPF side checks
+// first.
+void BpfCapture::store_callsite(const CallSiteEntry& e) {
+  cs_callsite v{e.advance, static_cast<uint32_t>(e.decision)};
+  if (bpf_map_update_elem(map_fd(impl_->skel.obj, "callsites"), &e.ip, &v, BPF_ANY) != 0)
+    spdlog::debug("call-site map full or refused {:#x}: {}", e.ip, errno_text(errno));
+  uint32_t idx = cs_callsite_slot_of(e.ip);
+  int cache = map_fd(impl_->skel.obj, "callsite_cache");
+  cs_callsite_slot slot{};
+  if (bpf_map_lookup_elem(cache, &idx, &slot) != 0) return;
+  if (slot.ip != 0 && slot.ip != e.ip) return;
+  slot = {e.ip, v};
+  bpf_map_update_elem(cache, &idx, &slot, BPF_ANY);
+}
 
 void BpfCapture::handle_sample(CapCheck& c) {
   if (!learner_ || c.stack.empty()) return;
@@ -205,12 +261,17 @@ void BpfCapture::handle_sample(CapCheck& c) {
   c.audit = r.verdict.audit;
   c.insetid = r.verdict.insetid;
   c.audit_source = AuditSource::CallSite;
-  int fd = map_fd(impl_->skel.obj, "callsites");
-  for (const auto& e : r.entries) {
-    cs_callsite v{e.advance, static_cast<uint32_t>(e.decision)};
-    if (bpf_map_update_elem(fd, &e.ip, &v, BPF_ANY) != 0)
-      spdlog::debug("call-site map full or refused {:#x}: {}", e.ip, errno_text(errno));
+  if (spdlog::should_log(spdlog::level::debug)) {
+    std::string path;
+    for (const auto& fn : r.functions) path += (path.empty() ? "" : " <- ") + fn;
+    spdlog::debug("call-site sample {} {}: {} (decided by {})", tables::cap_name(c.cap),
+                  c.audit ? "audit" : "noaudit", path, r.verdict.decided_by);
+    for (const auto& e : r.entries)
+      spdlog::debug("  learned {:#x} {} advance {} decision {}", e.ip,
+                    learner_->symbols().function_at(e.ip).value_or("?"), e.advance,
+                    static_cast<int>(e.decision));
   }
+  for (const auto& e : r.entries) store_callsite(e);
   if (r.walk_start && impl_->config.walk_start == 0) {
     impl_->config.walk_start = *r.walk_start;
     write_config();
@@ -219,23 +280,21 @@ void BpfCapture::handle_sample(CapCheck& c) {
   c.raw_stack.shrink_to_fit();
 }
 
-int BpfCapture::on_record(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<BpfCapture*>(ctx);
-  DecodeResult r = decode_record({static_cast<const uint8_t*>(data), size});
+void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& handler) {
+  DecodeResult r = decode_record(bytes);
   if (!r.record) {
-    ++self->decode_errors_;
-    return 0;
+    ++decode_errors_;
+    return;
   }
-  if (auto* c = std::get_if<CapCheck>(&*r.record); c && !c->stack.empty()) self->handle_sample(*c);
-  (*self->handler_)(std::move(*r.record));
-  return 0;
+  if (auto* c = std::get_if<CapCheck>(&*r.record); c && !c->stack.empty()) handle_sample(*c);
+  handler(std::move(*r.record));
 }
 
+// The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
+// what came in below it is read when the wait times out.
 int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
-  handler_ = &handler;
-  int n = ring_buffer__poll(impl_->rb, timeout_ms);
-  handler_ = nullptr;
-  return n;
+  return impl_->rb->poll(timeout_ms,
+                         [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); });
 }
 
 KernelCounters BpfCapture::counters() const {
@@ -243,15 +302,15 @@ KernelCounters BpfCapture::counters() const {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return k;
   int fd = map_fd(impl_->skel.obj, "counters");
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+  std::vector<cs_counters> per_cpu(static_cast<size_t>(ncpu));
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(fd, &zero, per_cpu.data()) != 0) return k;
   uint64_t* fields[] = {&k.checks,          &k.filtered,    &k.unique_suppressed,
                         &k.rate_suppressed, &k.emitted,     &k.lost,
                         &k.samples,         &k.walk_misses, &k.proc_lost};
   static_assert(sizeof(fields) / sizeof(fields[0]) == CS_CNT_MAX);
-  for (uint32_t i = 0; i < CS_CNT_MAX; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, vals.data()) != 0) continue;
-    for (uint64_t v : vals) *fields[i] += v;
-  }
+  for (const cs_counters& cpu : per_cpu)
+    for (uint32_t i = 0; i < CS_CNT_MAX; ++i) *fields[i] += cpu.v[i];
   return k;
 }
 

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct CaptureOptions {
   Backend backend = Backend::Auto;
   size_t ringbuf_bytes = 16u << 20;
   bool learn_callsites = true;
+  bool try_direct_walk = true;  // false: always walk with bpf_probe_read_kernel (tests)
   bool verbose_libbpf = false;
   filter::FilterSpec filters;  // evaluated in the kernel
 };
@@ -43,6 +45,9 @@ class BpfCapture {
   BpfCapture& operator=(const BpfCapture&) = delete;
 
   [[nodiscard]] Backend backend() const { return backend_; }
+  // Tracepoint backend: whether the call-site walk reads the stack with plain
+  // loads (bpf_rdonly_cast) rather than one helper call per word.
+  [[nodiscard]] bool walk_direct() const { return walk_direct_; }
 
   // Waits up to timeout_ms for records and hands each to `handler`.
   // Returns the number consumed, or a negative errno.
@@ -52,19 +57,23 @@ class BpfCapture {
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
   [[nodiscard]] const CallSiteLearner* learner() const { return learner_.get(); }
 
+  struct Impl;  // the skeleton and ring buffer (bpf_capture.cpp)
+
  private:
-  struct Impl;
   BpfCapture() = default;
-  static int on_record(void* ctx, void* data, size_t size);
+  static std::unique_ptr<BpfCapture> open_backend_as(Backend b, const CaptureOptions& opts,
+                                                     const KernelFeatures& f, std::string* error);
+  void on_record(std::span<const uint8_t> bytes, const RecordHandler& handler);
   void handle_sample(CapCheck& c);
+  void store_callsite(const CallSiteEntry& e);
   void write_config();
 
   std::unique_ptr<Impl> impl_;
   Backend backend_ = Backend::Auto;
-  const RecordHandler* handler_ = nullptr;
   std::unique_ptr<CallSiteLearner> learner_;
   uint64_t decode_errors_ = 0;
   uint32_t walk_start_ = 0;
+  bool walk_direct_ = false;
 };
 
 }  // namespace capscope::capture

@@ -8,16 +8,19 @@
 namespace capscope::capture {
 
 // The contract with the BPF side: sizes are part of it.
-static_assert(sizeof(cs_record_hdr) == 8);
+static_assert(sizeof(cs_record_hdr) == 4);
 static_assert(sizeof(cs_user_ns) == 16);
-static_assert(sizeof(cs_cap_check) == 144);
-static_assert(sizeof(cs_cap_check_sample) == 144 + CS_MAX_STACK * 8 + CS_RAW_STACK_BYTES);
+static_assert(sizeof(cs_cap_check) == 120);  // + the ring buffer's 8: two cache lines
+static_assert(sizeof(cs_cap_check_sample) == 120 + 8 + CS_MAX_STACK * 8 + CS_RAW_STACK_BYTES);
+static_assert(sizeof(cs_cap_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
 static_assert(sizeof(cs_exec) == 952);
 static_assert(sizeof(cs_fork) == 48);
 static_assert(sizeof(cs_exit) == 24);
 static_assert(sizeof(cs_config) == 48);
 static_assert(sizeof(cs_callsite) == 8);
-static_assert(sizeof(cs_unique_key) == 16 && sizeof(cs_unique_val) == 16);
+static_assert(sizeof(cs_unique_slot) == 40);
+static_assert(sizeof(cs_callsite_slot) == 16);
+static_assert(sizeof(cs_counters) == 8 * (CS_CNT_MAX + 1));
 static_assert(sizeof(cs_rate_key) == 16 && sizeof(cs_rate_val) == 16);
 
 namespace {
@@ -61,7 +64,7 @@ DecodeResult decode_check(std::span<const uint8_t> data) {
   c.gid = raw->gid;
   c.euid = raw->euid;
   c.mntns = raw->mntns;
-  c.pidns = raw->pidns;
+  c.pidns_level = raw->pidns_level;
   c.cap = raw->cap;
   c.ret = raw->ret;
   c.syscall_nr = (raw->flags & CS_F_IN_SYSCALL) ? raw->syscall_nr : -1;
@@ -75,13 +78,11 @@ DecodeResult decode_check(std::span<const uint8_t> data) {
   c.comm = bounded_string(raw->comm, sizeof(raw->comm));
   if (raw->flags & CS_F_HAS_STACK) {
     if (data.size() < sizeof(cs_cap_check_sample)) return {std::nullopt, DecodeError::TooShort};
-    if (raw->nstack > CS_MAX_STACK || raw->raw_stack_len > CS_RAW_STACK_BYTES)
+    auto sample = copy_as<cs_cap_check_sample>(data);
+    if (sample->nstack > CS_MAX_STACK || sample->raw_stack_len > CS_RAW_STACK_BYTES)
       return {std::nullopt, DecodeError::BadLength};
-    const auto* s = reinterpret_cast<const uint8_t*>(data.data());
-    c.stack.resize(raw->nstack);
-    std::memcpy(c.stack.data(), s + offsetof(cs_cap_check_sample, stack), raw->nstack * 8);
-    const uint8_t* rs = s + offsetof(cs_cap_check_sample, raw_stack);
-    c.raw_stack.assign(rs, rs + raw->raw_stack_len);
+    c.stack.assign(sample->stack, sample->stack + sample->nstack);
+    c.raw_stack.assign(sample->raw_stack, sample->raw_stack + sample->raw_stack_len);
   }
   return {Record{std::move(c)}, std::nullopt};
 }

@@ -29,8 +29,8 @@ std::string LiveSource::describe() const {
 }
 
 std::unique_ptr<ReplaySource> ReplaySource::open(const std::string& path, filter::FilterSpec spec,
-                                                 uint32_t host_pidns, std::string* error) {
-  std::unique_ptr<ReplaySource> src(new ReplaySource(path, std::move(spec), host_pidns));
+                                                 std::string* error) {
+  std::unique_ptr<ReplaySource> src(new ReplaySource(path, std::move(spec)));
   src->in_.open(path);
   if (!src->in_) {
     *error = fmt::format("cannot open replay file {}: {}", path, std::strerror(errno));

@@ -54,15 +54,15 @@ class ReplaySource final : public EventSource {
  public:
   // Opens a file of JSON-line records; nullptr and *error if it cannot.
   static std::unique_ptr<ReplaySource> open(const std::string& path, filter::FilterSpec spec,
-                                            uint32_t host_pidns, std::string* error);
+                                            std::string* error);
   int poll(int timeout_ms, const RecordHandler& handler) override;
   [[nodiscard]] bool finished() const override { return done_; }
   [[nodiscard]] SourceStats stats() const override;
   [[nodiscard]] std::string describe() const override { return "replay of " + path_; }
 
  private:
-  ReplaySource(std::string path, filter::FilterSpec spec, uint32_t host_pidns)
-      : path_(std::move(path)), filter_(std::move(spec), host_pidns) {}
+  ReplaySource(std::string path, filter::FilterSpec spec)
+      : path_(std::move(path)), filter_(std::move(spec)) {}
   std::string path_;
   std::ifstream in_;
   filter::CheckFilter filter_;

@@ -43,7 +43,7 @@ json check_to_json(const CapCheck& c) {
           {"gid", c.gid},
           {"euid", c.euid},
           {"mntns", c.mntns},
-          {"pidns", c.pidns},
+          {"pidns_level", c.pidns_level},
           {"cap", c.cap},
           {"ret", c.ret},
           {"syscall_nr", c.syscall_nr},
@@ -101,7 +101,7 @@ CapCheck check_from_json(const json& j) {
   get(j, "gid", c.gid);
   get(j, "euid", c.euid);
   get(j, "mntns", c.mntns);
-  get(j, "pidns", c.pidns);
+  get(j, "pidns_level", c.pidns_level);
   get(j, "cap", c.cap);
   get(j, "ret", c.ret);
   get(j, "syscall_nr", c.syscall_nr);

@@ -19,6 +19,7 @@ int run_check(bool try_load, const GlobalOptions& g) {
   for (auto b :
        {capture::Backend::Tracepoint, capture::Backend::Fentry, capture::Backend::Kprobe}) {
     std::string why = capture::backend_unavailable_reason(b, f);
+    std::string walk;
     if (why.empty() && try_load && privilege_problem().empty()) {
       // Probing tells what should work; loading for real tells what does.
       capture::CaptureOptions o;
@@ -28,10 +29,13 @@ int run_check(bool try_load, const GlobalOptions& g) {
       std::string err;
       auto cap = capture::BpfCapture::open(o, f, &err);
       why = cap ? "" : err;
+      if (cap && b == capture::Backend::Tracepoint)
+        walk = cap->walk_direct() ? " (call-site walk: direct stack loads)"
+                                  : " (call-site walk: bpf_probe_read_kernel per frame)";
     }
-    std::cout << fmt::format("{:<36} {:<4} {}\n",
-                             fmt::format("backend {}", capture::backend_name(b)),
-                             why.empty() ? "ok" : "no", why.empty() ? "loads and attaches" : why);
+    std::cout << fmt::format(
+        "{:<36} {:<4} {}\n", fmt::format("backend {}", capture::backend_name(b)),
+        why.empty() ? "ok" : "no", why.empty() ? "loads and attaches" + walk : why);
   }
   std::string why;
   auto chosen = capture::choose_backend(f, &why);

@@ -49,6 +49,7 @@ void ProcessCache::note_time(uint64_t ktime_ns) {
 }
 
 void ProcessCache::erase(std::unordered_map<std::string, Slot>::iterator it) {
+  ++generation_;
   auto cur = current_.find(it->second.proc->pid);
   if (cur != current_.end() && cur->second == it->first) current_.erase(cur);
   lru_.erase(it->second.lru);
@@ -66,6 +67,7 @@ void ProcessCache::enforce_bound() {
 }
 
 ProcessPtr ProcessCache::publish(ProcessInfo info, uint64_t now_ns) {
+  ++generation_;
   auto proc = std::make_shared<const ProcessInfo>(std::move(info));
   const std::string& id = proc->exec_id;
   // The image this one replaces stays, retired, for children that name it.

@@ -71,6 +71,9 @@ class ProcessCache {
   void expire(uint64_t now_ktime_ns);
 
   [[nodiscard]] size_t size() const { return images_.size(); }
+  // Changes whenever what lookup() or parent_of() would return may have changed,
+  // so a caller may reuse their last answers while it stays the same.
+  [[nodiscard]] uint64_t generation() const { return generation_; }
   [[nodiscard]] uint64_t misses() const { return misses_; }
 
   // Cache-only reads: no /proc, no LRU update.
@@ -108,6 +111,7 @@ class ProcessCache {
   std::unordered_map<uint32_t, std::string> current_;  // pid -> exec_id of its newest image
   std::list<std::string> lru_;                         // exec_ids, most recently used first
   uint64_t misses_ = 0;
+  uint64_t generation_ = 0;
   uint64_t last_ktime_ns_ = 1;  // newest record time seen: stamps retirements without one
 };
 

@@ -26,7 +26,7 @@ bool CheckFilter::passes_static(const CapCheck& c) const {
                    [&](const std::string& s) { return s.substr(0, 15) == c.comm; }))
     return false;
   if (!spec_.cgroup_ids.empty() && !contains(spec_.cgroup_ids, c.cgroup_id)) return false;
-  bool host = c.pidns == host_pidns_;
+  bool host = c.pidns_level == 0;
   if (spec_.host_only && !host) return false;
   if (spec_.containers_only && host) return false;
   if (!spec_.uids.empty() && !contains(spec_.uids, c.uid)) return false;

@@ -21,10 +21,10 @@ struct FilterStats {
 
 class CheckFilter {
  public:
-  // host_pidns: inode of the initial pid namespace ("host" = a task in it,
-  // as the kernel side decides by pid namespace level 0).
-  CheckFilter(FilterSpec spec, uint32_t host_pidns, uint32_t self_pid = 0)
-      : spec_(std::move(spec)), host_pidns_(host_pidns), self_pid_(self_pid) {}
+  // "host" is a task in the initial pid namespace (level 0), as the kernel
+  // side decides it.
+  explicit CheckFilter(FilterSpec spec, uint32_t self_pid = 0)
+      : spec_(std::move(spec)), self_pid_(self_pid) {}
 
   // True if the check is to be reported. May set c.suppressed (rate limit).
   bool keep(CapCheck& c);
@@ -36,7 +36,6 @@ class CheckFilter {
   bool rate_keep(CapCheck& c);
 
   FilterSpec spec_;
-  uint32_t host_pidns_;
   uint32_t self_pid_;
   FilterStats stats_;
   // (mntns, cap, denied) -> bit 0 audited seen, bit 1 probe seen

@@ -66,7 +66,7 @@ struct CapCheck {
   uint32_t gid = 0;
   uint32_t euid = 0;
   uint32_t mntns = 0;
-  uint32_t pidns = 0;
+  uint32_t pidns_level = 0;  // depth of the pid namespace: 0 is the host
   int32_t cap = 0;
   int32_t ret = 0;          // 0 granted, negative errno denied
   int32_t syscall_nr = -1;  // -1: not in a syscall (kernel thread, ...)

@@ -18,7 +18,7 @@ void append_compact_line(Buffer& out, const EnrichedCheck& e);
 
 class CompactWriter final : public BufferedWriter {
  public:
-  explicit CompactWriter(std::ostream& out) : BufferedWriter(out) {}
+  explicit CompactWriter(Sink& out) : BufferedWriter(out) {}
   void write(const EnrichedCheck& e) override;
 };
 

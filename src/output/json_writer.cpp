@@ -14,6 +14,10 @@ namespace {
 class Members {
  public:
   explicit Members(Buffer& b) : b_(b) { b_.push_back('{'); }
+  // Continues an object whose '{' and first members are already written.
+  static constexpr struct Continue {
+  } kContinue{};
+  Members(Buffer& b, Continue) : b_(b), first_(false) {}
 
   void key(std::string_view k) {
     if (!first_) b_.push_back(',');
@@ -117,7 +121,8 @@ std::string join_words(const std::vector<std::string>& words) {
 
 // The process block up to, not including, "tid" and the closing brace. host_ns is null
 // for the parent, which gets no cap and ns blocks (as in Tetragon's events).
-void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_ns) {
+void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_ns,
+                         const JsonOptions& opts) {
   Members m(b);
   m.str_if("exec_id", p.exec_id);
   m.num("pid", p.pid);
@@ -132,7 +137,7 @@ void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_n
   if (!p.container.empty()) m.str("docker", std::string_view(p.container.id).substr(0, 31));
   m.str_if("parent_exec_id", p.parent_exec_id);
   if (host_ns == nullptr) return;
-  append_caps(b, m, p.caps);
+  if (opts.process_caps) append_caps(b, m, p.caps);
   append_namespaces(b, m, p.ns, *host_ns);
 }
 
@@ -158,13 +163,6 @@ void append_capability_arg(Buffer& b, int cap) {
   put(b, "\"}}");
 }
 
-void append_syscall(Buffer& b, int nr) {
-  Members s(b);
-  s.num("nr", nr);
-  if (nr >= 0) s.str("name", tables::syscall_name(nr));
-  s.close();
-}
-
 void append_container(Buffer& b, Members& m, const ContainerRef& c) {
   if (c.empty()) return;
   m.str("container_id", c.id);
@@ -179,31 +177,81 @@ void append_container(Buffer& b, Members& m, const ContainerRef& c) {
   block.close();
 }
 
+// A capability set as /proc/PID/status prints it: 16 hex digits ("000001ffffffffff"),
+// which `capsh --decode` reads.
+void append_capset_hex(Buffer& b, uint64_t mask) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char text[18] = {'"'};
+  for (int i = 0; i < 16; ++i) text[16 - i] = kHex[(mask >> (4 * i)) & 0xf];
+  text[17] = '"';
+  put(b, std::string_view(text, sizeof(text)));
+}
+
+// The process's bounding and ambient sets, which Tetragon's cap block has no room for.
+void append_process_caps(Buffer& b, Members& m, const ProcessInfo* p) {
+  if (p == nullptr) return;
+  m.key("process_caps");
+  Members caps(b);
+  caps.key("bounding");
+  append_capset_hex(b, p->caps.bounding);
+  caps.key("ambient");
+  append_capset_hex(b, p->caps.ambient);
+  caps.close();
+}
+
+void append_bool(Buffer& b, bool v) { put(b, v ? "true" : "false"); }
+
 // What capscope knows and Tetragon's event cannot say. Every member is always there
 // (zeros included, unlike the Tetragon part) but suppressed and the container ones.
-void append_capscope(Buffer& b, const EnrichedCheck& e, std::string_view effective,
-                     std::string_view permitted) {
+// Written from literal pieces rather than through Members: this runs once per event.
+void append_capscope(Buffer& b, const EnrichedCheck& e, const JsonOptions& opts) {
   const CapCheck& c = e.check;
-  Members m(b);
-  m.key("syscall");
-  append_syscall(b, c.syscall_nr);
-  m.str("verdict", verdict_word(c));
-  m.num("errno", c.ret);
-  m.boolean("audit", c.audit);
-  m.str("audit_source", audit_source_word(c.audit_source));
-  m.boolean("insetid", c.insetid);
-  m.boolean("cred_override", c.cred_override);
-  m.boolean("kthread", c.kthread);
-  m.str("comm", c.comm);
-  m.num("ppid", c.ppid);
-  m.num("uid", c.uid);
-  m.num("euid", c.euid);
-  m.num("gid", c.gid);
-  m.num("cgroup_id", c.cgroup_id);
-  m.num("mntns", c.mntns);
-  m.num("pidns", c.pidns);
-  m.raw("cap_effective", effective);
-  m.raw("cap_permitted", permitted);
+  put(b, "{\"syscall\":{\"nr\":");
+  put_int(b, c.syscall_nr);
+  if (auto name = tables::known_syscall_name(c.syscall_nr)) {
+    put(b, ",\"name\":\"");
+    put(b, *name);  // [a-z0-9_]: nothing to escape
+    b.push_back('"');
+  } else if (c.syscall_nr >= 0) {
+    put(b, ",\"name\":");
+    append_json_string(b, tables::syscall_name(c.syscall_nr));
+  }
+  put(b, "},\"verdict\":\"");
+  put(b, verdict_word(c));
+  put(b, "\",\"errno\":");
+  put_int(b, c.ret);
+  put(b, ",\"audit\":");
+  append_bool(b, c.audit);
+  put(b, ",\"audit_source\":\"");
+  put(b, audit_source_word(c.audit_source));
+  put(b, "\",\"insetid\":");
+  append_bool(b, c.insetid);
+  put(b, ",\"cred_override\":");
+  append_bool(b, c.cred_override);
+  put(b, ",\"kthread\":");
+  append_bool(b, c.kthread);
+  put(b, ",\"comm\":");
+  append_json_string(b, c.comm);
+  put(b, ",\"ppid\":");
+  put_int(b, c.ppid);
+  put(b, ",\"uid\":");
+  put_int(b, c.uid);
+  put(b, ",\"euid\":");
+  put_int(b, c.euid);
+  put(b, ",\"gid\":");
+  put_int(b, c.gid);
+  put(b, ",\"cgroup_id\":");
+  put_int(b, c.cgroup_id);
+  put(b, ",\"mntns\":");
+  put_int(b, c.mntns);
+  put(b, ",\"pidns_level\":");
+  put_int(b, c.pidns_level);
+  put(b, ",\"cap_effective\":");
+  append_capset_hex(b, c.cap_effective);
+  put(b, ",\"cap_permitted\":");
+  append_capset_hex(b, c.cap_permitted);
+  Members m(b, Members::kContinue);
+  if (opts.process_caps) append_process_caps(b, m, e.process.get());
   if (c.suppressed > 0) m.num("suppressed", c.suppressed);
   if (e.process) append_container(b, m, e.process->container);
   m.close();
@@ -213,8 +261,6 @@ void append_capscope(Buffer& b, const EnrichedCheck& e, std::string_view effecti
 struct Parts {
   std::string_view process_head;  // empty: unknown process
   std::string_view parent_head;   // empty: unknown parent
-  std::string_view effective;
-  std::string_view permitted;
 };
 
 void append_process_block(Buffer& b, const CapCheck& c, std::string_view head) {
@@ -231,7 +277,8 @@ void append_process_block(Buffer& b, const CapCheck& c, std::string_view head) {
   b.push_back('}');
 }
 
-void assemble(Buffer& b, const EnrichedCheck& e, const Parts& parts) {
+void assemble(Buffer& b, const EnrichedCheck& e, const Parts& parts, const JsonOptions& opts,
+              util::Rfc3339Formatter& clock) {
   const CapCheck& c = e.check;
   put(b, "{\"process_kprobe\":{\"process\":");
   append_process_block(b, c, parts.process_head);
@@ -251,14 +298,14 @@ void assemble(Buffer& b, const EnrichedCheck& e, const Parts& parts) {
   put(b, "],\"return\":{\"int_arg\":");
   put_int(b, c.ret);
   put(b, "},\"action\":\"KPROBE_ACTION_POST\",\"policy_name\":\"capscope\",\"capscope\":");
-  append_capscope(b, e, parts.effective, parts.permitted);
+  append_capscope(b, e, opts);
   b.push_back('}');
   if (!e.node_name.empty()) {
     put(b, ",\"node_name\":");
     append_json_string(b, e.node_name);
   }
   put(b, ",\"time\":\"");
-  put(b, util::format_rfc3339_ns(e.wall_ns));
+  put(b, clock.format(e.wall_ns));
   put(b, "\"}");
 }
 
@@ -287,19 +334,17 @@ void append_pod(Buffer& out, const ContainerRef& c) {
   pod.close();
 }
 
-void append_json_event(Buffer& out, const EnrichedCheck& e) {
-  Buffer process, parent, effective, permitted;
-  if (e.process) append_process_head(process, *e.process, &e.host_ns);
-  if (e.parent) append_process_head(parent, *e.parent, nullptr);
-  append_cap_list(effective, e.check.cap_effective);
-  append_cap_list(permitted, e.check.cap_permitted);
-  std::string texts[4] = {to_string(process), to_string(parent), to_string(effective),
-                          to_string(permitted)};
-  assemble(out, e, Parts{texts[0], texts[1], texts[2], texts[3]});
+void append_json_event(Buffer& out, const EnrichedCheck& e, const JsonOptions& opts) {
+  Buffer process, parent;
+  if (e.process) append_process_head(process, *e.process, &e.host_ns, opts);
+  if (e.parent) append_process_head(parent, *e.parent, nullptr, opts);
+  std::string texts[2] = {to_string(process), to_string(parent)};
+  util::Rfc3339Formatter clock;
+  assemble(out, e, Parts{texts[0], texts[1]}, opts, clock);
 }
 
 std::string_view JsonWriter::process_head(const ProcessPtr& p, const NsInodes* host_ns,
-                                          ProcessCache& cache) {
+                                          ProcessCache& cache) const {
   if (!p) return {};
   // Fibonacci hashing: the top bits of the product depend on all bits of the address,
   // whatever its alignment.
@@ -310,27 +355,17 @@ std::string_view JsonWriter::process_head(const ProcessPtr& p, const NsInodes* h
   bool same_ns = host_ns == nullptr || *host_ns == slot.host_ns;
   if (p == slot.process && same_ns) return slot.text;
   Buffer b;
-  append_process_head(b, *p, host_ns);
+  append_process_head(b, *p, host_ns, opts_);
   slot.process = p;
   if (host_ns != nullptr) slot.host_ns = *host_ns;
   slot.text.assign(b.data(), b.size());
   return slot.text;
 }
 
-std::string_view JsonWriter::cap_list(uint64_t mask, MaskSlot& slot) {
-  if (mask == slot.mask) return slot.text;
-  Buffer b;
-  append_cap_list(b, mask);
-  slot.mask = mask;
-  slot.text.assign(b.data(), b.size());
-  return slot.text;
-}
-
 void JsonWriter::write(const EnrichedCheck& e) {
-  Parts parts{
-      process_head(e.process, &e.host_ns, processes_), process_head(e.parent, nullptr, parents_),
-      cap_list(e.check.cap_effective, effective_), cap_list(e.check.cap_permitted, permitted_)};
-  assemble(buf(), e, parts);
+  Parts parts{process_head(e.process, &e.host_ns, processes_),
+              process_head(e.parent, nullptr, parents_)};
+  assemble(buf(), e, parts, opts_, clock_);
   buf().push_back('\n');
   end_event();
 }

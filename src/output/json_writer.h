@@ -11,11 +11,19 @@
 #include <string>
 
 #include "output/writer.h"
+#include "util/clock.h"
 
 namespace capscope::output {
 
+struct JsonOptions {
+  // Tetragon's process.cap block (capability names) and capscope's process_caps
+  // (bounding and ambient sets), as Tetragon's --enable-process-cred adds them:
+  // off by default, because a root process's lists alone are 1.6 KB an event.
+  bool process_caps = false;
+};
+
 // Appends one event as a single-line JSON object, without the newline.
-void append_json_event(Buffer& out, const EnrichedCheck& e);
+void append_json_event(Buffer& out, const EnrichedCheck& e, const JsonOptions& opts = {});
 
 // Tetragon's `pod` member (with its leading comma) for a process in `c`. Written only
 // for a Kubernetes container, i.e. when the cgroup path gave a pod uid; otherwise, and
@@ -24,7 +32,7 @@ void append_pod(Buffer& out, const ContainerRef& c);
 
 class JsonWriter final : public BufferedWriter {
  public:
-  explicit JsonWriter(std::ostream& out) : BufferedWriter(out) {}
+  JsonWriter(Sink& out, JsonOptions opts) : BufferedWriter(out), opts_(opts) {}
   void write(const EnrichedCheck& e) override;
 
  private:
@@ -39,20 +47,13 @@ class JsonWriter final : public BufferedWriter {
   };
   static constexpr size_t kProcessSlots = 16;
   using ProcessCache = std::array<ProcessSlot, kProcessSlots>;
-  // The JSON list of capability names of the last mask seen.
-  struct MaskSlot {
-    uint64_t mask = 0;
-    std::string text = "[]";
-  };
+  std::string_view process_head(const ProcessPtr& p, const NsInodes* host_ns,
+                                ProcessCache& cache) const;
 
-  static std::string_view process_head(const ProcessPtr& p, const NsInodes* host_ns,
-                                       ProcessCache& cache);
-  static std::string_view cap_list(uint64_t mask, MaskSlot& slot);
-
+  JsonOptions opts_;
+  util::Rfc3339Formatter clock_;
   ProcessCache processes_;
   ProcessCache parents_;
-  MaskSlot effective_;
-  MaskSlot permitted_;
 };
 
 }  // namespace capscope::output

@@ -225,7 +225,7 @@ std::vector<Column> resolve_columns(const std::vector<std::string>& fields, bool
   return cols;
 }
 
-TableWriter::TableWriter(std::ostream& out, std::vector<Column> columns)
+TableWriter::TableWriter(Sink& out, std::vector<Column> columns)
     : BufferedWriter(out), columns_(std::move(columns)) {
   if (columns_.empty()) columns_ = default_columns(false);
 }

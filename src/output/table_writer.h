@@ -58,7 +58,7 @@ std::vector<Column> resolve_columns(const std::vector<std::string>& fields, bool
 
 class TableWriter final : public BufferedWriter {
  public:
-  TableWriter(std::ostream& out, std::vector<Column> columns);
+  TableWriter(Sink& out, std::vector<Column> columns);
   void write(const EnrichedCheck& e) override;
   void flush() override;  // prints the header first if no row did yet
 

@@ -218,13 +218,12 @@ std::optional<Format> parse_format(std::string_view s) {
   return std::nullopt;
 }
 
-std::unique_ptr<EventWriter> make_writer(Format format, std::ostream& out,
-                                         const WriterOptions& options) {
+std::unique_ptr<EventWriter> make_writer(Format format, Sink& out, const WriterOptions& options) {
   if (format != Format::Table && !options.fields.empty())
     throw std::invalid_argument("--fields selects table columns: use it with -o table");
   switch (format) {
     case Format::Json:
-      return std::make_unique<JsonWriter>(out);
+      return std::make_unique<JsonWriter>(out, JsonOptions{options.process_caps});
     case Format::Compact:
       return std::make_unique<CompactWriter>(out);
     case Format::Table:
@@ -241,19 +240,25 @@ BufferedWriter::~BufferedWriter() {
 }
 
 void BufferedWriter::hand_over() {
-  if (buf_.size() > 0) out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+  if (buf_.size() > 0) sink_.write(std::string_view(buf_.data(), buf_.size()));
   buf_.clear();
 }
 
 void BufferedWriter::flush() {
   hand_over();
-  out_.flush();
+  sink_.flush(true);
   last_flush_ns_ = coarse_now_ns();
 }
 
+// A steady stream never leaves the pipeline idle, so the deadline flush hands over what
+// is cheap to hand over; the idle flush hands over everything.
 void BufferedWriter::end_event() {
   if (buf_.size() >= kBlockBytes) hand_over();
-  if (coarse_now_ns() - last_flush_ns_ >= kMaxDelayNs) flush();
+  if (coarse_now_ns() - last_flush_ns_ >= kMaxDelayNs) {
+    hand_over();
+    sink_.flush(false);
+    last_flush_ns_ = coarse_now_ns();
+  }
 }
 
 void append_json_string(Buffer& out, std::string_view s) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "model/process.h"
+#include "output/sink.h"
 
 namespace capscope::output {
 
@@ -30,6 +31,7 @@ std::optional<Format> parse_format(std::string_view s);
 struct WriterOptions {
   std::vector<std::string> fields;  // table columns; see resolve_columns() in table_writer.h
   bool wide = false;                // table: TIMESTAMP among the default columns
+  bool process_caps = false;        // json: Tetragon's process.cap block and process_caps
 };
 
 class EventWriter {
@@ -41,9 +43,9 @@ class EventWriter {
 };
 
 // Throws std::invalid_argument for options the format cannot honour: an unknown table
-// field, or fields given to a format other than table.
-std::unique_ptr<EventWriter> make_writer(Format format, std::ostream& out,
-                                         const WriterOptions& options);
+// field, or fields given to a format other than table. The writer writes to `sink`,
+// which must outlive it.
+std::unique_ptr<EventWriter> make_writer(Format format, Sink& sink, const WriterOptions& options);
 
 using Buffer = fmt::memory_buffer;
 
@@ -53,7 +55,7 @@ using Buffer = fmt::memory_buffer;
 // last flush is kMaxDelayNs old: a reader on a pipe never waits long for a line.
 class BufferedWriter : public EventWriter {
  public:
-  explicit BufferedWriter(std::ostream& out) : out_(out) {}
+  explicit BufferedWriter(Sink& sink) : sink_(sink) {}
   BufferedWriter(const BufferedWriter&) = delete;
   BufferedWriter& operator=(const BufferedWriter&) = delete;
   ~BufferedWriter() override;  // flushes: a writer dropped without flush() loses nothing
@@ -68,7 +70,7 @@ class BufferedWriter : public EventWriter {
   static constexpr int64_t kMaxDelayNs = 100'000'000;
   void hand_over();
 
-  std::ostream& out_;
+  Sink& sink_;
   Buffer buf_;
   int64_t last_flush_ns_ = 0;
 };

@@ -15,11 +15,17 @@ TracePipeline::TracePipeline(capture::EventSource& source, ProcessCache& cache,
 void TracePipeline::on_check(CapCheck&& c) {
   EnrichedCheck e;
   e.wall_ns = static_cast<int64_t>(c.ktime_ns) + wall_offset_ns_;
-  e.process = cache_.lookup(c.pid);
-  if (e.process)
-    e.parent = cache_.parent_of(*e.process);
-  else
-    ++stats_.unattributed;
+  // Checks come in bursts from one process: reuse the last answer while the
+  // cache has not changed.
+  if (c.pid != last_.pid || cache_.generation() != last_.generation || !last_.process) {
+    last_.process = cache_.lookup(c.pid);
+    last_.parent = last_.process ? cache_.parent_of(*last_.process) : nullptr;
+    last_.pid = c.pid;
+    last_.generation = cache_.generation();
+  }
+  e.process = last_.process;
+  e.parent = last_.parent;
+  if (!e.process) ++stats_.unattributed;
   e.node_name = node_name_;
   e.host_ns = host_ns_;
   e.check = std::move(c);

@@ -47,6 +47,11 @@ class TracePipeline {
   int64_t wall_offset_ns_ = 0;
   PipelineStats stats_;
   uint64_t last_expire_ktime_ = 0;
+  struct LastLookup {
+    uint32_t pid = 0;
+    uint64_t generation = 0;
+    ProcessPtr process, parent;
+  } last_;
 };
 
 }  // namespace capscope::pipeline

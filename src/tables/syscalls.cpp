@@ -94,6 +94,11 @@ std::string to_upper(std::string_view s) {
 
 }  // namespace
 
+std::optional<std::string_view> known_syscall_name(int nr, Arch arch) {
+  if (nr < 0) return std::nullopt;
+  return find_name(nr, arch);
+}
+
 std::string syscall_name(int nr, Arch arch) {
   if (nr < 0) return "";
   if (auto name = find_name(nr, arch)) return std::string(*name);

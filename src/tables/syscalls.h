@@ -27,6 +27,10 @@ constexpr Arch host_arch() {
 // table lacks give "syscall_<nr>".
 std::string syscall_name(int nr, Arch arch = host_arch());
 
+// The table's name for `nr`, without allocating; nullopt for numbers it lacks (and
+// negative ones).
+std::optional<std::string_view> known_syscall_name(int nr, Arch arch = host_arch());
+
 // Accepts "setuid", "SYS_SETUID" or "sys_setuid" (any letter case), surrounding
 // whitespace ignored. Names the table lacks give nullopt.
 std::optional<int> syscall_number(std::string_view name, Arch arch = host_arch());

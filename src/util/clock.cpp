@@ -4,7 +4,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <limits>
 
 namespace capscope::util {
@@ -121,6 +123,23 @@ uint64_t ticks_to_ns(uint64_t ticks, uint64_t hz) {
 std::string format_rfc3339_ns(int64_t wall_ns) {
   auto [secs, nanos] = split_ns(wall_ns);
   return fmt::format("{}.{:09}Z", format_seconds(secs), nanos);
+}
+
+std::string_view Rfc3339Formatter::format(int64_t wall_ns) {
+  auto [secs, nanos] = split_ns(wall_ns);
+  int64_t second = secs.time_since_epoch().count();
+  if (second != second_ || prefix_len_ == 0) {
+    std::string prefix = format_seconds(secs);
+    prefix_len_ = std::min(prefix.size(), sizeof(text_) - 11);
+    std::memcpy(text_, prefix.data(), prefix_len_);
+    text_[prefix_len_++] = '.';
+    second_ = second;
+  }
+  char* p = text_ + prefix_len_ + 9;
+  *p = 'Z';
+  auto n = static_cast<uint64_t>(nanos);
+  for (int i = 0; i < 9; ++i, n /= 10) *--p = static_cast<char>('0' + n % 10);
+  return {text_, prefix_len_ + 10};
 }
 
 std::string format_rfc3339_s(int64_t wall_ns) {

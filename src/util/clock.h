@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <string_view>
 
 namespace capscope::util {
 
@@ -44,6 +46,19 @@ uint64_t ticks_to_ns(uint64_t ticks, uint64_t hz);
 // UTC, nanoseconds always printed: "2023-07-06T10:13:33.834390020Z" (Tetragon's
 // process start_time and event time).
 std::string format_rfc3339_ns(int64_t wall_ns);
+
+// format_rfc3339_ns() for a stream of nearby times: the date and time of day are
+// formatted once per second, only the nanoseconds per call. Not thread-safe.
+class Rfc3339Formatter {
+ public:
+  // A view of the text, valid until the next call.
+  std::string_view format(int64_t wall_ns);
+
+ private:
+  int64_t second_ = std::numeric_limits<int64_t>::min();
+  char text_[40] = {};
+  size_t prefix_len_ = 0;  // "2023-07-06T10:13:33." without the nanoseconds
+};
 
 // UTC, whole seconds: "2023-07-06T08:07:30Z" (Tetragon's container start_time).
 std::string format_rfc3339_s(int64_t wall_ns);

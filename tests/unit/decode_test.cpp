@@ -68,7 +68,7 @@ TEST(Decode, CommWithoutTerminatorIsBounded) {
 
 TEST(Decode, RejectsShortAndUnknownRecords) {
   auto b = bytes_of(sample_check());
-  EXPECT_EQ(decode_record(std::span(b.data(), 4)).error, DecodeError::TooShort);
+  EXPECT_EQ(decode_record(std::span(b.data(), 2)).error, DecodeError::TooShort);
   EXPECT_EQ(decode_record(std::span(b.data(), 100)).error, DecodeError::BadLength);
   auto raw = sample_check();
   raw.hdr.type = 99;
@@ -84,15 +84,15 @@ TEST(Decode, SampleLengthsAreChecked) {
   s.check = sample_check();
   s.check.hdr.size = sizeof(s);
   s.check.flags |= CS_F_HAS_STACK;
-  s.check.nstack = 3;
-  s.check.raw_stack_len = 64;
+  s.nstack = 3;
+  s.raw_stack_len = 64;
   s.stack[0] = 1;
   s.stack[2] = 3;
   auto c = std::get<CapCheck>(*decode_record(bytes_of(s)).record);
   ASSERT_EQ(c.stack.size(), 3u);
   EXPECT_EQ(c.stack[2], 3u);
   EXPECT_EQ(c.raw_stack.size(), 64u);
-  s.check.nstack = CS_MAX_STACK + 1;
+  s.nstack = CS_MAX_STACK + 1;
   EXPECT_EQ(decode_record(bytes_of(s)).error, DecodeError::BadLength);
 }
 

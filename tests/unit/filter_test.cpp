@@ -8,8 +8,6 @@ using namespace capscope::filter;
 
 namespace {
 
-constexpr uint32_t kHostPidns = 4026531836u;
-
 CapCheck check(int cap, int ret, bool audit, uint32_t tid = 10, uint64_t t = 0) {
   CapCheck c;
   c.cap = cap;
@@ -19,7 +17,7 @@ CapCheck check(int cap, int ret, bool audit, uint32_t tid = 10, uint64_t t = 0) 
   c.pid = 10;
   c.tid = tid;
   c.mntns = 1;
-  c.pidns = kHostPidns;
+  c.pidns_level = 0;
   c.ktime_ns = t;
   c.comm = "prog";
   return c;
@@ -40,7 +38,7 @@ TEST(Duration, Parses) {
 TEST(CheckFilter, UniqueDoesNotHideALaterDenialOrAuditedUse) {
   FilterSpec s;
   s.unique = true;
-  CheckFilter f(s, kHostPidns);
+  CheckFilter f(s);
   auto probe = check(21, 0, false);
   auto granted = check(21, 0, true);
   auto denied = check(21, -1, true);
@@ -60,7 +58,7 @@ TEST(CheckFilter, UniqueDoesNotHideALaterDenialOrAuditedUse) {
 TEST(CheckFilter, RateLimitPerThreadCountsSuppressed) {
   FilterSpec s;
   s.rate_window_ns = 1000;
-  CheckFilter f(s, kHostPidns);
+  CheckFilter f(s);
   auto a = check(7, 0, true, 1, 0);
   EXPECT_TRUE(f.keep(a));
   for (uint64_t t = 100; t < 1000; t += 100) {
@@ -80,7 +78,7 @@ TEST(CheckFilter, RateLimitGlobalScope) {
   FilterSpec s;
   s.rate_window_ns = 1000;
   s.rate_scope = RateScope::Global;
-  CheckFilter f(s, kHostPidns);
+  CheckFilter f(s);
   auto a = check(7, 0, true, 1, 0);
   auto b = check(7, 0, true, 2, 10);
   EXPECT_TRUE(f.keep(a));
@@ -92,7 +90,7 @@ TEST(CheckFilter, StaticFilters) {
   s.cap_mask = 1ULL << 34;
   s.denied_only = true;
   s.comms = {"dmesg"};
-  CheckFilter f(s, kHostPidns);
+  CheckFilter f(s);
   auto c = check(34, -1, true);
   c.comm = "dmesg";
   EXPECT_TRUE(f.keep(c));
@@ -114,19 +112,19 @@ TEST(CheckFilter, StaticFilters) {
 TEST(CheckFilter, HostAndContainersAndAuditOnly) {
   FilterSpec host;
   host.host_only = true;
-  CheckFilter fh(host, kHostPidns);
+  CheckFilter fh(host);
   auto in_container = check(21, 0, true);
-  in_container.pidns = 4026532000u;
+  in_container.pidns_level = 1;
   EXPECT_FALSE(fh.keep(in_container));
   auto on_host = check(21, 0, true);
   EXPECT_TRUE(fh.keep(on_host));
   FilterSpec ctr;
   ctr.containers_only = true;
-  CheckFilter fc(ctr, kHostPidns);
+  CheckFilter fc(ctr);
   EXPECT_TRUE(fc.keep(in_container));
   FilterSpec audit;
   audit.audit_only = true;
-  CheckFilter fa(audit, kHostPidns);
+  CheckFilter fa(audit);
   auto probe = check(21, 0, false);
   EXPECT_FALSE(fa.keep(probe));
   auto unknown = probe;
@@ -137,7 +135,7 @@ TEST(CheckFilter, HostAndContainersAndAuditOnly) {
 TEST(CheckFilter, LongCommsMatchTheKernelsFifteenBytes) {
   FilterSpec s;
   s.comms = {"a-very-long-command-name"};
-  CheckFilter f(s, kHostPidns);
+  CheckFilter f(s);
   auto c = check(21, 0, true);
   c.comm = "a-very-long-com";
   EXPECT_TRUE(f.keep(c));

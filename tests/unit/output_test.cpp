@@ -107,7 +107,7 @@ CapCheck check(int cap, int ret, const char* syscall, const std::string& comm, u
   c.audit_source = AuditSource::Opts;
   c.target_ns = {0, 4026531837, 0, 0};
   c.mntns = 4026531841;
-  c.pidns = 4026531836;
+  c.pidns_level = 0;
   c.cgroup_id = 7321;
   return c;
 }
@@ -138,7 +138,7 @@ EnrichedCheck dmesg_denied() {
   c.ppid = 73850;
   c.cap_effective = c.cap_permitted = kDefaultCaps;
   c.mntns = 4026534731;
-  c.pidns = 4026534732;
+  c.pidns_level = 1;
   return enriched(std::move(c), std::move(dmesg), std::move(bash), 834882128);
 }
 
@@ -190,7 +190,7 @@ EnrichedCheck java_probe() {
   c.ppid = 31300;
   c.uid = c.euid = c.gid = 1001;
   c.mntns = 4026534731;
-  c.pidns = 4026534732;
+  c.pidns_level = 1;
   c.audit = false;
   c.target_ns = {1, 4026532999, 0, 0};
   return enriched(std::move(c), std::move(java), nullptr, 1'500'000'000);
@@ -263,7 +263,8 @@ std::string run_writer(EventWriter& w, std::ostringstream& out,
 std::string render(Format f, const WriterOptions& o = {},
                    const std::vector<EnrichedCheck>& events = all_cases()) {
   std::ostringstream out;
-  auto w = make_writer(f, out, o);
+  StreamSink sink(out);
+  auto w = make_writer(f, sink, o);
   return run_writer(*w, out, events);
 }
 
@@ -379,8 +380,8 @@ TEST(OutputJson, DeniedDmesgMatchesTetragonExample) {
   EXPECT_EQ(p.at("ns").at("time"), json::parse(R"({"inum":4026531834,"is_host":true})"));
   EXPECT_EQ(p.at("ns").at("user").at("is_host"), true);
   EXPECT_EQ(p.at("ns").at("mnt"), json::parse(R"({"inum":4026534731})"));
-  EXPECT_EQ(p.at("cap").at("effective").size(), 14u);
-  EXPECT_FALSE(p.at("cap").contains("inheritable"));
+  // Tetragon's process.cap comes only when asked for (--process-caps).
+  EXPECT_FALSE(p.contains("cap"));
   EXPECT_EQ(p.at("pod").at("container").at("id"), "containerd://" + kCtrId);
   EXPECT_EQ(p.at("pod").at("container").at("name"), "spaceship");
   const json& parent = k.at("parent");
@@ -419,8 +420,25 @@ TEST(OutputJson, GrantedSetuidOnHost) {
   EXPECT_EQ(cs.at("audit_source"), "callsite");
   EXPECT_EQ(cs.at("suppressed"), 3);
   EXPECT_EQ(cs.at("uid"), 1000);
-  EXPECT_EQ(cs.at("cap_effective").size(), 41u);
+  // The checked credentials' sets, as /proc/PID/status prints them.
+  EXPECT_EQ(cs.at("cap_effective"), "000001ffffffffff");
+  EXPECT_FALSE(cs.contains("process_caps"));
   EXPECT_FALSE(cs.contains("container_id"));
+}
+
+TEST(OutputJson, ProcessCapsWhenAsked) {
+  WriterOptions o;
+  o.process_caps = true;
+  json ev = json::parse(render(Format::Json, o, {dmesg_denied()}));
+  const json& p = ev.at("process_kprobe").at("process");
+  // Tetragon's shape: names, empty sets left out.
+  EXPECT_EQ(p.at("cap").at("effective").size(), 14u);
+  EXPECT_EQ(p.at("cap").at("effective")[0], "CAP_CHOWN");
+  EXPECT_FALSE(p.at("cap").contains("inheritable"));
+  const json& pc = ev.at("process_kprobe").at("capscope").at("process_caps");
+  EXPECT_EQ(pc.at("bounding"), "00000000a80425fb");
+  EXPECT_EQ(pc.at("ambient"), "0000000000000000");
+  EXPECT_FALSE(ev.at("process_kprobe").at("parent").contains("cap"));
 }
 
 TEST(OutputJson, ProbeInUserNamespaceIsNotHost) {
@@ -652,7 +670,8 @@ TEST(OutputTable, HeaderOnceAndAlignedRows) {
 
 TEST(OutputTable, FlushWithoutEventsPrintsTheHeader) {
   std::ostringstream out;
-  auto w = make_writer(Format::Table, out, {});
+  StreamSink sink(out);
+  auto w = make_writer(Format::Table, sink, {});
   w->flush();
   w->flush();
   EXPECT_EQ(out.str(),
@@ -706,9 +725,10 @@ TEST(OutputFields, Errors) {
                       false),
       std::invalid_argument);
   std::ostringstream out;
-  EXPECT_THROW(make_writer(Format::Table, out, {{"nope"}, false}), std::invalid_argument);
-  EXPECT_THROW(make_writer(Format::Json, out, {{"comm"}, false}), std::invalid_argument);
-  EXPECT_THROW(make_writer(Format::Compact, out, {{"comm"}, false}), std::invalid_argument);
+  StreamSink sink(out);
+  EXPECT_THROW(make_writer(Format::Table, sink, {{"nope"}, false}), std::invalid_argument);
+  EXPECT_THROW(make_writer(Format::Json, sink, {{"comm"}, false}), std::invalid_argument);
+  EXPECT_THROW(make_writer(Format::Compact, sink, {{"comm"}, false}), std::invalid_argument);
 }
 
 // ---- Writers --------------------------------------------------------------------------
@@ -724,7 +744,8 @@ TEST(OutputWriter, ParseFormat) {
 TEST(OutputWriter, TrickleReachesTheStreamWithinADeadline) {
   // A steady trickle never leaves the pipeline idle, so the writer must flush by itself.
   std::ostringstream out;
-  auto w = make_writer(Format::Compact, out, {});
+  StreamSink sink(out);
+  auto w = make_writer(Format::Compact, sink, {});
   w->write(sudo_setuid());
   EXPECT_EQ(lines(out.str()).size(), 1u) << "the first line goes out at once";
   w->write(sudo_setuid());
@@ -738,8 +759,9 @@ TEST(OutputWriter, LargeVolumeArrivesWholeAndDestructorFlushes) {
   auto e = sudo_setuid();
   const int n = 2000;  // several 64 KiB blocks
   std::ostringstream out;
+  StreamSink sink(out);
   {
-    auto w = make_writer(Format::Json, out, {});
+    auto w = make_writer(Format::Json, sink, {});
     for (int i = 0; i < n; ++i) {
       e.check.tid = static_cast<uint32_t>(i);
       w->write(e);

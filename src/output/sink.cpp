@@ -1,0 +1,268 @@
+#include "output/sink.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+namespace capscope::output {
+
+bool StreamSink::write(std::string_view bytes) {
+  out_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out_ && error_.empty()) error_ = "the output stream refused the events";
+  return static_cast<bool>(out_);
+}
+
+bool StreamSink::flush(bool /*complete*/) {
+  out_.flush();
+  if (!out_ && error_.empty()) error_ = "the output stream refused the events";
+  return static_cast<bool>(out_);
+}
+
+namespace {
+
+// O_DIRECT pays off only where the data then goes to a device: on tmpfs it is
+// the same copy, and it turns the tail of every flush into a second write.
+bool direct_io_worthwhile(int fd) {
+  struct stat st {};
+  struct statfs fs {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (fstatfs(fd, &fs) != 0) return false;
+  return fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC;
+}
+
+constexpr size_t kBlock = 1 << 20;  // bytes handed to the I/O thread at once
+constexpr size_t kAlign = 4096;     // O_DIRECT offset, size and address alignment
+constexpr size_t kBlocks = 32;      // blocks in flight or being filled: rides out a slow disk
+
+}  // namespace
+
+// With O_DIRECT, full blocks are written by a thread of their own: a direct write
+// waits for the device, and the events must not. When every block is in flight the writer waits,
+// so the ring buffer fills and the kernel counts what it drops: nothing is lost
+// without being counted.
+struct FileSink::Io {
+  struct Job {
+    char* data;
+    size_t size;
+    off_t offset;
+  };
+
+  std::string path;
+  int fd = -1;         // buffered (and the only one where O_DIRECT is not used)
+  int direct_fd = -1;  // O_DIRECT, or -1
+  bool seekable = false;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job> jobs;
+  std::vector<char*> free_blocks;
+  std::vector<char*> all_blocks;
+  size_t in_flight = 0;
+  bool stopping = false;
+  std::string error;  // the first failure; guarded by mu
+  std::thread thread;
+
+  Io(std::string p, int f, int df, bool s) : path(std::move(p)), fd(f), direct_fd(df), seekable(s) {
+    for (size_t i = 0; i < kBlocks; ++i) {
+      auto* b = static_cast<char*>(std::aligned_alloc(kAlign, kBlock));
+      if (b == nullptr) break;
+      all_blocks.push_back(b);
+      free_blocks.push_back(b);
+    }
+    thread = std::thread([this] { run(); });
+  }
+  ~Io() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    thread.join();
+    for (char* b : all_blocks) std::free(b);
+    if (direct_fd >= 0) ::close(direct_fd);
+    if (fd >= 0) ::close(fd);
+  }
+  Io(const Io&) = delete;
+  Io& operator=(const Io&) = delete;
+
+  // Writes all of data at offset (or at the end, for pipes and devices); false and
+  // errno on failure.
+  bool write_all(int to, const char* data, size_t n, off_t offset) const {
+    while (n > 0) {
+      ssize_t w = seekable ? ::pwrite(to, data, n, offset) : ::write(to, data, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        if (w == 0) errno = EIO;
+        return false;
+      }
+      data += w;
+      n -= static_cast<size_t>(w);
+      offset += w;
+    }
+    return true;
+  }
+
+  void fail(int err) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (error.empty()) error = fmt::format("writing events to {}: {}", path, std::strerror(err));
+  }
+
+  void run() {
+    for (;;) {
+      Job job{};
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stopping || !jobs.empty(); });
+        if (jobs.empty()) return;
+        job = jobs.front();
+        jobs.pop_front();
+      }
+      bool direct = direct_fd >= 0 && job.size % kAlign == 0;
+      if (!write_all(direct ? direct_fd : fd, job.data, job.size, job.offset)) fail(errno);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        free_blocks.push_back(job.data);
+        --in_flight;
+      }
+      cv.notify_all();
+    }
+  }
+
+  void submit(char* data, size_t size, off_t offset) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      jobs.push_back({data, size, offset});
+      ++in_flight;
+    }
+    cv.notify_all();
+  }
+
+  char* take_block() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return !free_blocks.empty(); });
+    char* b = free_blocks.back();
+    free_blocks.pop_back();
+    return b;
+  }
+
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_flight == 0; });
+  }
+
+  bool failed() {
+    std::lock_guard<std::mutex> lock(mu);
+    return !error.empty();
+  }
+};
+
+std::unique_ptr<FileSink> FileSink::open(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *error = fmt::format("--output {}: {}", path, std::strerror(errno));
+    return nullptr;
+  }
+  struct stat st {};
+  bool seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  int direct_fd = -1;
+  if (direct_io_worthwhile(fd)) direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  std::unique_ptr<FileSink> sink(new FileSink(path, fd, direct_fd, seekable));
+  if (sink->block_ == nullptr) {
+    *error = fmt::format("--output {}: cannot allocate the write buffers", path);
+    return nullptr;
+  }
+  return sink;
+}
+
+FileSink::FileSink(std::string path, int fd, int direct_fd, bool seekable)
+    : io_(std::make_unique<Io>(std::move(path), fd, direct_fd, seekable)),
+      direct_(direct_fd >= 0),
+      seekable_(seekable) {
+  if (!io_->all_blocks.empty()) block_ = io_->take_block();
+}
+
+FileSink::~FileSink() {
+  if (block_ != nullptr) flush(true);
+  io_->wait_idle();
+  if (block_ != nullptr) {
+    std::lock_guard<std::mutex> lock(io_->mu);
+    io_->free_blocks.push_back(block_);
+  }
+}
+
+// The first failure is kept and never changed afterwards, so the reference stays valid.
+const std::string& FileSink::error() const {
+  std::lock_guard<std::mutex> lock(io_->mu);
+  return io_->error;
+}
+
+// Hands the block's whole pages to the I/O thread (with O_DIRECT), or all of it
+// (without), and carries what is left into a fresh block.
+bool FileSink::submit_aligned() {
+  if (!direct_) return !io_->failed();  // write() wrote everything already
+  size_t n = used_ & ~(kAlign - 1);
+  if (n == 0) return !io_->failed();
+  char* next = io_->take_block();
+  size_t rest = used_ - n;
+  if (rest > 0) std::memcpy(next, block_ + n, rest);
+  io_->submit(block_, n, base_);
+  block_ = next;
+  base_ += static_cast<off_t>(n);
+  used_ = rest;
+  return !io_->failed();
+}
+
+// With O_DIRECT the last partial page cannot go out directly: it goes through the
+// page cache now, so readers see it, and again, directly, once its block is full.
+bool FileSink::write_tail() {
+  if (!direct_ || used_ == 0) return true;
+  if (!io_->write_all(io_->fd, block_, used_, base_)) {
+    io_->fail(errno);
+    return false;
+  }
+  return true;
+}
+
+bool FileSink::write(std::string_view bytes) {
+  if (io_->failed()) return false;
+  if (!direct_) {
+    // Through the page cache the copy is CPU work that a thread would only move to
+    // the core the traced workload needs, and a staging block would only add a
+    // second copy: write the caller's (cache-hot) bytes in place.
+    if (!io_->write_all(io_->fd, bytes.data(), bytes.size(), base_)) {
+      io_->fail(errno);
+      return false;
+    }
+    base_ += static_cast<off_t>(bytes.size());
+    return true;
+  }
+  while (!bytes.empty()) {
+    size_t take = std::min(bytes.size(), kBlock - used_);
+    std::memcpy(block_ + used_, bytes.data(), take);
+    used_ += take;
+    bytes.remove_prefix(take);
+    if (used_ == kBlock && !submit_aligned()) return false;
+  }
+  return true;
+}
+
+bool FileSink::flush(bool complete) {
+  if (!submit_aligned()) return false;
+  if (complete) io_->wait_idle();
+  if (!write_tail()) return false;
+  return !io_->failed();
+}
+
+}  // namespace capscope::output
