@@ -801,4 +801,28 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	return 0;
 }
 
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	struct cs_cgroup *e;
+	long n;
+
+	/* The default hierarchy has id 0; v1 hierarchies number their cgroups apart. */
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+		return 0;
+	}
+	e->hdr.type = CS_REC_CGROUP;
+	e->hdr.size = sizeof(*e);
+	e->ktime_ns = bpf_ktime_get_ns();
+	e->id = BPF_CORE_READ(cgrp, kn, id);
+	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);
+	e->path_len = n > 0 ? n - 1 : 0;
+	cs_submit_record(e, sizeof(*e));
+	return 0;
+}
+
 #endif /* CAPSCOPE_CAPABLE_COMMON_BPF_H */

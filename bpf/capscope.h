@@ -30,6 +30,7 @@ enum cs_record_type {
 	CS_REC_EXEC = 2,
 	CS_REC_FORK = 3,
 	CS_REC_EXIT = 4,
+	CS_REC_CGROUP = 5,
 };
 
 /* How the audit flag of a check was decided. */
@@ -157,6 +158,19 @@ struct cs_exit {
 	__u64 ktime_ns;
 	__u32 pid;
 	__u32 exit_code;
+};
+
+/*
+ * A cgroup created in the unified (v2) hierarchy. Container runtimes create
+ * one per container before anything runs in it, so user space learns which
+ * container a cgroup id belongs to even for processes gone before it looks.
+ */
+struct cs_cgroup {
+	struct cs_record_hdr hdr;
+	__u32 path_len;
+	__u64 ktime_ns;
+	__u64 id; /* what bpf_get_current_cgroup_id() reports for tasks in it */
+	char path[CS_PATH_LEN];
 };
 
 /* Index of cs_exec.ns[]. */

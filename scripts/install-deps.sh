@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
   bpftrace libcap2-bin util-linux procps busybox-static
-  podman
+  podman runc
 )
 
 missing=()
@@ -23,7 +23,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Podman in this sandbox cannot raise rlimits: tell it not to try.
+# Podman in this sandbox cannot raise rlimits: tell it not to try. (Its cgroups
+# are a v1/v2 hybrid, which crun refuses: the tests run podman with --runtime runc.)
 if [[ ! -f /etc/containers/containers.conf ]] || ! grep -q default_ulimits /etc/containers/containers.conf; then
   mkdir -p /etc/containers
   printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf

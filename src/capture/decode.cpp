@@ -16,6 +16,7 @@ static_assert(sizeof(cs_cap_check_sample) < 65536);  // cs_record_hdr.size is 16
 static_assert(sizeof(cs_exec) == 952);
 static_assert(sizeof(cs_fork) == 48);
 static_assert(sizeof(cs_exit) == 24);
+static_assert(sizeof(cs_cgroup) == 24 + CS_PATH_LEN);
 static_assert(sizeof(cs_config) == 48);
 static_assert(sizeof(cs_callsite) == 8);
 static_assert(sizeof(cs_unique_slot) == 40);
@@ -130,6 +131,14 @@ DecodeResult decode_exit(std::span<const uint8_t> data) {
   return {Record{ExitRecord{raw->ktime_ns, raw->pid, raw->exit_code}}, std::nullopt};
 }
 
+DecodeResult decode_cgroup(std::span<const uint8_t> data) {
+  auto raw = copy_as<cs_cgroup>(data);
+  if (!raw) return {std::nullopt, DecodeError::TooShort};
+  if (raw->path_len > CS_PATH_LEN) return {std::nullopt, DecodeError::BadLength};
+  return {Record{CgroupRecord{raw->ktime_ns, raw->id, bounded_string(raw->path, raw->path_len)}},
+          std::nullopt};
+}
+
 }  // namespace
 
 std::vector<std::string> split_args(std::span<const char> bytes) {
@@ -158,6 +167,8 @@ DecodeResult decode_record(std::span<const uint8_t> data) {
       return decode_fork(data);
     case CS_REC_EXIT:
       return decode_exit(data);
+    case CS_REC_CGROUP:
+      return decode_cgroup(data);
     default:
       return {std::nullopt, DecodeError::UnknownType};
   }

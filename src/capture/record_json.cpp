@@ -159,6 +159,9 @@ json record_to_json(const Record& r) {
                   {"ktime_ns", rec.ktime_ns},
                   {"pid", rec.pid},
                   {"exit_code", rec.exit_code}};
+        if constexpr (std::is_same_v<T, CgroupRecord>)
+          return {
+              {"type", "cgroup"}, {"ktime_ns", rec.ktime_ns}, {"id", rec.id}, {"path", rec.path}};
       },
       r);
   j["v"] = kRecordFormatVersion;
@@ -182,6 +185,9 @@ std::optional<Record> record_from_json(const json& j, std::string* error) {
     if (type == "exit")
       return Record{ExitRecord{j.at("ktime_ns").get<uint64_t>(), j.at("pid").get<uint32_t>(),
                                j.at("exit_code").get<uint32_t>()}};
+    if (type == "cgroup")
+      return Record{CgroupRecord{j.at("ktime_ns").get<uint64_t>(), j.at("id").get<uint64_t>(),
+                                 j.at("path").get<std::string>()}};
     *error = fmt::format("unknown record type '{}'", type);
   } catch (const json::exception& e) {
     *error = fmt::format("malformed record: {}", e.what());

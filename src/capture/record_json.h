@@ -12,7 +12,8 @@
 
 namespace capscope::capture {
 
-inline constexpr int kRecordFormatVersion = 1;
+// 2: checks carry pidns_level (not the pid namespace inode); cgroup records.
+inline constexpr int kRecordFormatVersion = 2;
 
 nlohmann::json record_to_json(const Record& r);
 // nullopt and a reason in *error for a line that is not a valid record.

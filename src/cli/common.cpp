@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "enrich/cgroup_fs.h"
 #include "enrich/proc_reader.h"
 
 namespace capscope::cli {
@@ -42,15 +43,7 @@ std::string privilege_problem() {
 }
 
 std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> candidates;
-  if (fs::path(path).is_absolute()) candidates.emplace_back(path);
-  for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
-    candidates.push_back(fs::path(root) / fs::path(path).relative_path());
-  for (const auto& c : candidates) {
-    struct stat st {};
-    if (stat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return st.st_ino;
-  }
+  if (auto id = CgroupFs().id_of(path)) return id;
   *error = fmt::format(
       "--cgroup {}: no such cgroup v2 directory (looked under /sys/fs/cgroup "
       "and /sys/fs/cgroup/unified)",
@@ -58,7 +51,9 @@ std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error
   return std::nullopt;
 }
 
-NsInodes host_namespaces() { return ProcReader().read_namespaces(1); }
+NsInodes host_namespaces() {
+  return capscope::host_namespaces(ProcReader(), 1, static_cast<uint32_t>(getpid()));
+}
 
 std::string node_name() {
   char buf[256] = {};

@@ -208,7 +208,10 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   std::string node = o.node_name.empty() ? node_name() : o.node_name;
   util::ClockOffsets clocks = util::ClockOffsets::now();
   ProcessCache cache(ProcReader(), node, clocks);
-  if (o.replay.empty()) cache.seed_from_proc();
+  if (o.replay.empty()) {
+    cache.seed_cgroups();
+    cache.seed_from_proc();
+  }
   pipeline::TracePipeline pipe(*src, cache, *writer, node, host_ns);
   pipe.set_wall_offset_ns(clocks.monotonic_to_wall_offset_ns());
 

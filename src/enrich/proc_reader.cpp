@@ -9,6 +9,7 @@
 #include <charconv>
 #include <system_error>
 
+#include "enrich/cgroup_fs.h"
 #include "enrich/cgroup_path.h"
 
 namespace capscope {
@@ -222,12 +223,42 @@ std::optional<std::string> ProcReader::read_cgroup_path(uint32_t pid) const {
   return select_cgroup_path(*text);
 }
 
+std::optional<std::string> ProcReader::read_unified_cgroup_path(uint32_t pid) const {
+  auto text = read_file(dir(pid) / "cgroup");
+  if (!text) return std::nullopt;
+  auto path = unified_cgroup_path(*text);
+  if (!path) return std::nullopt;
+  return std::string(*path);
+}
+
 NsInodes ProcReader::read_namespaces(uint32_t pid) const {
   NsInodes ns{};
   fs::path ns_dir = dir(pid) / "ns";
   for (size_t i = 0; i < kNsKinds; ++i) {
     auto target = read_link(ns_dir / kNsFiles[i]);
     if (target) ns[i] = parse_ns_link(*target).value_or(0);
+  }
+  return ns;
+}
+
+NsInodes host_namespaces(const ProcReader& reader, uint32_t init_pid, uint32_t self_pid) {
+  NsInodes ns = reader.read_namespaces(init_pid);
+  auto fill = [&](NsKind k, uint32_t ino) {
+    uint32_t& slot = ns[static_cast<size_t>(k)];
+    if (slot == 0) slot = ino;
+  };
+  fill(NsKind::Uts, kInitUtsIno);
+  fill(NsKind::Ipc, kInitIpcIno);
+  fill(NsKind::Pid, kInitPidIno);
+  fill(NsKind::PidForChildren, kInitPidIno);
+  fill(NsKind::Time, kInitTimeIno);
+  fill(NsKind::TimeForChildren, kInitTimeIno);
+  fill(NsKind::Cgroup, kInitCgroupIno);
+  fill(NsKind::User, kInitUserIno);
+  NsInodes self = reader.read_namespaces(self_pid);
+  if (self[static_cast<size_t>(NsKind::Pid)] == kInitPidIno) {
+    fill(NsKind::Mnt, self[static_cast<size_t>(NsKind::Mnt)]);
+    fill(NsKind::Net, self[static_cast<size_t>(NsKind::Net)]);
   }
   return ns;
 }

@@ -35,6 +35,23 @@ std::vector<std::string> split_cmdline(std::string_view text);
 // A namespace link target such as "mnt:[4026531841]"; nullopt if malformed.
 std::optional<uint32_t> parse_ns_link(std::string_view target);
 
+// Inode numbers the kernel gives the initial namespaces (include/linux/proc_ns.h);
+// mount and network namespaces have fixed ones only on recent kernels.
+inline constexpr uint32_t kInitIpcIno = 0xEFFFFFFFU;
+inline constexpr uint32_t kInitUtsIno = 0xEFFFFFFEU;
+inline constexpr uint32_t kInitUserIno = 0xEFFFFFFDU;
+inline constexpr uint32_t kInitPidIno = 0xEFFFFFFCU;
+inline constexpr uint32_t kInitCgroupIno = 0xEFFFFFFBU;
+inline constexpr uint32_t kInitTimeIno = 0xEFFFFFFAU;
+
+class ProcReader;
+
+// The host's namespaces, for is_host: those of init_pid (1). Where its links cannot
+// be read (some sandboxes deny /proc/1/ns even to root), the initial namespaces'
+// fixed inode numbers, and for mount and network capscope's own (self_pid) when it
+// runs in the initial pid namespace; 0 (never host) where nothing tells.
+NsInodes host_namespaces(const ProcReader& reader, uint32_t init_pid, uint32_t self_pid);
+
 class ProcReader {
  public:
   explicit ProcReader(std::filesystem::path proc_root = "/proc",
@@ -68,6 +85,8 @@ class ProcReader {
   [[nodiscard]] std::optional<std::string> read_exe(uint32_t pid) const;
   // The selected cgroup path (see select_cgroup_path), nullopt if unreadable.
   [[nodiscard]] std::optional<std::string> read_cgroup_path(uint32_t pid) const;
+  // The path in the unified (v2) hierarchy, nullopt if unreadable or absent.
+  [[nodiscard]] std::optional<std::string> read_unified_cgroup_path(uint32_t pid) const;
   // Start time as CLOCK_BOOTTIME ns, from stat.
   [[nodiscard]] std::optional<uint64_t> read_start_boot_ns(uint32_t pid) const;
 

@@ -32,8 +32,9 @@ std::string make_exec_id(std::string_view node_name, uint64_t ktime_ns, uint32_t
 }
 
 ProcessCache::ProcessCache(ProcReader reader, std::string node_name, util::ClockOffsets clocks,
-                           ProcessCacheLimits limits)
+                           ProcessCacheLimits limits, CgroupFs cgroups)
     : reader_(std::move(reader)),
+      cgroups_fs_(std::move(cgroups)),
       node_name_(std::move(node_name)),
       clocks_(clocks),
       limits_(limits) {
@@ -189,20 +190,28 @@ bool ProcessCache::proc_is_same_process(const ExecRecord& rec) const {
   return abs_diff(clocks_.boot_to_mono_ns(*boot), rec.start_ns) <= tolerance;
 }
 
+// cwd from /proc while it still shows this process. The container from the
+// cgroup the exec record names: known by its id, or read from /proc; failing
+// both, inherited (exec does not change cgroups: the same process's previous
+// image knows best, its parent's is the next guess) together with the cgroup id
+// it was derived from, so that a check from another cgroup resolves it anew.
 void ProcessCache::fill_exec_context(const ExecRecord& rec, const ProcessInfo* prev,
                                      const ProcessInfo* parent, ProcessInfo& p) const {
-  std::optional<std::string> cwd, cgroup;
-  if (proc_is_same_process(rec)) {
-    cwd = reader_.read_cwd(rec.pid);
-    cgroup = reader_.read_cgroup_path(rec.pid);
+  bool same = proc_is_same_process(rec);
+  p.cwd = same ? reader_.read_cwd(rec.pid).value_or("") : "";
+  if (auto known = cgroups_.find(rec.cgroup_id); rec.cgroup_id != 0 && known != cgroups_.end()) {
+    p.cgroup_path = known->second.path;
+    p.container = known->second.container;
+    return;
   }
-  p.cwd = cwd.value_or("");
-  if (cgroup) {
+  if (auto cgroup = same ? reader_.read_cgroup_path(rec.pid) : std::nullopt) {
     p.cgroup_path = std::move(*cgroup);
     p.container = parse_container_cgroup(p.cgroup_path);
-  } else if (const ProcessInfo* from = prev ? prev : parent) {
-    // exec does not change cgroups: the same process's previous image knows
-    // best, its parent's is the next guess.
+    return;
+  }
+  const ProcessInfo* from = prev ? prev : parent;
+  p.cgroup_id = from ? from->cgroup_id : 0;
+  if (from) {
     p.cgroup_path = from->cgroup_path;
     p.container = from->container;
   }
@@ -261,6 +270,43 @@ void ProcessCache::on_fork(const ForkRecord& rec) {
   p.flags = {"clone"};
   if (p.cwd == "/") p.flags.emplace_back("rootcwd");
   publish(std::move(p), rec.ktime_ns);
+}
+
+std::optional<ProcessCache::CgroupEntry> ProcessCache::resolve_cgroup(uint32_t pid,
+                                                                      uint64_t cgroup_id) {
+  if (auto it = cgroups_.find(cgroup_id); it != cgroups_.end()) return it->second;
+  auto path = reader_.read_unified_cgroup_path(pid);
+  // The process may have moved again, or exited and left its pid to another:
+  // trust the path only if it is the cgroup the check came from.
+  if (!path || cgroups_fs_.id_of(*path) != cgroup_id) return std::nullopt;
+  remember_cgroup(cgroup_id, *path);
+  return cgroups_.at(cgroup_id);
+}
+
+void ProcessCache::remember_cgroup(uint64_t id, std::string path) {
+  if (cgroups_.size() >= limits_.max_entries) cgroups_.clear();  // bounded; refills on demand
+  ContainerRef ref = parse_container_cgroup(path);
+  cgroups_.insert_or_assign(id, CgroupEntry{std::move(path), std::move(ref)});
+}
+
+void ProcessCache::on_cgroup(const CgroupRecord& rec) {
+  note_time(rec.ktime_ns);
+  remember_cgroup(rec.id, rec.path);
+}
+
+void ProcessCache::seed_cgroups() {
+  cgroups_fs_.walk([this](uint64_t id, std::string path) { remember_cgroup(id, std::move(path)); },
+                   limits_.max_entries);
+}
+
+ProcessPtr ProcessCache::on_cgroup_change(const ProcessPtr& p, uint64_t cgroup_id) {
+  ProcessInfo moved = *p;
+  moved.cgroup_id = cgroup_id;
+  if (auto entry = resolve_cgroup(p->pid, cgroup_id)) {
+    moved.cgroup_path = entry->path;
+    moved.container = entry->container;
+  }
+  return publish(std::move(moved), last_ktime_ns_);
 }
 
 void ProcessCache::on_exit(const ExitRecord& rec) {

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "enrich/cgroup_fs.h"
 #include "enrich/proc_reader.h"
 #include "model/process.h"
 #include "model/records.h"
@@ -44,7 +45,7 @@ std::string make_exec_id(std::string_view node_name, uint64_t ktime_ns, uint32_t
 class ProcessCache {
  public:
   ProcessCache(ProcReader reader, std::string node_name, util::ClockOffsets clocks,
-               ProcessCacheLimits limits = {});
+               ProcessCacheLimits limits = {}, CgroupFs cgroups = CgroupFs());
 
   // Walks /proc once (at start): every readable process, flags "procFS".
   // Processes already cached from records are kept as they are.
@@ -59,6 +60,15 @@ class ProcessCache {
   void on_fork(const ForkRecord& rec);
   // Marks the process exited; it stays the grace period.
   void on_exit(const ExitRecord& rec);
+  // `p` made a check from cgroup `cgroup_id`, not the one it is known by: it moved
+  // (a container runtime's init moves itself into the container after fork). Finds
+  // that cgroup's path and container (from /proc/PID/cgroup, checked against the id,
+  // and remembered by id) and publishes p with them.
+  ProcessPtr on_cgroup_change(const ProcessPtr& p, uint64_t cgroup_id);
+  // A cgroup was created: remember its path and container by id.
+  void on_cgroup(const CgroupRecord& rec);
+  // Walks the unified hierarchy once (at start) for the cgroups that already exist.
+  void seed_cgroups();
 
   // The current image of `pid`; on a miss, reads /proc and caches the result.
   // nullptr when the process is gone.
@@ -103,7 +113,16 @@ class ProcessCache {
   void fill_exec_context(const ExecRecord& rec, const ProcessInfo* prev, const ProcessInfo* parent,
                          ProcessInfo& p) const;
 
+  struct CgroupEntry {
+    std::string path;
+    ContainerRef container;
+  };
+  std::optional<CgroupEntry> resolve_cgroup(uint32_t pid, uint64_t cgroup_id);
+  void remember_cgroup(uint64_t id, std::string path);
+
   ProcReader reader_;
+  CgroupFs cgroups_fs_;
+  std::unordered_map<uint64_t, CgroupEntry> cgroups_;  // by cgroup v2 id
   std::string node_name_;
   util::ClockOffsets clocks_;
   ProcessCacheLimits limits_;

@@ -120,6 +120,13 @@ struct ExitRecord {
   uint32_t exit_code = 0;
 };
 
-using Record = std::variant<CapCheck, ExecRecord, ForkRecord, ExitRecord>;
+// A cgroup created in the unified hierarchy (a container runtime makes one per container).
+struct CgroupRecord {
+  uint64_t ktime_ns = 0;
+  uint64_t id = 0;   // cgroup v2 id, as checks carry it
+  std::string path;  // from the hierarchy's root: "/libpod_parent/libpod-<id>"
+};
+
+using Record = std::variant<CapCheck, ExecRecord, ForkRecord, ExitRecord, CgroupRecord>;
 
 }  // namespace capscope

@@ -23,6 +23,12 @@ void TracePipeline::on_check(CapCheck&& c) {
     last_.pid = c.pid;
     last_.generation = cache_.generation();
   }
+  // The cgroup of the check is the truth about the container: a process that
+  // moved since the cache saw it is re-attributed (cgroup id 0: not known).
+  if (last_.process && c.cgroup_id != 0 && last_.process->cgroup_id != c.cgroup_id) {
+    last_.process = cache_.on_cgroup_change(last_.process, c.cgroup_id);
+    last_.generation = cache_.generation();
+  }
   e.process = last_.process;
   e.parent = last_.parent;
   if (!e.process) ++stats_.unattributed;
@@ -45,6 +51,8 @@ void TracePipeline::on_record(Record&& r) {
         } else if constexpr (std::is_same_v<T, ForkRecord>) {
           ++stats_.forks;
           cache_.on_fork(rec);
+        } else if constexpr (std::is_same_v<T, CgroupRecord>) {
+          cache_.on_cgroup(rec);
         } else if constexpr (std::is_same_v<T, ExitRecord>) {
           ++stats_.exits;
           cache_.on_exit(rec);

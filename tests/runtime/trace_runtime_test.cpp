@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +46,41 @@ std::string skip_reason() {
 int sh(const std::string& cmd) {
   int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// Runs a shell command, returns its standard output without the final newline.
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The mount point of the unified (v2) cgroup hierarchy, empty if none.
+std::string cgroup2_mount() {
+  return capture("awk '$3 == \"cgroup2\" { print $2; exit }' /proc/mounts");
+}
+
+// A busybox image for podman, built from Debian's busybox-static (no registry is
+// reachable from the test machines).
+constexpr const char* kBusyboxImage = "localhost/capscope-busybox";
+
+std::string podman_problem() {
+  if (sh("command -v podman >/dev/null && command -v runc >/dev/null") != 0)
+    return "podman and runc are not installed (scripts/install-deps.sh installs them)";
+  if (sh(std::string("podman image exists ") + kBusyboxImage) == 0) return "";
+  std::string build =
+      "set -e; d=$(mktemp -d); mkdir -p $d/bin $d/tmp $d/etc; cp /bin/busybox $d/bin/; "
+      "for a in sh chown dmesg nice true sleep cat id touch; do ln -s busybox $d/bin/$a; done; "
+      "tar -C $d -c . | podman import - " +
+      std::string(kBusyboxImage) + " >/dev/null; rm -rf $d";
+  if (sh(build) != 0) return "could not build the busybox image from /bin/busybox";
+  return "";
 }
 
 // A capscope process in the background, writing events to a file.
@@ -297,6 +333,115 @@ TEST_F(TraceRuntime, CountsEqualBpftrace) {
   EXPECT_EQ(ours, bt_count);
   EXPECT_NE(cs.stderr_text().find(" 0 lost"), std::string::npos) << cs.stderr_text();
   fs::remove(bt_out);
+}
+
+// A real container: podman (with runc, as this machine's hybrid cgroups need) runs
+// chown. Its checks carry the container id podman reports, from the cgroup the
+// check came from (runc's init moves into the container's cgroup after fork), and
+// --containers keeps the host's own chown out.
+TEST_F(TraceRuntime, PodmanContainerIsAttributedFromItsCgroup) {
+  if (auto why = podman_problem(); !why.empty()) GTEST_SKIP() << why;
+  std::string name = "capscope-rt-" + std::to_string(getpid());
+  fs::path host_file = fs::temp_directory_path() / "capscope-host-chown";
+  std::ofstream(host_file) << "x";
+  Capscope cs({"-o", "json", "--containers", "--comm", "chown"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  ASSERT_EQ(sh("podman --runtime runc run --name " + name + " --network none " + kBusyboxImage +
+               " sh -c 'touch /tmp/f && chown 1:1 /tmp/f' >/dev/null 2>&1"),
+            0);
+  ASSERT_EQ(sh("chown 1:1 " + host_file.string()), 0);
+  std::string id = capture("podman inspect --format '{{.Id}}' " + name);
+  sh("podman rm -f " + name + " >/dev/null 2>&1");
+  fs::remove(host_file);
+  EXPECT_EQ(cs.stop(), 0);
+  ASSERT_EQ(id.size(), 64u) << id;
+  auto ev = select(cs.events(), "chown", "CAP_CHOWN");
+  ASSERT_FALSE(ev.empty()) << cs.output_text();
+  for (const auto& e : ev) {
+    const json& cs_block = kprobe(e).at("capscope");
+    EXPECT_EQ(cs_block.at("container_id"), id) << e.dump();
+    EXPECT_EQ(cs_block.at("container_runtime"), "podman");
+    EXPECT_EQ(cs_block.at("pidns_level"), 1);
+    EXPECT_EQ(kprobe(e).at("process").at("docker"), id.substr(0, 31));
+    EXPECT_FALSE(kprobe(e).at("process").at("ns").at("mnt").contains("is_host"));
+    EXPECT_EQ(ret_of(e), 0);
+    EXPECT_TRUE(audit_of(e));
+  }
+}
+
+// --cgroup keeps exactly the tasks of one cgroup v2 directory.
+TEST_F(TraceRuntime, CgroupFilterKeepsOneCgroup) {
+  std::string root = cgroup2_mount();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+  fs::path cg = fs::path(root) / ("capscope-rt-" + std::to_string(getpid()));
+  ASSERT_TRUE(fs::create_directory(cg)) << cg;
+  fs::path f = fs::temp_directory_path() / "capscope-cgroup-chown";
+  std::ofstream(f) << "x";
+  Capscope cs({"-o", "json", "--cgroup", cg.string(), "--caps", "CAP_CHOWN"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  ASSERT_EQ(sh("chown 1:1 " + f.string()), 0);  // outside: filtered out
+  ASSERT_EQ(sh("sh -c 'echo $$ > " + (cg / "cgroup.procs").string() + " && exec chown 2:2 " +
+               f.string() + "'"),
+            0);
+  EXPECT_EQ(cs.stop(), 0);
+  struct stat st {};
+  ASSERT_EQ(stat(cg.c_str(), &st), 0);
+  fs::remove(f);
+  fs::remove(cg);
+  // chown 2:2 checks CAP_CHOWN for the owner and for the group; chown 1:1 ran outside.
+  auto ev = cs.events();
+  ASSERT_FALSE(ev.empty()) << cs.output_text();
+  for (const auto& e : ev) {
+    EXPECT_EQ(comm_of(e), "chown");
+    EXPECT_EQ(kprobe(e).at("process").at("arguments"), "2:2 " + f.string());
+    EXPECT_EQ(kprobe(e).at("capscope").at("cgroup_id"), st.st_ino);
+  }
+}
+
+// The call-site walk kernels before bpf_rdonly_cast(ptr, 0) get classifies the same.
+TEST_F(TraceRuntime, ProbeReadWalkClassifiesTheSame) {
+  Capscope cs({"-o", "json", "--probe-read-walk", "--comm", "chown,true"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  EXPECT_NE(cs.stderr_text().find("call-site walk: probe reads"), std::string::npos)
+      << cs.stderr_text();
+  fs::path f = fs::temp_directory_path() / "capscope-walk-chown";
+  std::ofstream(f) << "x";
+  ASSERT_EQ(sh("chown 1:1 " + f.string() + " && /bin/true"), 0);
+  EXPECT_EQ(cs.stop(), 0);
+  fs::remove(f);
+  auto all = cs.events();
+  auto chown = select(all, "chown", "CAP_CHOWN");
+  ASSERT_FALSE(chown.empty()) << cs.output_text();
+  EXPECT_TRUE(audit_of(chown[0]));
+  auto probes = select(all, "true", "CAP_SYS_ADMIN");
+  ASSERT_FALSE(probes.empty()) << cs.output_text();
+  for (const auto& e : probes) EXPECT_FALSE(audit_of(e)) << e.dump();
+}
+
+// Host processes: every namespace of a plain host command is the host's.
+TEST_F(TraceRuntime, HostProcessNamespacesAreHost) {
+  Capscope cs({"-o", "json", "--comm", "chown", "--host"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  fs::path f = fs::temp_directory_path() / "capscope-host-ns";
+  std::ofstream(f) << "x";
+  ASSERT_EQ(sh("chown 1:1 " + f.string()), 0);
+  EXPECT_EQ(cs.stop(), 0);
+  fs::remove(f);
+  auto ev = select(cs.events(), "chown", "CAP_CHOWN");
+  ASSERT_FALSE(ev.empty()) << cs.output_text();
+  const json& ns = kprobe(ev[0]).at("process").at("ns");
+  for (const char* kind : {"uts", "ipc", "mnt", "pid", "net", "cgroup", "user"})
+    EXPECT_EQ(ns.at(kind).value("is_host", false), true) << kind << " " << ns.dump();
+  EXPECT_EQ(kprobe(ev[0]).at("capscope").at("pidns_level"), 0);
+}
+
+TEST_F(TraceRuntime, WithoutPrivilegesSaysSoInOneLine) {
+  std::string out = capture("setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                            std::string(CAPSCOPE_BINARY) + " trace -t 1 2>&1; echo \"rc=$?\"");
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("CAP_BPF"), std::string::npos) << out;
+  EXPECT_NE(out.find("sudo"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line of error, then rc: " << out;
 }
 
 TEST_F(TraceRuntime, BadFlagsFailWithOneLine) {

@@ -144,11 +144,33 @@ TEST(RecordJson, RoundTrip) {
 
 TEST(RecordJson, RejectsBadLines) {
   std::string err;
-  EXPECT_FALSE(record_from_json(nlohmann::json{{"v", 1}, {"type", "nope"}}, &err));
+  EXPECT_FALSE(record_from_json(nlohmann::json{{"v", 2}, {"type", "nope"}}, &err));
   EXPECT_NE(err.find("nope"), std::string::npos);
-  EXPECT_FALSE(record_from_json(nlohmann::json{{"v", 2}, {"type", "exit"}}, &err));
   EXPECT_FALSE(record_from_json(nlohmann::json{{"v", 1}, {"type", "exit"}}, &err));
+  EXPECT_NE(err.find("version 1"), std::string::npos) << err;
+  EXPECT_FALSE(record_from_json(nlohmann::json{{"v", 2}, {"type", "exit"}}, &err));
   EXPECT_NE(err.find("malformed"), std::string::npos);
+}
+
+TEST(Decode, CgroupRecord) {
+  cs_cgroup raw{};
+  raw.hdr = {CS_REC_CGROUP, sizeof(cs_cgroup)};
+  raw.id = 310;
+  const char path[] = "/libpod_parent/libpod-abc";
+  std::memcpy(raw.path, path, sizeof(path) - 1);
+  raw.path_len = sizeof(path) - 1;
+  auto r = decode_record(bytes_of(raw));
+  ASSERT_TRUE(r.record);
+  const auto& c = std::get<CgroupRecord>(*r.record);
+  EXPECT_EQ(c.id, 310u);
+  EXPECT_EQ(c.path, path);
+  raw.path_len = CS_PATH_LEN + 1;
+  EXPECT_EQ(decode_record(bytes_of(raw)).error, DecodeError::BadLength);
+  std::string err;
+  auto back = record_from_json(record_to_json(Record{c}), &err);
+  ASSERT_TRUE(back) << err;
+  EXPECT_EQ(std::get<CgroupRecord>(*back).path, path);
+  EXPECT_EQ(std::get<CgroupRecord>(*back).id, 310u);
 }
 
 }  // namespace

@@ -184,3 +184,41 @@ TEST(ProcReader, ReadsTheLiveSelf) {
 }
 
 }  // namespace
+
+namespace {
+
+using capscope::host_namespaces;
+using capscope::NsKind;
+
+uint32_t ns_of(const capscope::NsInodes& ns, NsKind k) { return ns[static_cast<size_t>(k)]; }
+
+TEST(HostNamespaces, FromInitWhenReadable) {
+  capscope::ProcReader r(CAPSCOPE_FIXTURES "/proc");
+  auto ns = host_namespaces(r, 1, 6074);
+  EXPECT_EQ(ns_of(ns, NsKind::Mnt), 4026531841u);
+  EXPECT_EQ(ns_of(ns, NsKind::Net), 4026531840u);
+  EXPECT_EQ(ns_of(ns, NsKind::User), 4026531837u);
+}
+
+// /proc/1/ns denied (pid 4000 of the fixtures has no ns directory): the fixed
+// initial inodes, and mount and network from capscope itself on the host (812).
+TEST(HostNamespaces, FixedInodesWhenInitIsUnreadable) {
+  capscope::ProcReader r(CAPSCOPE_FIXTURES "/proc");
+  auto ns = host_namespaces(r, 4000, 812);
+  EXPECT_EQ(ns_of(ns, NsKind::Uts), capscope::kInitUtsIno);
+  EXPECT_EQ(ns_of(ns, NsKind::Pid), 4026531836u);
+  EXPECT_EQ(ns_of(ns, NsKind::TimeForChildren), 4026531834u);
+  EXPECT_EQ(ns_of(ns, NsKind::Cgroup), 4026531835u);
+  EXPECT_EQ(ns_of(ns, NsKind::Mnt), 4026531841u);
+  EXPECT_EQ(ns_of(ns, NsKind::Net), 0u) << "812's net link is garbage: unknown, never host";
+}
+
+// capscope itself in a container's pid namespace: its mount namespace is not the host's.
+TEST(HostNamespaces, OwnMountNamespaceOnlyFromTheHostPidNamespace) {
+  capscope::ProcReader r(CAPSCOPE_FIXTURES "/proc");
+  auto ns = host_namespaces(r, 4000, 6074);
+  EXPECT_EQ(ns_of(ns, NsKind::Mnt), 0u);
+  EXPECT_EQ(ns_of(ns, NsKind::User), 4026531837u);
+}
+
+}  // namespace

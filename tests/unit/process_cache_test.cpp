@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -273,6 +277,104 @@ TEST(ProcessCache, LruBound) {
   EXPECT_FALSE(cache.peek(7003));
   EXPECT_TRUE(cache.peek(7004));
   EXPECT_TRUE(cache.peek(7005));
+}
+
+}  // namespace
+
+namespace {
+
+// A cgroup v2 tree in a temporary directory: the "id" of a cgroup is its inode.
+struct FakeCgroupRoot {
+  std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("capscope-cgroot-" + std::to_string(getpid()));
+  FakeCgroupRoot() {
+    std::filesystem::create_directories(root / "libpod_parent" / ("libpod-" + kId));
+  }
+  ~FakeCgroupRoot() { std::filesystem::remove_all(root); }
+  uint64_t id_of(const std::string& rel) const { return CgroupFs({root}).id_of(rel).value(); }
+};
+
+// runc's init forks from runc on the host, then moves itself into the container's
+// cgroup: its checks must be attributed to the container (6074's cgroup file
+// names the podman container), and the cgroup remembered by id.
+TEST(ProcessCache, ProcessThatMovedCgroupIsReattributed) {
+  FakeCgroupRoot cg;
+  ProcessCache cache(ProcReader(kProc, 100), "node1", test_clocks(), {}, CgroupFs({cg.root}));
+  cache.on_fork(fork_rec(6074, 1, 5 * kSec));
+  ProcessPtr before = cache.lookup(6074);
+  ASSERT_TRUE(before);
+  uint64_t ctr = cg.id_of("/libpod_parent/libpod-" + kId);
+  ProcessPtr after = cache.on_cgroup_change(before, ctr);
+  EXPECT_EQ(after->container.id, kId);
+  EXPECT_EQ(after->container.runtime, "podman");
+  EXPECT_EQ(after->cgroup_id, ctr);
+  EXPECT_EQ(after->exec_id, before->exec_id) << "the same image, with its new cgroup";
+  EXPECT_EQ(cache.lookup(6074), after);
+}
+
+// The cgroup the check came from is not the one /proc/PID/cgroup names now (the
+// process moved again, or its pid was reused): nothing is attributed from it.
+TEST(ProcessCache, CgroupChangeNotConfirmedByIdKeepsNoContainer) {
+  FakeCgroupRoot cg;
+  ProcessCache cache(ProcReader(kProc, 100), "node1", test_clocks(), {}, CgroupFs({cg.root}));
+  ProcessPtr p = cache.lookup(812);  // a host session process
+  ASSERT_TRUE(p);
+  ProcessPtr after = cache.on_cgroup_change(p, cg.id_of("/libpod_parent/libpod-" + kId) + 12345);
+  EXPECT_TRUE(after->container.empty());
+  EXPECT_EQ(after->cgroup_id, cg.id_of("/libpod_parent/libpod-" + kId) + 12345)
+      << "remembered, so the next check does not read /proc again";
+}
+
+TEST(CgroupFs, IdIsTheDirectoryInodeUnderAnyRoot) {
+  FakeCgroupRoot cg;
+  CgroupFs fs({"/nonexistent", cg.root});
+  auto id = fs.id_of("/libpod_parent/libpod-" + kId);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(fs.id_of((cg.root / "libpod_parent" / ("libpod-" + kId)).string()), id);
+  EXPECT_FALSE(fs.id_of("/no/such/cgroup"));
+  EXPECT_EQ(unified_cgroup_path("12:pids:/a\n0::/b/c\n").value(), "/b/c");
+  EXPECT_FALSE(unified_cgroup_path("12:pids:/a\n"));
+}
+
+}  // namespace
+
+namespace {
+
+// A container's cgroup announced by its mkdir record: a check from a process that is
+// gone by the time it is read (pid 9999 has no /proc entry) still gets its container.
+TEST(ProcessCache, CgroupRecordAttributesProcessesAlreadyGone) {
+  ProcessCache cache = make_cache();
+  cache.on_cgroup(CgroupRecord{1 * kSec, 777, "/libpod_parent/libpod-" + kId});
+  cache.on_fork(fork_rec(9999, 1, 2 * kSec));
+  ProcessPtr p = cache.peek(9999);
+  ASSERT_TRUE(p);
+  ProcessPtr moved = cache.on_cgroup_change(p, 777);
+  EXPECT_EQ(moved->container.id, kId);
+  EXPECT_EQ(moved->container.runtime, "podman");
+  EXPECT_EQ(moved->cgroup_path, "/libpod_parent/libpod-" + kId);
+}
+
+// An exec whose /proc entry is gone takes its container from the cgroup id it ran in.
+TEST(ProcessCache, ExecOfGoneProcessUsesItsCgroupId) {
+  ProcessCache cache = make_cache();
+  cache.on_cgroup(CgroupRecord{1 * kSec, 4242, "/libpod_parent/libpod-" + kId});
+  cache.on_exec(exec_rec(9998, 1, 3 * kSec, "/bin/sh"));  // exec_rec's cgroup_id is 4242
+  ProcessPtr p = cache.peek(9998);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->container.id, kId);
+  EXPECT_EQ(p->cgroup_id, 4242u);
+}
+
+TEST(CgroupFs, WalkListsEveryCgroupOfAV2Root) {
+  FakeCgroupRoot cg;
+  std::ofstream(cg.root / "cgroup.procs") << "";
+  std::map<std::string, uint64_t> seen;
+  CgroupFs({"/nonexistent", cg.root}).walk([&](uint64_t id, std::string p) { seen[p] = id; }, 100);
+  EXPECT_EQ(seen.size(), 3u);  // "/", "/libpod_parent", "/libpod_parent/libpod-<id>"
+  EXPECT_EQ(seen.at("/libpod_parent/libpod-" + kId), cg.id_of("/libpod_parent/libpod-" + kId));
+  seen.clear();
+  CgroupFs({cg.root}).walk([&](uint64_t id, std::string p) { seen[p] = id; }, 2);
+  EXPECT_EQ(seen.size(), 2u) << "the limit holds";
 }
 
 }  // namespace
