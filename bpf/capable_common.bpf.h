@@ -595,7 +595,8 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 			s->raw_stack_len = sizeof(s->raw_stack);
 		cs_count(cnt, CS_CNT_SAMPLES);
 	}
-	bpf_ringbuf_submit(e, cs_wakeup_flags(cfg, cnt, size));
+	/* A sample wakes the reader at once: until it has learned, every check on this path is one. */
+	bpf_ringbuf_submit(e, a->sample ? BPF_RB_FORCE_WAKEUP : cs_wakeup_flags(cfg, cnt, size));
 	cs_count(cnt, CS_CNT_EMITTED);
 }
 
@@ -621,6 +622,7 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	struct cs_unique_slot *uslot = NULL;
 	struct cs_audit a = {};
 	__u64 suppressed = 0, now;
+	bool decided;
 	__u32 mntns;
 
 	cs_count(cnt, CS_CNT_CHECKS);
@@ -652,12 +654,19 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 		cs_count(cnt, CS_CNT_FILTERED);
 		return 0;
 	}
-	if (uslot && !cs_unique_mark(uslot, args->cap, args->ret, a.flags & CS_F_AUDIT)) {
+	/*
+	 * A check whose audit flag is not decided yet (a learning sample) goes out
+	 * as it is: user space decides its flag, and applies --audit-only, --unique
+	 * and --rate-limit to it; marking it here under a guessed flag would hide
+	 * later checks of the other kind.
+	 */
+	decided = a.source != CS_AUDIT_SRC_UNKNOWN;
+	if (uslot && decided && !cs_unique_mark(uslot, args->cap, args->ret, a.flags & CS_F_AUDIT)) {
 		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
 		return 0;
 	}
 	now = bpf_ktime_get_ns();
-	if ((cfg->filter_flags & CS_FILT_RATE) &&
+	if ((cfg->filter_flags & CS_FILT_RATE) && decided &&
 	    !cs_rate_allow(cfg, pid_tgid, args->cap, args->ret, a.flags & CS_F_AUDIT, now,
 			   &suppressed)) {
 		cs_count(cnt, CS_CNT_RATE_SUPPRESSED);

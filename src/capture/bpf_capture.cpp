@@ -206,6 +206,7 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   // The tracepoint backend first tries its fast stack walk; a kernel whose
   // verifier refuses it gets the walk through bpf_probe_read_kernel().
   cap->walk_direct_ = b == Backend::Tracepoint && opts.try_direct_walk;
+  cap->post_filter_ = std::make_unique<filter::SampledCheckFilter>(opts.filters);
   for (;;) {
     int err = load_backend(*cap->impl_, b, cap->walk_direct_, opts.ringbuf_bytes, error);
     if (err == 0) break;
@@ -286,7 +287,11 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
     ++decode_errors_;
     return;
   }
-  if (auto* c = std::get_if<CapCheck>(&*r.record); c && !c->stack.empty()) handle_sample(*c);
+  if (auto* c = std::get_if<CapCheck>(&*r.record)) {
+    bool sampled = !c->stack.empty();
+    if (sampled) handle_sample(*c);
+    if (!post_filter_->keep(*c, sampled)) return;
+  }
   handler(std::move(*r.record));
 }
 

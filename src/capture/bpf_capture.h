@@ -14,6 +14,7 @@
 
 #include "capture/callsite.h"
 #include "capture/features.h"
+#include "filter/check_filter.h"
 #include "filter/filter_spec.h"
 #include "model/records.h"
 
@@ -55,6 +56,8 @@ class BpfCapture {
 
   [[nodiscard]] KernelCounters counters() const;
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
+  // What user space filtered of the checks the kernel could not decide (samples).
+  [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }
   [[nodiscard]] const CallSiteLearner* learner() const { return learner_.get(); }
 
   struct Impl;  // the skeleton and ring buffer (bpf_capture.cpp)
@@ -72,6 +75,7 @@ class BpfCapture {
   Backend backend_ = Backend::Auto;
   std::unique_ptr<CallSiteLearner> learner_;
   uint64_t decode_errors_ = 0;
+  std::unique_ptr<filter::SampledCheckFilter> post_filter_;
   uint32_t walk_start_ = 0;
   bool walk_direct_ = false;
 };

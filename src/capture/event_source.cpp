@@ -14,9 +14,10 @@ SourceStats LiveSource::stats() const {
   KernelCounters k = cap_->counters();
   SourceStats s;
   s.checks_seen = k.checks;
-  s.filtered = k.filtered;
-  s.unique_suppressed = k.unique_suppressed;
-  s.rate_suppressed = k.rate_suppressed;
+  filter::FilterStats user = cap_->user_filter_stats();
+  s.filtered = k.filtered + user.filtered;
+  s.unique_suppressed = k.unique_suppressed + user.unique_suppressed;
+  s.rate_suppressed = k.rate_suppressed + user.rate_suppressed;
   s.lost = k.lost;
   s.proc_lost = k.proc_lost;
   s.decode_errors = cap_->decode_errors();

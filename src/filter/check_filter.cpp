@@ -57,7 +57,8 @@ bool CheckFilter::rate_keep(CapCheck& c) {
     ++stats_.rate_suppressed;
     return false;
   }
-  c.suppressed = fresh ? 0 : st.suppressed;
+  // Added to what the kernel counted, when the check comes from the live source.
+  c.suppressed += fresh ? 0 : st.suppressed;
   st.suppressed = 0;
   st.window_start = c.ktime_ns;
   return true;
@@ -75,6 +76,41 @@ bool CheckFilter::keep(CapCheck& c) {
   if (spec_.unique && !unique_keep(c)) return false;
   if (spec_.rate_window_ns && !rate_keep(c)) return false;
   return true;
+}
+
+namespace {
+
+FilterSpec sampled_part(const FilterSpec& spec) {
+  FilterSpec s;
+  s.audit_only = spec.audit_only;
+  return s;
+}
+
+FilterSpec every_part(const FilterSpec& spec) {
+  FilterSpec s;
+  s.unique = spec.unique;
+  s.rate_window_ns = spec.rate_window_ns;
+  s.rate_scope = spec.rate_scope;
+  return s;
+}
+
+}  // namespace
+
+SampledCheckFilter::SampledCheckFilter(const FilterSpec& spec)
+    : sampled_(sampled_part(spec)),
+      every_(every_part(spec)),
+      every_enabled_(spec.unique || spec.rate_window_ns) {}
+
+bool SampledCheckFilter::keep(CapCheck& c, bool sampled) {
+  if (sampled && !sampled_.keep(c)) return false;
+  return !every_enabled_ || every_.keep(c);
+}
+
+FilterStats SampledCheckFilter::stats() const {
+  FilterStats s = sampled_.stats();
+  s.unique_suppressed += every_.stats().unique_suppressed;
+  s.rate_suppressed += every_.stats().rate_suppressed;
+  return s;
 }
 
 }  // namespace capscope::filter

@@ -47,4 +47,23 @@ class CheckFilter {
   std::map<std::tuple<uint32_t, int32_t, bool, bool>, RateState> rate_seen_;
 };
 
+// The user-space half of the live (kernel) filters, for what the kernel could not
+// decide: checks it sent as learning samples, whose audit flag user space decides from
+// their stack. --audit-only applies to those here. --unique and --rate-limit apply to
+// every check, because the kernel does not mark a sample's key (it could not tell
+// which kind, audited or probe, the sample is): a later check of the same key, decided
+// in the kernel, is news to the kernel but not to the user.
+class SampledCheckFilter {
+ public:
+  explicit SampledCheckFilter(const FilterSpec& spec);
+  // True if the check is to be reported.
+  bool keep(CapCheck& c, bool sampled);
+  [[nodiscard]] FilterStats stats() const;
+
+ private:
+  CheckFilter sampled_;
+  CheckFilter every_;
+  bool every_enabled_;
+};
+
 }  // namespace capscope::filter

@@ -142,3 +142,50 @@ TEST(CheckFilter, LongCommsMatchTheKernelsFifteenBytes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Live checks: the kernel filtered; what it could not decide (samples) is decided here.
+TEST(SampledCheckFilter, AuditOnlyDropsSampledProbesOnly) {
+  FilterSpec s;
+  s.audit_only = true;
+  SampledCheckFilter f(s);
+  auto probe = check(21, 0, false);
+  EXPECT_FALSE(f.keep(probe, true)) << "a sample classified as a probe";
+  auto need = check(21, 0, true);
+  EXPECT_TRUE(f.keep(need, true));
+  EXPECT_EQ(f.stats().filtered, 1u);
+}
+
+// The kernel does not mark a sample's --unique key: the first kernel-decided check of
+// the same key reaches user space and must be suppressed there.
+TEST(SampledCheckFilter, UniqueCoversSamplesAndKernelDecidedChecks) {
+  FilterSpec s;
+  s.unique = true;
+  SampledCheckFilter f(s);
+  auto sampled = check(7, 0, true);
+  EXPECT_TRUE(f.keep(sampled, true));
+  auto decided = check(7, 0, true);
+  EXPECT_FALSE(f.keep(decided, false));
+  auto denied = check(7, -1, true);
+  EXPECT_TRUE(f.keep(denied, false)) << "another verdict is another key";
+  EXPECT_EQ(f.stats().unique_suppressed, 1u);
+}
+
+// Suppression counts add up: what the kernel counted travels with the check.
+TEST(SampledCheckFilter, RateLimitAddsToTheKernelsCount) {
+  FilterSpec s;
+  s.rate_window_ns = 1'000'000'000;
+  SampledCheckFilter f(s);
+  auto first = check(7, 0, true, 10, 0);
+  EXPECT_TRUE(f.keep(first, true));
+  auto again = check(7, 0, true, 10, 100);
+  EXPECT_FALSE(f.keep(again, false));
+  auto later = check(7, 0, true, 10, 2'000'000'000);
+  later.suppressed = 5;  // the kernel's count
+  EXPECT_TRUE(f.keep(later, false));
+  EXPECT_EQ(later.suppressed, 6u);
+  EXPECT_EQ(f.stats().rate_suppressed, 1u);
+}
+
+}  // namespace
