@@ -7,6 +7,11 @@
 #   sudo bash bench/run.sh [calls per run, default 2000000] [rounds, default 5]
 #   BENCH_MODES="none floor capscope_json" sudo bash bench/run.sh   # a subset
 #
+# Modes: none, floor (an empty program on the tracepoint), bpftrace_count,
+# bpftrace_printf, capscope_json (trace -o json to a file on the build tree's
+# disk), capscope_json_devnull (the same, output discarded: the tracer's own
+# throughput, without the disk's), capscope_unique (trace -o json --unique).
+#
 # Prints, per mode: ns per call, ns added per check over no tracing, the
 # ratio of that to the floor (an empty program on the same tracepoint),
 # events per second the tracer took in, and events lost. With two CPUs or
@@ -60,6 +65,9 @@ run_mode() {
     capscope_json)
       "${ON_TRACER_CPU[@]}" "$CAPSCOPE" trace -o json --output "$out_dir/events.json" 2> "$log" & pid=$!
       wait_for "$log" "tracing with" ;;
+    capscope_json_devnull)
+      "${ON_TRACER_CPU[@]}" "$CAPSCOPE" trace -o json --output /dev/null 2> "$log" & pid=$!
+      wait_for "$log" "tracing with" ;;
     capscope_unique)
       "${ON_TRACER_CPU[@]}" "$CAPSCOPE" trace -o json --unique --output "$out_dir/events.json" 2> "$log" & pid=$!
       wait_for "$log" "tracing with" ;;
@@ -83,7 +91,7 @@ run_mode() {
   echo "$ns $lost ${seen:-0}"
 }
 
-read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_unique}"
+read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_json_devnull capscope_unique}"
 declare -A samples lostv
 for r in $(seq 1 "$ROUNDS"); do
   for m in "${MODES[@]}"; do

@@ -163,6 +163,32 @@ static __always_inline __u32 cs_task_pidns_level(struct task_struct *task)
 	return CS_READ(task, thread_pid, level);
 }
 
+/*
+ * bpf_get_current_cgroup_id() and bpf_get_current_comm() are helper calls;
+ * with BTF pointers the same fields are a few plain loads.
+ */
+static __always_inline __u64 cs_task_cgroup_id(struct task_struct *task)
+{
+#ifdef CS_UNTRUSTED_ARGS
+	return bpf_get_current_cgroup_id();
+#else
+	return task->cgroups->dfl_cgrp->kn->id;
+#endif
+}
+
+static __always_inline void cs_task_comm(struct task_struct *task, char *comm)
+{
+#ifdef CS_UNTRUSTED_ARGS
+	bpf_get_current_comm(comm, CS_COMM_LEN);
+#else
+	__u64 *dst = (__u64 *)comm;
+	const __u64 *src = (const __u64 *)task->comm;
+
+	dst[0] = src[0];
+	dst[1] = src[1];
+#endif
+}
+
 /* The pid namespace the task lives in: numbers[level] of its struct pid. */
 static __always_inline __u32 cs_task_pidns(struct task_struct *task)
 {
@@ -543,7 +569,7 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	const struct cred *cred = args->cred;
 
 	e->ktime_ns = now;
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = cs_task_cgroup_id(task);
 	e->cap_effective = CS_CAPSET(cred, cap_effective);
 	e->cap_permitted = CS_CAPSET(cred, cap_permitted);
 	e->pid = pid_tgid >> 32;
@@ -560,7 +586,7 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	if ((__u64)cred != (__u64)CS_READ(task, real_cred))
 		e->flags |= CS_F_CRED_OVERRIDE;
 	cs_fill_user_ns(&e->target_ns, args->target_ns);
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	cs_task_comm(task, e->comm);
 }
 
 /* Put the check on the ring buffer, with a learning sample when asked. */

@@ -22,6 +22,9 @@ step "unit tests"
 step "runtime tests (root, live kernel)"
 ./build/tests/capscope_runtime_tests
 
+step "benchmark harness (smoke run; the figures come from bench/run.sh's defaults)"
+BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 1
+
 step "unit tests under ASan/UBSan"
 BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DCAPSCOPE_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1 ./build-asan/tests/capscope_unit_tests --gtest_brief=1

@@ -75,11 +75,7 @@ void probe_btf(KernelFeatures& f) {
     if (proto && btf_vlen(proto) >= 4) {
       const struct btf_param* params = btf_params(proto);
       f.opts_param_name = btf__name_by_offset(btf, params[3].name_off);
-      // Decide by name, not kernel version: the opts change was backported.
-      if (f.opts_param_name == "opts")
-        f.opts_kind = OptsKind::Opts;
-      else if (f.opts_param_name == "audit")
-        f.opts_kind = OptsKind::AuditInt;
+      f.opts_kind = opts_kind_of_param(f.opts_param_name);
     }
   }
   int kc = btf__find_by_name_kind(btf, "kernel_cap_t", BTF_KIND_TYPEDEF);
@@ -106,6 +102,13 @@ void probe_ftrace(KernelFeatures& f) {
 }
 
 }  // namespace
+
+// Decided by name, not kernel version: the opts change was backported.
+OptsKind opts_kind_of_param(std::string_view name) {
+  if (name == "opts") return OptsKind::Opts;
+  if (name == "audit") return OptsKind::AuditInt;
+  return OptsKind::Unknown;
+}
 
 KernelFeatures probe_kernel() {
   KernelFeatures f;

@@ -44,6 +44,10 @@ struct KernelFeatures {
 
 KernelFeatures probe_kernel();
 
+// How cap_capable's fourth parameter reads, from its name in the kernel BTF: "opts"
+// (Linux 5.1+, and kernels the change was backported to) or "audit" (older).
+OptsKind opts_kind_of_param(std::string_view name);
+
 // Why `b` cannot run here (empty if it can, as far as probing tells).
 std::string backend_unavailable_reason(Backend b, const KernelFeatures& f);
 

@@ -483,12 +483,32 @@ TEST_F(TraceRuntime, FentryAndKprobeSayWhyNotHere) {
   // On this project's kernels kprobes are off and nothing is ftrace-patchable:
   // asking for those backends must fail with a reason, not crash or hang.
   std::string bin = CAPSCOPE_BINARY;
-  fs::path err = fs::temp_directory_path() / "capscope-backend.err";
   if (fs::exists("/sys/bus/event_source/devices/kprobe/type"))
     GTEST_SKIP() << "this kernel has kprobes; the qemu suite covers that backend";
-  EXPECT_EQ(sh(bin + " trace --backend kprobe -t 1 2>" + err.string()), 1);
-  EXPECT_NE(read_file(err).find("kprobe"), std::string::npos) << read_file(err);
-  fs::remove(err);
+  std::string kprobe = capture(bin + " trace --backend kprobe -t 1 2>&1; echo rc=$?");
+  EXPECT_NE(kprobe.find("backend kprobe is not available on this kernel"), std::string::npos)
+      << kprobe;
+  EXPECT_NE(kprobe.find("CONFIG_KPROBES"), std::string::npos) << kprobe;
+  EXPECT_NE(kprobe.find("rc=1"), std::string::npos) << kprobe;
+  std::string fentry = capture(bin + " trace --backend fentry -t 1 2>&1; echo rc=$?");
+  EXPECT_NE(fentry.find("fentry"), std::string::npos) << fentry;
+  EXPECT_NE(fentry.find("ftrace"), std::string::npos) << fentry;
+  EXPECT_NE(fentry.find("rc=1"), std::string::npos) << fentry;
+  EXPECT_EQ(std::count(fentry.begin(), fentry.end(), '\n'), 1) << fentry;
+}
+
+// `check` loads each backend for real and says which one auto takes.
+TEST_F(TraceRuntime, CheckReportsEveryBackend) {
+  std::string out = capture(std::string(CAPSCOPE_BINARY) + " check; echo rc=$?");
+  EXPECT_NE(out.find("backend tracepoint                   ok   loads and attaches"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("backend auto                         ok   tracepoint"), std::string::npos)
+      << out;
+  for (const char* probe :
+       {"btf", "privileges", "ring buffer", "kernel_cap_t layout", "cap_last_cap"})
+    EXPECT_NE(out.find(probe), std::string::npos) << probe;
+  EXPECT_NE(out.find("rc=0"), std::string::npos) << out;
 }
 
 }  // namespace
