@@ -48,6 +48,7 @@ struct TraceOptions {
   std::string node_name;
   bool probe_read_walk = false;
   bool process_caps = false;
+  bool process_ns = false;
 };
 
 // A record sink that also saves every record (for --save-records).
@@ -150,6 +151,7 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   output::WriterOptions wopts;
   wopts.wide = o.wide;
   wopts.process_caps = o.process_caps;
+  wopts.process_ns = o.process_ns;
   if (!o.fields.empty()) {
     auto fields = parse_field_list(o.fields, &error);
     if (!fields) return usage_error(error);
@@ -240,8 +242,10 @@ Runner add_trace_command(CLI::App& app, const GlobalOptions& g) {
   t->add_option("--fields", o->fields,
                 "Table columns: a list replaces the defaults, +F/-F add or remove");
   t->add_flag("--wide", o->wide, "Table: add the TIMESTAMP column");
-  t->add_flag("--process-caps", o->process_caps,
+  t->add_flag("--process-caps,--process-cred", o->process_caps,
               "JSON: add the process's capability sets (Tetragon's process.cap, names)");
+  t->add_flag("--process-ns", o->process_ns,
+              "JSON: add the process's namespaces (Tetragon's process.ns, with is_host)");
   t->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();
   t->add_option("--pid", o->pids, "Only these processes (thread group ids)")->delimiter(',');

@@ -138,7 +138,7 @@ void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_n
   m.str_if("parent_exec_id", p.parent_exec_id);
   if (host_ns == nullptr) return;
   if (opts.process_caps) append_caps(b, m, p.caps);
-  append_namespaces(b, m, p.ns, *host_ns);
+  if (opts.process_ns) append_namespaces(b, m, p.ns, *host_ns);
 }
 
 // Tetragon's KprobeUserNamespace: level, uid and gid are wrapper types, always printed;

@@ -20,6 +20,9 @@ struct JsonOptions {
   // (bounding and ambient sets), as Tetragon's --enable-process-cred adds them:
   // off by default, because a root process's lists alone are 1.6 KB an event.
   bool process_caps = false;
+  // Tetragon's process.ns block, as its --enable-process-ns adds it: off by default
+  // (its ten namespaces are a quarter of an event).
+  bool process_ns = false;
 };
 
 // Appends one event as a single-line JSON object, without the newline.

@@ -223,7 +223,7 @@ std::unique_ptr<EventWriter> make_writer(Format format, Sink& out, const WriterO
     throw std::invalid_argument("--fields selects table columns: use it with -o table");
   switch (format) {
     case Format::Json:
-      return std::make_unique<JsonWriter>(out, JsonOptions{options.process_caps});
+      return std::make_unique<JsonWriter>(out, JsonOptions{options.process_caps, options.process_ns});
     case Format::Compact:
       return std::make_unique<CompactWriter>(out);
     case Format::Table:

@@ -32,6 +32,7 @@ struct WriterOptions {
   std::vector<std::string> fields;  // table columns; see resolve_columns() in table_writer.h
   bool wide = false;                // table: TIMESTAMP among the default columns
   bool process_caps = false;        // json: Tetragon's process.cap block and process_caps
+  bool process_ns = false;          // json: Tetragon's process.ns block
 };
 
 class EventWriter {

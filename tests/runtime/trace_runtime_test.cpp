@@ -371,7 +371,7 @@ TEST_F(TraceRuntime, PodmanContainerIsAttributedFromItsCgroup) {
   std::string name = "capscope-rt-" + std::to_string(getpid());
   fs::path host_file = fs::temp_directory_path() / "capscope-host-chown";
   std::ofstream(host_file) << "x";
-  Capscope cs({"-o", "json", "--containers", "--comm", "chown"});
+  Capscope cs({"-o", "json", "--process-ns", "--containers", "--comm", "chown"});
   ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
   ASSERT_EQ(sh("podman --runtime runc run --name " + name + " --network none " + kBusyboxImage +
                " sh -c 'touch /tmp/f && chown 1:1 /tmp/f' >/dev/null 2>&1"),
@@ -447,7 +447,7 @@ TEST_F(TraceRuntime, ProbeReadWalkClassifiesTheSame) {
 
 // Host processes: every namespace of a plain host command is the host's.
 TEST_F(TraceRuntime, HostProcessNamespacesAreHost) {
-  Capscope cs({"-o", "json", "--comm", "chown", "--host"});
+  Capscope cs({"-o", "json", "--process-ns", "--comm", "chown", "--host"});
   ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
   fs::path f = fs::temp_directory_path() / "capscope-host-ns";
   std::ofstream(f) << "x";

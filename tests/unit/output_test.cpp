@@ -324,7 +324,10 @@ TEST(OutputGolden, Json) {
   std::string name = fmt::format("events.{}.json", arch);
   if (!update_golden() && read_file(kGoldenDir + name).empty())
     GTEST_SKIP() << name << " not recorded yet; create it with CAPSCOPE_UPDATE_GOLDEN=1";
-  expect_golden(name, render(Format::Json));
+  // Every optional block on, so the golden shows them all.
+  WriterOptions all;
+  all.process_caps = all.process_ns = true;
+  expect_golden(name, render(Format::Json, all));
 }
 
 TEST(OutputGolden, Compact) { expect_golden("events.compact.txt", render(Format::Compact)); }
@@ -360,7 +363,9 @@ TEST(OutputJson, EveryLineParsesAsTetragonShapedEvent) {
 }
 
 TEST(OutputJson, DeniedDmesgMatchesTetragonExample) {
-  json ev = json::parse(render(Format::Json, {}, {dmesg_denied()}));
+  WriterOptions with_ns;
+  with_ns.process_ns = true;  // as the example was taken (Tetragon's --enable-process-ns)
+  json ev = json::parse(render(Format::Json, with_ns, {dmesg_denied()}));
   const json& k = ev.at("process_kprobe");
   EXPECT_EQ(k.at("return").at("int_arg"), -1);
   EXPECT_EQ(k.at("args")[1].at("capability_arg"), json({{"value", 34}, {"name", "CAP_SYSLOG"}}));
@@ -404,7 +409,9 @@ TEST(OutputJson, DeniedDmesgMatchesTetragonExample) {
 }
 
 TEST(OutputJson, GrantedSetuidOnHost) {
-  json ev = json::parse(render(Format::Json, {}, {sudo_setuid()}));
+  WriterOptions with_ns;
+  with_ns.process_ns = true;
+  json ev = json::parse(render(Format::Json, with_ns, {sudo_setuid()}));
   const json& k = ev.at("process_kprobe");
   EXPECT_EQ(k.at("return").at("int_arg"), 0);
   EXPECT_EQ(k.at("args")[1].at("capability_arg").at("name"), "CAP_SETUID");
@@ -424,6 +431,16 @@ TEST(OutputJson, GrantedSetuidOnHost) {
   EXPECT_EQ(cs.at("cap_effective"), "000001ffffffffff");
   EXPECT_FALSE(cs.contains("process_caps"));
   EXPECT_FALSE(cs.contains("container_id"));
+}
+
+// Tetragon's defaults: no process.ns, no process.cap unless asked for.
+TEST(OutputJson, NamespacesAndCapsOnlyWhenAsked) {
+  json ev = json::parse(render(Format::Json, {}, {dmesg_denied()}));
+  const json& p = ev.at("process_kprobe").at("process");
+  EXPECT_FALSE(p.contains("ns"));
+  EXPECT_FALSE(p.contains("cap"));
+  EXPECT_EQ(p.at("binary"), "/bin/dmesg");
+  EXPECT_FALSE(ev.at("process_kprobe").at("capscope").contains("process_caps"));
 }
 
 TEST(OutputJson, ProcessCapsWhenAsked) {
