@@ -153,6 +153,16 @@ static __always_inline void cs_count(struct cs_counters *cnt, __u32 idx)
 		cnt->v[idx] += 1;
 }
 
+/* bpf_get_current_pid_tgid() without the helper call where task is a BTF pointer. */
+static __always_inline __u64 cs_task_pid_tgid(struct task_struct *task)
+{
+#ifdef CS_UNTRUSTED_ARGS
+	return bpf_get_current_pid_tgid();
+#else
+	return ((__u64)task->tgid << 32) | (__u32)task->pid;
+#endif
+}
+
 static __always_inline __u32 cs_task_mntns(struct task_struct *task)
 {
 	return CS_READ(task, nsproxy, mnt_ns, ns.inum);
@@ -443,11 +453,22 @@ static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
 }
 
 /* --unique: the state of a mount namespace, created on first use. */
+/* The overflow of cs_unique_slot(): a namespace whose array slot another one holds. */
+static __noinline struct cs_unique_slot *cs_unique_overflow(__u32 mntns)
+{
+	struct cs_unique_slot fresh = {.mntns = mntns};
+	struct cs_unique_slot *s = bpf_map_lookup_elem(&unique_more, &mntns);
+
+	if (s)
+		return s;
+	bpf_map_update_elem(&unique_more, &mntns, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&unique_more, &mntns);
+}
+
 static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns)
 {
 	__u32 idx = cs_unique_slot_of(mntns);
 	struct cs_unique_slot *s = bpf_map_lookup_elem(&unique_cache, &idx);
-	struct cs_unique_slot fresh = {.mntns = mntns};
 
 	if (!s)
 		return NULL;
@@ -458,11 +479,7 @@ static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns)
 		return s;
 	if (s->mntns == mntns)
 		return s;
-	s = bpf_map_lookup_elem(&unique_more, &mntns);
-	if (s)
-		return s;
-	bpf_map_update_elem(&unique_more, &mntns, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&unique_more, &mntns);
+	return cs_unique_overflow(mntns);
 }
 
 /*
@@ -643,8 +660,8 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	__u32 zero = 0;
 	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
 	struct cs_counters *cnt = cs_counters();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 pid_tgid = cs_task_pid_tgid(task);
 	struct cs_unique_slot *uslot = NULL;
 	struct cs_audit a = {};
 	__u64 suppressed = 0, now;
