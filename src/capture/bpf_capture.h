@@ -58,7 +58,6 @@ class BpfCapture {
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
   // What user space filtered of the checks the kernel could not decide (samples).
   [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }
-  [[nodiscard]] const CallSiteLearner* learner() const { return learner_.get(); }
 
   struct Impl;  // the skeleton and ring buffer (bpf_capture.cpp)
 
@@ -76,7 +75,6 @@ class BpfCapture {
   std::unique_ptr<CallSiteLearner> learner_;
   uint64_t decode_errors_ = 0;
   std::unique_ptr<filter::SampledCheckFilter> post_filter_;
-  uint32_t walk_start_ = 0;
   bool walk_direct_ = false;
 };
 

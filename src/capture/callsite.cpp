@@ -136,7 +136,6 @@ LearnResult CallSiteLearner::learn(std::span<const uint64_t> stack, std::span<co
   auto found = locate(stack, raw);
   if (found.empty()) return r;
   r.walk_start = found.front().second;
-  if (!walk_start_) walk_start_ = r.walk_start;
   for (size_t k = 0; k < found.size(); ++k) {
     auto [idx, off] = found[k];
     CallSiteEntry e;

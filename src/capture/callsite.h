@@ -69,7 +69,6 @@ class CallSiteLearner {
 
   Kallsyms syms_;
   std::unordered_map<uint64_t, CallSiteEntry> sites_;
-  std::optional<uint32_t> walk_start_;
   uint64_t conflicts_ = 0;
 };
 

@@ -45,14 +45,6 @@ std::string read_first_line(const fs::path& p) {
   return line;
 }
 
-uint64_t effective_caps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
-  return 0;
-}
-
 bool mounted(std::string_view fstype, std::string_view where) {
   std::ifstream in("/proc/mounts");
   std::string dev, mnt, type, rest;
@@ -102,6 +94,14 @@ void probe_ftrace(KernelFeatures& f) {
 }
 
 }  // namespace
+
+uint64_t effective_caps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0) return std::strtoull(line.c_str() + 7, nullptr, 16);
+  return 0;
+}
 
 // Decided by name, not kernel version: the opts change was backported.
 OptsKind opts_kind_of_param(std::string_view name) {

@@ -44,6 +44,9 @@ struct KernelFeatures {
 
 KernelFeatures probe_kernel();
 
+// This process's effective capability set (CapEff of /proc/self/status).
+uint64_t effective_caps();
+
 // How cap_capable's fourth parameter reads, from its name in the kernel BTF: "opts"
 // (Linux 5.1+, and kernels the change was backported to) or "audit" (older).
 OptsKind opts_kind_of_param(std::string_view name);

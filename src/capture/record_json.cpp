@@ -8,27 +8,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string_view source_name(AuditSource s) {
-  switch (s) {
-    case AuditSource::Opts:
-      return "opts";
-    case AuditSource::AuditArg:
-      return "audit_arg";
-    case AuditSource::CallSite:
-      return "callsite";
-    case AuditSource::Unknown:
-      break;
-  }
-  return "unknown";
-}
-
-AuditSource source_from(std::string_view s) {
-  if (s == "opts") return AuditSource::Opts;
-  if (s == "audit_arg") return AuditSource::AuditArg;
-  if (s == "callsite") return AuditSource::CallSite;
-  return AuditSource::Unknown;
-}
-
 json check_to_json(const CapCheck& c) {
   return {{"type", "check"},
           {"ktime_ns", c.ktime_ns},
@@ -51,7 +30,7 @@ json check_to_json(const CapCheck& c) {
           {"insetid", c.insetid},
           {"cred_override", c.cred_override},
           {"kthread", c.kthread},
-          {"audit_source", source_name(c.audit_source)},
+          {"audit_source", audit_source_name(c.audit_source)},
           {"target_ns",
            {c.target_ns.level, c.target_ns.inum, c.target_ns.owner_uid, c.target_ns.owner_gid}},
           {"comm", c.comm}};
@@ -109,7 +88,7 @@ CapCheck check_from_json(const json& j) {
   get(j, "insetid", c.insetid);
   get(j, "cred_override", c.cred_override);
   get(j, "kthread", c.kthread);
-  c.audit_source = source_from(j.at("audit_source").get<std::string>());
+  c.audit_source = audit_source_from_name(j.at("audit_source").get<std::string>());
   const json& ns = j.at("target_ns");
   c.target_ns = {ns.at(0).get<uint32_t>(), ns.at(1).get<uint32_t>(), ns.at(2).get<uint32_t>(),
                  ns.at(3).get<uint32_t>()};

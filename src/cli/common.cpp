@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "capture/features.h"
 #include "cli/commands.h"
 #include "enrich/cgroup_fs.h"
 #include "enrich/proc_reader.h"
@@ -28,18 +29,14 @@ int failure(const std::string& msg) {
 }
 
 std::string privilege_problem() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  uint64_t eff = 0;
-  while (std::getline(in, line))
-    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+  uint64_t eff = capture::effective_caps();
   bool bpf = eff & (1ULL << CAP_BPF), perfmon = eff & (1ULL << CAP_PERFMON),
        admin = eff & (1ULL << CAP_SYS_ADMIN);
   if ((bpf && perfmon) || admin) return "";
+  std::string_view has = bpf ? "CAP_BPF only" : perfmon ? "CAP_PERFMON only" : "neither";
   return fmt::format(
-      "tracing needs root, or CAP_BPF and CAP_PERFMON (this process has{}{}): "
-      "run it with sudo",
-      bpf ? " CAP_BPF" : "", perfmon ? " CAP_PERFMON" : " neither");
+      "tracing needs root, or CAP_BPF and CAP_PERFMON (this process has {}): run it with sudo",
+      has);
 }
 
 std::optional<uint64_t> cgroup_id_of(const std::string& path, std::string* error) {

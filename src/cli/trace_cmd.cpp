@@ -133,9 +133,9 @@ void print_summary(const capture::SourceStats& s, const pipeline::PipelineStats&
   std::cerr << fmt::format(
       "capscope: {} checks seen, {} reported, {} filtered, {} suppressed by --unique, {} by "
       "--rate-limit, {} lost (ring buffer full), {} process records lost, {} malformed; "
-      "{} unattributed, {} processes cached\n",
+      "{} unattributed, {} processes cached, {} call-site samples\n",
       s.checks_seen, p.reported, s.filtered, s.unique_suppressed, s.rate_suppressed, s.lost,
-      s.proc_lost, s.decode_errors, p.unattributed, cache.size());
+      s.proc_lost, s.decode_errors, p.unattributed, cache.size(), s.callsite_samples);
 }
 
 int run_trace(const TraceOptions& o, const GlobalOptions& g) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -19,6 +20,29 @@ enum class AuditSource : uint8_t {
   AuditArg,  // the pre-5.1 `int audit` argument (fexit, kprobe on old kernels)
   CallSite,  // the kernel call site, from the learned call-site table (tracepoint)
 };
+
+// The spelling of an AuditSource in events and saved records.
+constexpr std::string_view audit_source_name(AuditSource s) {
+  switch (s) {
+    case AuditSource::Opts:
+      return "opts";
+    case AuditSource::AuditArg:
+      return "audit_arg";
+    case AuditSource::CallSite:
+      return "callsite";
+    case AuditSource::Unknown:
+      break;
+  }
+  return "unknown";
+}
+
+// audit_source_name() read back; anything else is Unknown.
+constexpr AuditSource audit_source_from_name(std::string_view s) {
+  if (s == "opts") return AuditSource::Opts;
+  if (s == "audit_arg") return AuditSource::AuditArg;
+  if (s == "callsite") return AuditSource::CallSite;
+  return AuditSource::Unknown;
+}
 
 struct UserNs {
   uint32_t level = 0;

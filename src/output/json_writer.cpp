@@ -223,7 +223,7 @@ void append_capscope(Buffer& b, const EnrichedCheck& e, const JsonOptions& opts)
   put(b, ",\"audit\":");
   append_bool(b, c.audit);
   put(b, ",\"audit_source\":\"");
-  put(b, audit_source_word(c.audit_source));
+  put(b, audit_source_name(c.audit_source));
   put(b, "\",\"insetid\":");
   append_bool(b, c.insetid);
   put(b, ",\"cred_override\":");

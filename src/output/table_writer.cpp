@@ -152,7 +152,7 @@ std::string cell_text(Column c, const EnrichedCheck& e) {
     case Column::Verdict:
       return std::string(verdict_word(k));
     case Column::AuditSource:
-      return std::string(audit_source_word(k.audit_source));
+      return std::string(audit_source_name(k.audit_source));
     case Column::Insetid:
       return k.insetid ? "true" : "false";
     case Column::Mntns:

@@ -223,7 +223,8 @@ std::unique_ptr<EventWriter> make_writer(Format format, Sink& out, const WriterO
     throw std::invalid_argument("--fields selects table columns: use it with -o table");
   switch (format) {
     case Format::Json:
-      return std::make_unique<JsonWriter>(out, JsonOptions{options.process_caps, options.process_ns});
+      return std::make_unique<JsonWriter>(out,
+                                          JsonOptions{options.process_caps, options.process_ns});
     case Format::Compact:
       return std::make_unique<CompactWriter>(out);
     case Format::Table:
@@ -345,20 +346,6 @@ void append_cap_name(Buffer& out, int cap) {
 }
 
 std::string_view verdict_word(const CapCheck& c) { return c.granted() ? "granted" : "denied"; }
-
-std::string_view audit_source_word(AuditSource s) {
-  switch (s) {
-    case AuditSource::Opts:
-      return "opts";
-    case AuditSource::AuditArg:
-      return "audit_arg";
-    case AuditSource::CallSite:
-      return "callsite";
-    case AuditSource::Unknown:
-      break;
-  }
-  return "unknown";
-}
 
 std::string container_label(const EnrichedCheck& e) {
   if (!e.process) return "?";

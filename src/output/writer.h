@@ -124,9 +124,6 @@ void append_cap_name(Buffer& out, int cap);
 // "granted" or "denied".
 std::string_view verdict_word(const CapCheck& c);
 
-// "opts", "audit_arg", "callsite" or "unknown" (the spelling of --save-records too).
-std::string_view audit_source_word(AuditSource s);
-
 // Where the check ran, for the compact and table formats: "host", the container's name,
 // else the first 12 characters of its id; "?" when the process is unknown.
 std::string container_label(const EnrichedCheck& e);
