@@ -45,7 +45,10 @@ bool direct_io_worthwhile(int fd) {
 
 constexpr size_t kBlock = 1 << 20;  // bytes handed to the I/O thread at once
 constexpr size_t kAlign = 4096;     // O_DIRECT offset, size and address alignment
-constexpr size_t kBlocks = 32;      // blocks in flight or being filled: rides out a slow disk
+// At most this many blocks in flight or being filled: 64 MiB ride out a disk that slows
+// down for a while under a flood. They are allocated as a flood needs them, so a quiet
+// trace holds one or two.
+constexpr size_t kBlocks = 64;
 
 }  // namespace
 
@@ -75,12 +78,6 @@ struct FileSink::Io {
   std::thread thread;
 
   Io(std::string p, int f, int df, bool s) : path(std::move(p)), fd(f), direct_fd(df), seekable(s) {
-    for (size_t i = 0; i < kBlocks; ++i) {
-      auto* b = static_cast<char*>(std::aligned_alloc(kAlign, kBlock));
-      if (b == nullptr) break;
-      all_blocks.push_back(b);
-      free_blocks.push_back(b);
-    }
     thread = std::thread([this] { run(); });
   }
   ~Io() {
@@ -149,8 +146,17 @@ struct FileSink::Io {
     cv.notify_all();
   }
 
+  // A free block, a new one while fewer than kBlocks exist, else waits for one (nullptr
+  // only if not even the first can be allocated).
   char* take_block() {
     std::unique_lock<std::mutex> lock(mu);
+    if (free_blocks.empty() && all_blocks.size() < kBlocks) {
+      if (auto* b = static_cast<char*>(std::aligned_alloc(kAlign, kBlock))) {
+        all_blocks.push_back(b);
+        return b;
+      }
+      if (all_blocks.empty()) return nullptr;
+    }
     cv.wait(lock, [&] { return !free_blocks.empty(); });
     char* b = free_blocks.back();
     free_blocks.pop_back();
@@ -190,7 +196,7 @@ FileSink::FileSink(std::string path, int fd, int direct_fd, bool seekable)
     : io_(std::make_unique<Io>(std::move(path), fd, direct_fd, seekable)),
       direct_(direct_fd >= 0),
       seekable_(seekable) {
-  if (!io_->all_blocks.empty()) block_ = io_->take_block();
+  block_ = io_->take_block();
 }
 
 FileSink::~FileSink() {
