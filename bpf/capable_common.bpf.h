@@ -775,6 +775,24 @@ static __always_inline void cs_read_args(struct cs_exec *e, struct task_struct *
 		e->args_len = len;
 }
 
+/*
+ * A process-lifecycle or cgroup record on the ring buffer, its header written.
+ * NULL (and counted) when the buffer is full: the process cache then falls back
+ * on /proc for what it missed.
+ */
+static __always_inline void *cs_reserve_record(__u32 size, __u16 type)
+{
+	struct cs_record_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+		return NULL;
+	}
+	h->type = type;
+	h->size = size;
+	return h;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -783,14 +801,10 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct cs_exec *e;
 	long n;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+	e = cs_reserve_record(sizeof(*e), CS_REC_EXEC);
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = CS_REC_EXEC;
-	e->hdr.size = sizeof(*e);
+	__builtin_memset((char *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->start_ns = BPF_CORE_READ(task, start_time);
 	e->cgroup_id = bpf_get_current_cgroup_id();
@@ -815,13 +829,10 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 	/* Threads share their process's entry in the cache. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+	e = cs_reserve_record(sizeof(*e), CS_REC_FORK);
+	if (!e)
 		return 0;
-	}
-	e->hdr.type = CS_REC_FORK;
-	e->hdr.size = sizeof(*e);
+	e->pad0 = 0;
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->start_ns = BPF_CORE_READ(child, start_time);
 	e->pid = BPF_CORE_READ(child, tgid);
@@ -839,13 +850,10 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	/* Only the last thread of the group ends the process. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+	e = cs_reserve_record(sizeof(*e), CS_REC_EXIT);
+	if (!e)
 		return 0;
-	}
-	e->hdr.type = CS_REC_EXIT;
-	e->hdr.size = sizeof(*e);
+	e->pad0 = 0;
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->pid = BPF_CORE_READ(p, tgid);
 	e->exit_code = BPF_CORE_READ(p, exit_code);
@@ -862,13 +870,9 @@ int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	/* The default hierarchy has id 0; v1 hierarchies number their cgroups apart. */
 	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		cs_count(cs_counters(), CS_CNT_PROC_LOST);
+	e = cs_reserve_record(sizeof(*e), CS_REC_CGROUP);
+	if (!e)
 		return 0;
-	}
-	e->hdr.type = CS_REC_CGROUP;
-	e->hdr.size = sizeof(*e);
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->id = BPF_CORE_READ(cgrp, kn, id);
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);

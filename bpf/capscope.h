@@ -113,6 +113,7 @@ struct cs_cap_check_sample {
 /* An execve that succeeded: what the process cache needs to describe the new image. */
 struct cs_exec {
 	struct cs_record_hdr hdr;
+	__u32 pad0;
 	__u64 ktime_ns;
 	__u64 start_ns;    /* task->start_time (CLOCK_MONOTONIC) */
 	__u64 cgroup_id;
@@ -145,6 +146,7 @@ struct cs_exec {
 /* A new process (not a new thread). */
 struct cs_fork {
 	struct cs_record_hdr hdr;
+	__u32 pad0;
 	__u64 ktime_ns;
 	__u64 start_ns;
 	__u32 pid;
@@ -155,6 +157,7 @@ struct cs_fork {
 /* A whole process exited (the thread group leader is gone). */
 struct cs_exit {
 	struct cs_record_hdr hdr;
+	__u32 pad0;
 	__u64 ktime_ns;
 	__u32 pid;
 	__u32 exit_code;
