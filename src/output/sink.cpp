@@ -185,7 +185,7 @@ std::unique_ptr<FileSink> FileSink::open(const std::string& path, std::string* e
   int direct_fd = -1;
   if (direct_io_worthwhile(fd)) direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
   std::unique_ptr<FileSink> sink(new FileSink(path, fd, direct_fd, seekable));
-  if (sink->block_ == nullptr) {
+  if (sink->direct() && sink->block_ == nullptr) {
     *error = fmt::format("--output {}: cannot allocate the write buffers", path);
     return nullptr;
   }
@@ -193,10 +193,9 @@ std::unique_ptr<FileSink> FileSink::open(const std::string& path, std::string* e
 }
 
 FileSink::FileSink(std::string path, int fd, int direct_fd, bool seekable)
-    : io_(std::make_unique<Io>(std::move(path), fd, direct_fd, seekable)),
-      direct_(direct_fd >= 0),
-      seekable_(seekable) {
-  block_ = io_->take_block();
+    : io_(std::make_unique<Io>(std::move(path), fd, direct_fd, seekable)), direct_(direct_fd >= 0) {
+  // Without O_DIRECT, write() hands the caller's bytes on as they are: no block.
+  if (direct_) block_ = io_->take_block();
 }
 
 FileSink::~FileSink() {

@@ -63,8 +63,7 @@ class FileSink final : public Sink {
 
   std::unique_ptr<Io> io_;
   bool direct_ = false;
-  bool seekable_ = false;
-  char* block_ = nullptr;  // the block being filled
+  char* block_ = nullptr;  // the block being filled (direct only)
   size_t used_ = 0;
   off_t base_ = 0;  // file offset of block_[0]
 };
