@@ -493,6 +493,8 @@ static __always_inline bool cs_unique_already_audited(const struct cs_unique_slo
 {
 	__u32 row = ret != 0 ? 2 : 0;
 
+	/* Keeps the mask in the program: 6.1's verifier cannot bound row without it. */
+	barrier_var(row);
 	return (s->seen[row & 3] >> (cap & 63)) & 1;
 }
 
@@ -502,9 +504,11 @@ static __always_inline bool cs_unique_mark(struct cs_unique_slot *s, int cap, in
 	__u32 row = (ret != 0 ? 2 : 0) + (audit ? 0 : 1);
 	__u64 bit = 1ULL << (cap & 63);
 
-	if (s->seen[row & 3] & bit)
+	barrier_var(row);
+	row &= 3;
+	if (s->seen[row] & bit)
 		return false;
-	return !(__sync_fetch_and_or(&s->seen[row & 3], bit) & bit);
+	return !(__sync_fetch_and_or(&s->seen[row], bit) & bit);
 }
 
 /* --rate-limit: true if the check may be emitted; *suppressed gets the count it ends. */

@@ -11,6 +11,7 @@ PACKAGES=(
   clang-format clang-tidy
   bpftrace libcap2-bin util-linux procps busybox-static
   podman runc
+  qemu-system-x86 cpio
 )
 
 missing=()

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("capscope ") + CAPSCOPE_VERSION);
   GlobalOptions g;
   app.add_flag("-v,--verbose", g.verbose, "Verbose diagnostics (libbpf and verifier logs)");
+  // Subcommands inherit this: `capscope trace -v` works as well as `capscope -v trace`.
+  app.fallthrough();
   // Diagnostics go to stderr: stdout carries the events.
   spdlog::set_default_logger(spdlog::stderr_logger_st("capscope"));
   spdlog::set_pattern("capscope: %l: %v");

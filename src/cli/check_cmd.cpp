@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <optional>
 
 #include "capture/bpf_capture.h"
 #include "capture/features.h"
@@ -16,11 +17,13 @@ int run_check(bool try_load, const GlobalOptions& g) {
   capture::KernelFeatures f = capture::probe_kernel();
   for (const auto& p : capture::describe(f))
     std::cout << fmt::format("{:<36} {:<4} {}\n", p.name, p.ok ? "ok" : "no", p.detail);
+  bool loading = try_load && privilege_problem().empty();
+  std::optional<capture::Backend> first_loaded;
   for (auto b :
        {capture::Backend::Tracepoint, capture::Backend::Fentry, capture::Backend::Kprobe}) {
     std::string why = capture::backend_unavailable_reason(b, f);
     std::string walk;
-    if (why.empty() && try_load && privilege_problem().empty()) {
+    if (why.empty() && loading) {
       // Probing tells what should work; loading for real tells what does.
       capture::CaptureOptions o;
       o.backend = b;
@@ -29,6 +32,7 @@ int run_check(bool try_load, const GlobalOptions& g) {
       std::string err;
       auto cap = capture::BpfCapture::open(o, f, &err);
       why = cap ? "" : err;
+      if (cap && !first_loaded) first_loaded = b;
       if (cap && b == capture::Backend::Tracepoint)
         walk = cap->walk_direct() ? " (call-site walk: direct stack loads)"
                                   : " (call-site walk: bpf_probe_read_kernel per frame)";
@@ -37,8 +41,9 @@ int run_check(bool try_load, const GlobalOptions& g) {
         "{:<36} {:<4} {}\n", fmt::format("backend {}", capture::backend_name(b)),
         why.empty() ? "ok" : "no", why.empty() ? "loads and attaches" + walk : why);
   }
-  std::string why;
-  auto chosen = capture::choose_backend(f, &why);
+  // auto takes the first backend that loads; without loading, the first that probing allows.
+  std::string why = "no backend loads on this kernel (see the lines above)";
+  auto chosen = loading ? first_loaded : capture::choose_backend(f, &why);
   std::cout << fmt::format("{:<36} {:<4} {}\n", "backend auto", chosen ? "ok" : "no",
                            chosen ? std::string(capture::backend_name(*chosen)) : why);
   if (auto p = privilege_problem(); !p.empty()) {

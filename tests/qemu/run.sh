@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs capscope's runtime test suite on another kernel, booted under qemu.
+#
+#   bash tests/qemu/run.sh [KERNEL_PACKAGE...]
+#
+# For each kernel package (default: Debian's newest 6.1 cloud kernel) it
+# downloads the package with apt-get, builds an initramfs holding capscope, the
+# runtime tests, the commands they run and the libraries all of them link,
+# boots it with qemu-system-x86_64 and runs the suite once per backend the
+# guest should support. The guest reports on the serial console; this script
+# prints each test's result, and fails when a test fails, when the guest
+# panics, or when it does not finish within CAPSCOPE_QEMU_TIMEOUT seconds.
+#
+# Environment: BUILD_DIR (default build; must hold a built tree),
+# CAPSCOPE_QEMU_BACKENDS (default "fentry kprobe auto"),
+# CAPSCOPE_QEMU_TIMEOUT (default 900), CAPSCOPE_QEMU_FILTER (a gtest filter),
+# CAPSCOPE_QEMU_COMMAND (a shell command the guest runs instead, to debug).
+# See docs/TESTING.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD_DIR=$(realpath "${BUILD_DIR:-build}")
+WORK="$BUILD_DIR/qemu"
+BACKENDS=${CAPSCOPE_QEMU_BACKENDS:-"fentry kprobe auto"}
+TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-900}
+# The guest has no container runtime: the podman test runs on the host only.
+FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup"}
+
+die() { echo "qemu tests: $*" >&2; exit 1; }
+
+for tool in qemu-system-x86_64 cpio apt-get busybox; do
+  command -v "$tool" >/dev/null || die "$tool is missing: run scripts/install-deps.sh"
+done
+[[ -x $BUILD_DIR/capscope && -x $BUILD_DIR/tests/capscope_runtime_tests ]] ||
+  die "no built tree in $BUILD_DIR: run scripts/build.sh first"
+
+# Debian's newest 6.1 cloud kernel in the package lists.
+default_kernel() {
+  apt-cache pkgnames linux-image-6.1.0- | grep -E '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
+    sort -V | tail -1
+}
+
+# Downloads and unpacks a kernel package; prints the path of its vmlinuz.
+fetch_kernel() {
+  local pkg=$1 dir="$WORK/$1"
+  if [[ ! -d $dir/root/boot ]]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && apt-get download "$pkg" >/dev/null 2>"$dir/download.log") ||
+      die "apt-get download $pkg failed ($(tail -1 "$dir/download.log")): is $pkg in the package lists? (apt-get update)"
+    dpkg-deb -x "$dir"/*.deb "$dir/root"
+  fi
+  find "$dir/root/boot" -name "vmlinuz-*" | head -1
+}
+
+# Copies a host file into the image at the same path, following symlinks.
+add_file() {
+  local src=$1 dst="$2$1"
+  mkdir -p "$(dirname "$dst")"
+  cp -L "$src" "$dst"
+}
+
+# Copies an executable and every library it links.
+add_program() {
+  local root=$1 path=$2 lib
+  add_file "$path" "$root"
+  for lib in $(ldd "$path" 2>/dev/null | grep -o '/[^ ]*'); do
+    [[ -e $root$lib ]] || add_file "$lib" "$root"
+  done
+}
+
+# The commands the runtime tests run, as the host has them.
+GUEST_COMMANDS=(sh dash bash chown nice chroot unshare mount umount dmesg setpriv true cat
+  sleep awk mountpoint grep sed id touch kill ls rm mkdir echo env)
+
+build_initramfs() {
+  local out=$1 root="$WORK/initramfs" cmd path
+  rm -rf "$root" && mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib64,usr/lib/x86_64-linux-gnu}
+  # Debian 12's merged /usr, so the tests see the same paths as on the host.
+  for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
+  mkdir -p "$root"/{proc,sys,dev,tmp,run,mnt,etc,capscope/bb}
+  for cmd in "${GUEST_COMMANDS[@]}"; do
+    path=$(type -P "$cmd") || die "$cmd is missing: run scripts/install-deps.sh"
+    add_program "$root" "$(realpath "$path")"
+    [[ $(realpath "$path") == "$path" ]] || { mkdir -p "$root$(dirname "$path")"; ln -sf "$(realpath "$path")" "$root$path"; }
+  done
+  ln -sf dash "$root/usr/bin/sh"
+  add_program "$root" "$BUILD_DIR/capscope"
+  add_program "$root" "$BUILD_DIR/tests/capscope_runtime_tests"
+  add_program "$root" "$BUILD_DIR/tests/cs_setuid_loop"
+  # busybox runs the guest's init; its applets come last in PATH.
+  cp "$(command -v busybox)" "$root/capscope/busybox"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' >>"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  cp tests/qemu/guest-init.sh "$root/init"
+  chmod +x "$root/init"
+  cat >"$root/capscope/env" <<EOF
+export BACKENDS="$BACKENDS"
+export FILTER="$FILTER"
+export TESTS="$BUILD_DIR/tests/capscope_runtime_tests"
+export CAPSCOPE="$BUILD_DIR/capscope"
+EOF
+  # CAPSCOPE_QEMU_COMMAND: a shell command to run instead of the suite, to debug.
+  [[ -z ${CAPSCOPE_QEMU_COMMAND:-} ]] || printf '%s\n' "$CAPSCOPE_QEMU_COMMAND" >"$root/capscope/command"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
+}
+
+# Boots a kernel with the initramfs; the console goes to $log. Returns the suite's status.
+boot_and_run() {
+  local vmlinuz=$1 initrd=$2 log=$3 rc
+  set +e
+  timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2048 \
+    -kernel "$vmlinuz" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3" \
+    -nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
+  rc=$?
+  set -e
+  tr -d '\r' <"$log" >"$log.txt"
+  if ((rc == 124 || rc == 137)); then
+    tail -30 "$log.txt" >&2
+    die "the guest did not finish in ${TIMEOUT}s (hung?): console in $log.txt"
+  fi
+  if grep -q "Kernel panic" "$log.txt"; then
+    grep -A20 "Kernel panic" "$log.txt" >&2
+    die "the guest kernel panicked: console in $log.txt"
+  fi
+  local status
+  status=$(sed -n 's/^@@capscope-qemu exit \([0-9]*\)$/\1/p' "$log.txt" | tail -1)
+  if [[ -z $status ]]; then
+    tail -30 "$log.txt" >&2
+    die "the guest stopped without reporting (qemu exit $rc): console in $log.txt"
+  fi
+  return "$status"
+}
+
+# Each test's verdict per backend, from the guest's gtest output.
+report() {
+  grep -E '^\[[a-z]+\] \[ +(OK|FAILED|SKIPPED) +\] [A-Za-z]+\.[A-Za-z]+ ' "$1" || true
+  grep -E '^@@capscope-qemu (result|exit)' "$1" || true
+}
+
+mkdir -p "$WORK"
+kernels=("$@")
+if ((${#kernels[@]} == 0)); then
+  [[ -n $(default_kernel) ]] || apt-get update -qq || die "apt-get update failed"
+  kernels=("$(default_kernel)")
+fi
+[[ -n ${kernels[0]} ]] || die "no linux-image-6.1.0-*-cloud-amd64 in the package lists: run apt-get update"
+initrd="$WORK/initramfs.gz"
+build_initramfs "$initrd"
+failed=0
+for pkg in "${kernels[@]}"; do
+  vmlinuz=$(fetch_kernel "$pkg")
+  [[ -n $vmlinuz ]] || die "$pkg holds no vmlinuz"
+  echo "=== $pkg: runtime tests, backends: $BACKENDS"
+  log="$WORK/$pkg.console"
+  start=$(date +%s)
+  if boot_and_run "$vmlinuz" "$initrd" "$log"; then st=0; else st=$?; fi
+  report "$log.txt"
+  echo "=== $pkg: exit $st after $(($(date +%s) - start))s (console: $log.txt)"
+  ((st == 0)) || failed=1
+done
+exit "$failed"
