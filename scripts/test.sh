@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root):
 # dependencies, build, format/tidy gate, unit tests, runtime tests against the
-# live kernel and against Debian's 6.1 kernel under qemu (docs/TESTING.md), the
+# live kernel and against Debian's 6.1 and 6.12 kernels under qemu (docs/TESTING.md), the
 # benchmark smoke run, and unit and runtime tests again under ASan/UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ step "unit tests"
 step "runtime tests (root, live kernel)"
 ./build/tests/capscope_runtime_tests
 
-step "runtime tests on Debian's 6.1 kernel under qemu (fentry, kprobe, auto)"
+step "runtime tests on Debian's 6.1 and 6.12 kernels under qemu (fentry, kprobe, auto)"
 BUILD_DIR=build bash tests/qemu/run.sh
 
 step "benchmark harness (smoke run; the figures come from bench/run.sh's defaults)"

@@ -3,7 +3,9 @@
 #
 #   bash tests/qemu/run.sh [KERNEL_PACKAGE...]
 #
-# For each kernel package (default: Debian's newest 6.1 cloud kernel) it
+# For each kernel package (default: Debian 12's newest 6.1 and 6.12 cloud
+# kernels: no cap_capable tracepoint in either, kernel_cap_t before and after
+# its 6.3 change) it
 # downloads the package with apt-get, builds an initramfs holding capscope, the
 # runtime tests, the commands they run and the libraries all of them link,
 # boots it with qemu-system-x86_64 and runs the suite once per backend the
@@ -33,10 +35,12 @@ done
 [[ -x $BUILD_DIR/capscope && -x $BUILD_DIR/tests/capscope_runtime_tests ]] ||
   die "no built tree in $BUILD_DIR: run scripts/build.sh first"
 
-# Debian's newest 6.1 cloud kernel in the package lists.
-default_kernel() {
+# Debian's newest 6.1 and 6.12 cloud kernels in the package lists, one per line.
+default_kernels() {
   apt-cache pkgnames linux-image-6.1.0- | grep -E '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
     sort -V | tail -1
+  apt-cache pkgnames linux-image-6.12. |
+    grep -E '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64$' | sort -V | tail -1
 }
 
 # Downloads and unpacks a kernel package; prints the path of its vmlinuz.
@@ -141,10 +145,11 @@ report() {
 mkdir -p "$WORK"
 kernels=("$@")
 if ((${#kernels[@]} == 0)); then
-  [[ -n $(default_kernel) ]] || apt-get update -qq || die "apt-get update failed"
-  kernels=("$(default_kernel)")
+  (($(default_kernels | wc -l) == 2)) || apt-get update -qq || die "apt-get update failed"
+  mapfile -t kernels < <(default_kernels)
+  ((${#kernels[@]} == 2)) ||
+    die "no linux-image-6.1.0-*-cloud-amd64 or 6.12 cloud kernel in the package lists (apt-get update?)"
 fi
-[[ -n ${kernels[0]} ]] || die "no linux-image-6.1.0-*-cloud-amd64 in the package lists: run apt-get update"
 initrd="$WORK/initramfs.gz"
 build_initramfs "$initrd"
 failed=0
