@@ -567,8 +567,19 @@ static __always_inline void cs_submit_record(void *rec, __u64 size)
 	bpf_ringbuf_submit(rec, cs_wakeup_flags(cfg, cs_counters(), size));
 }
 
+/* The initial user namespace's inode number (PROC_USER_INIT_INO). */
+#define CS_INIT_USER_NS_INUM 0xEFFFFFFDU
+
+/* ns NULL: the initial user namespace (a check recovered from an inlining caller). */
 static __always_inline void cs_fill_user_ns(struct cs_user_ns *out, struct user_namespace *ns)
 {
+	if (!ns) {
+		out->level = 0;
+		out->inum = CS_INIT_USER_NS_INUM;
+		out->owner_uid = 0;
+		out->owner_gid = 0;
+		return;
+	}
 	out->level = CS_READ(ns, level);
 	out->inum = CS_READ(ns, ns.inum);
 	out->owner_uid = CS_READ(ns, owner.val);
@@ -673,10 +684,6 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	__u32 mntns;
 
 	cs_count(cnt, CS_CNT_CHECKS);
-
-
-
-
 	if (!cfg)
 		return 0;
 	if ((__u32)(pid_tgid >> 32) == cfg->self_pid ||

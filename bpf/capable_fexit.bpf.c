@@ -7,6 +7,7 @@
  * in config.opts_kind.
  */
 #include "capable_common.bpf.h"
+#include "inlined_callers.bpf.h"
 
 SEC("fexit/cap_capable")
 int BPF_PROG(cs_cap_capable_fexit, const struct cred *cred, struct user_namespace *target_ns,
@@ -20,5 +21,33 @@ int BPF_PROG(cs_cap_capable_fexit, const struct cred *cred, struct user_namespac
 	};
 	struct cs_audit known = cs_audit_from_opts(opts);
 
+	cs_inline_caller_saw_check();
 	return cs_handle_check(ctx, &args, &known);
+}
+
+/* Callers some kernels inline cap_capable into (inlined_callers.bpf.h). */
+SEC("fentry/cap_vm_enough_memory")
+int BPF_PROG(cs_vm_enough_memory_entry)
+{
+	cs_inline_caller_enter(0);
+	return 0;
+}
+
+SEC("fexit/cap_vm_enough_memory")
+int BPF_PROG(cs_vm_enough_memory_exit, struct mm_struct *mm, long pages, int ret)
+{
+	return cs_vm_enough_memory_returned(ctx, ret);
+}
+
+SEC("fentry/cap_mmap_addr")
+int BPF_PROG(cs_mmap_addr_entry, unsigned long addr)
+{
+	cs_inline_caller_enter(addr);
+	return 0;
+}
+
+SEC("fexit/cap_mmap_addr")
+int BPF_PROG(cs_mmap_addr_exit, unsigned long addr, int ret)
+{
+	return cs_mmap_addr_returned(ctx, ret);
 }

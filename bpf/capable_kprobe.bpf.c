@@ -3,12 +3,14 @@
  * kprobe backend: kprobe + kretprobe on cap_capable, for kernels without the
  * tracepoint or BPF trampolines. The entry saves the arguments per thread;
  * the return handles the check. Where a kernel inlines cap_capable into its
- * callers (cap_vm_enough_memory, ...) a kprobe does not see those checks.
+ * callers (cap_vm_enough_memory, ...) a kprobe does not see those checks: the
+ * callers are hooked too (inlined_callers.bpf.h).
  * Arguments are plain numbers here, not BTF pointers: every read goes
  * through a helper.
  */
 #define CS_UNTRUSTED_ARGS 1
 #include "capable_common.bpf.h"
+#include "inlined_callers.bpf.h"
 
 struct cs_kprobe_args {
 	__u64 cred;
@@ -56,5 +58,33 @@ int BPF_KRETPROBE(cs_cap_capable_return, int ret)
 	args.ret = ret;
 	known = cs_audit_from_opts(saved->opts);
 	bpf_map_delete_elem(&kprobe_args, &tid);
+	cs_inline_caller_saw_check();
 	return cs_handle_check(ctx, &args, &known);
+}
+
+/* Callers some kernels inline cap_capable into (inlined_callers.bpf.h). */
+SEC("kprobe/cap_vm_enough_memory")
+int BPF_KPROBE(cs_vm_enough_memory_entry)
+{
+	cs_inline_caller_enter(0);
+	return 0;
+}
+
+SEC("kretprobe/cap_vm_enough_memory")
+int BPF_KRETPROBE(cs_vm_enough_memory_exit, int ret)
+{
+	return cs_vm_enough_memory_returned(ctx, ret);
+}
+
+SEC("kprobe/cap_mmap_addr")
+int BPF_KPROBE(cs_mmap_addr_entry, unsigned long addr)
+{
+	cs_inline_caller_enter(addr);
+	return 0;
+}
+
+SEC("kretprobe/cap_mmap_addr")
+int BPF_KRETPROBE(cs_mmap_addr_exit, int ret)
+{
+	return cs_mmap_addr_returned(ctx, ret);
 }

@@ -39,6 +39,7 @@ enum cs_audit_source {
 	CS_AUDIT_SRC_OPTS = 1,    /* the opts argument of cap_capable */
 	CS_AUDIT_SRC_AUDIT_ARG = 2, /* the pre-5.1 int audit argument */
 	CS_AUDIT_SRC_CALLSITE = 3,  /* the learned call-site table (tracepoint) */
+	CS_AUDIT_SRC_CALLER = 4,    /* recovered from a caller that inlines cap_capable (fexit, kprobe) */
 };
 
 /* The verdict a call site gives, as stored in the call-site map. */

@@ -14,6 +14,7 @@
 #include "capable_tp.skel.h"
 #include "capscope.h"
 #include "capture/decode.h"
+#include "capture/inlined_callers.h"
 #include "capture/ring_reader.h"
 #include "tables/capabilities.h"
 
@@ -75,8 +76,10 @@ struct BpfCapture::Impl {
   Skeleton skel;
   std::unique_ptr<RingReader> rb;
   cs_config config{};
+  InlinedCallerLinks callers;
   ~Impl() {
     rb.reset();  // before the skeleton closes the map
+    for (bpf_link* l : callers.links) bpf_link__destroy(l);
     if (skel.destroy) skel.destroy();
   }
 };
@@ -161,6 +164,7 @@ static int load_backend(BpfCapture::Impl& impl, Backend b, bool walk_direct, siz
   }
   bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "events"),
                            ringbuf_size(ringbuf_bytes));
+  if (b != Backend::Tracepoint) prepare_inlined_callers(sk.obj, b);
   int err = bpf_object__load_skeleton(sk.skel);
   if (err == 0) return 0;
   std::string hint = err == -EPERM ? " (are you root with CAP_BPF and CAP_PERFMON?)" : "";
@@ -232,6 +236,11 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   if (int err = bpf_object__attach_skeleton(sk.skel); err) {
     *error = fmt::format("cannot attach the {} BPF programs: {}", backend_name(b), errno_text(err));
     return nullptr;
+  }
+  if (b != Backend::Tracepoint) {
+    cap->impl_->callers = attach_inlined_callers(sk.obj);
+    for (const auto& f : cap->impl_->callers.failed)
+      spdlog::warn("checks cap_capable makes inlined into {} (if any) are not seen", f);
   }
   cap->impl_->rb = RingReader::open(map_fd(sk.obj, "events"), error);
   if (!cap->impl_->rb) return nullptr;

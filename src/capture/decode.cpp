@@ -44,6 +44,8 @@ AuditSource audit_source_of(uint32_t src) {
       return AuditSource::AuditArg;
     case CS_AUDIT_SRC_CALLSITE:
       return AuditSource::CallSite;
+    case CS_AUDIT_SRC_CALLER:
+      return AuditSource::Caller;
     default:
       return AuditSource::Unknown;
   }

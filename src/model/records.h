@@ -19,6 +19,7 @@ enum class AuditSource : uint8_t {
   Opts,      // the opts argument of cap_capable (fexit, kprobe)
   AuditArg,  // the pre-5.1 `int audit` argument (fexit, kprobe on old kernels)
   CallSite,  // the kernel call site, from the learned call-site table (tracepoint)
+  Caller,    // recovered from a caller that inlines cap_capable (fexit, kprobe)
 };
 
 // The spelling of an AuditSource in events and saved records.
@@ -30,6 +31,8 @@ constexpr std::string_view audit_source_name(AuditSource s) {
       return "audit_arg";
     case AuditSource::CallSite:
       return "callsite";
+    case AuditSource::Caller:
+      return "caller";
     case AuditSource::Unknown:
       break;
   }
@@ -41,6 +44,7 @@ constexpr AuditSource audit_source_from_name(std::string_view s) {
   if (s == "opts") return AuditSource::Opts;
   if (s == "audit_arg") return AuditSource::AuditArg;
   if (s == "callsite") return AuditSource::CallSite;
+  if (s == "caller") return AuditSource::Caller;
   return AuditSource::Unknown;
 }
 

@@ -32,7 +32,8 @@ die() { echo "qemu tests: $*" >&2; exit 1; }
 for tool in qemu-system-x86_64 cpio apt-get busybox; do
   command -v "$tool" >/dev/null || die "$tool is missing: run scripts/install-deps.sh"
 done
-[[ -x $BUILD_DIR/capscope && -x $BUILD_DIR/tests/capscope_runtime_tests ]] ||
+[[ -x $BUILD_DIR/capscope && -x $BUILD_DIR/tests/capscope_runtime_tests &&
+  -x $BUILD_DIR/tests/cs_mmap_low ]] ||
   die "no built tree in $BUILD_DIR: run scripts/build.sh first"
 
 # Debian's newest 6.1 and 6.12 cloud kernels in the package lists, one per line.
@@ -62,10 +63,11 @@ add_file() {
   cp -L "$src" "$dst"
 }
 
-# Copies an executable and every library it links.
+# Copies an executable (to the same path, or to $3) and every library it links.
 add_program() {
-  local root=$1 path=$2 lib
-  add_file "$path" "$root"
+  local root=$1 path=$2 dest=${3:-$2} lib
+  mkdir -p "$(dirname "$root$dest")"
+  cp -L "$path" "$root$dest"
   for lib in $(ldd "$path" 2>/dev/null | grep -o '/[^ ]*'); do
     [[ -e $root$lib ]] || add_file "$lib" "$root"
   done
@@ -87,9 +89,12 @@ build_initramfs() {
     [[ $(realpath "$path") == "$path" ]] || { mkdir -p "$root$(dirname "$path")"; ln -sf "$(realpath "$path")" "$root$path"; }
   done
   ln -sf dash "$root/usr/bin/sh"
-  add_program "$root" "$BUILD_DIR/capscope"
-  add_program "$root" "$BUILD_DIR/tests/capscope_runtime_tests"
-  add_program "$root" "$BUILD_DIR/tests/cs_setuid_loop"
+  # capscope and the tests in /capscope/bin: the build's own paths may be under /tmp,
+  # which the guest mounts over.
+  local prog
+  for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_mmap_low; do
+    add_program "$root" "$BUILD_DIR/$prog" "/capscope/bin/$(basename "$prog")"
+  done
   # busybox runs the guest's init; its applets come last in PATH.
   cp "$(command -v busybox)" "$root/capscope/busybox"
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
@@ -100,8 +105,10 @@ build_initramfs() {
   cat >"$root/capscope/env" <<EOF
 export BACKENDS="$BACKENDS"
 export FILTER="$FILTER"
-export TESTS="$BUILD_DIR/tests/capscope_runtime_tests"
-export CAPSCOPE="$BUILD_DIR/capscope"
+export TESTS=/capscope/bin/capscope_runtime_tests
+export CAPSCOPE=/capscope/bin/capscope
+export CAPSCOPE_TEST_BINARY=/capscope/bin/capscope
+export CAPSCOPE_TEST_HELPERS_DIR=/capscope/bin
 EOF
   # CAPSCOPE_QEMU_COMMAND: a shell command to run instead of the suite, to debug.
   [[ -z ${CAPSCOPE_QEMU_COMMAND:-} ]] || printf '%s\n' "$CAPSCOPE_QEMU_COMMAND" >"$root/capscope/command"

@@ -50,6 +50,24 @@ TEST(Decode, CapCheck) {
   EXPECT_EQ(c.target_ns.inum, 4026531837u);
 }
 
+// Every audit source the kernel side writes reads back, and its name round-trips.
+TEST(Decode, AuditSources) {
+  const std::pair<uint8_t, AuditSource> sources[] = {
+      {CS_AUDIT_SRC_UNKNOWN, AuditSource::Unknown},
+      {CS_AUDIT_SRC_OPTS, AuditSource::Opts},
+      {CS_AUDIT_SRC_AUDIT_ARG, AuditSource::AuditArg},
+      {CS_AUDIT_SRC_CALLSITE, AuditSource::CallSite},
+      {CS_AUDIT_SRC_CALLER, AuditSource::Caller}};
+  for (auto [raw_source, expected] : sources) {
+    auto raw = sample_check();
+    raw.audit_source = raw_source;
+    auto c = std::get<CapCheck>(*decode_record(bytes_of(raw)).record);
+    EXPECT_EQ(c.audit_source, expected) << int(raw_source);
+    EXPECT_EQ(audit_source_from_name(audit_source_name(expected)), expected) << int(raw_source);
+  }
+  EXPECT_EQ(audit_source_name(AuditSource::Caller), "caller");
+}
+
 TEST(Decode, SyscallOnlyWhenInSyscall) {
   auto raw = sample_check();
   raw.flags = CS_F_KTHREAD;
