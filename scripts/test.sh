@@ -25,6 +25,7 @@ step "runtime tests (root, live kernel)"
 
 step "runtime tests on Debian's 6.1 and 6.12 kernels under qemu (fentry, kprobe, auto)"
 BUILD_DIR=build bash tests/qemu/run.sh
+BUILD_DIR=build bash tests/qemu/runner_selftest.sh
 
 step "benchmark harness (smoke run; the figures come from bench/run.sh's defaults)"
 BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 1
