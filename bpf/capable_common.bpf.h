@@ -621,6 +621,44 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	cs_task_comm(task, e->comm);
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_AGG_MAX_ENTRIES);
+	__type(key, struct cs_agg_key);
+	__type(value, struct cs_agg_val);
+} agg SEC(".maps");
+
+/* record: count a decided check in the agg map; false if the map is full. */
+static __always_inline bool cs_aggregate(struct task_struct *task, __u64 pid_tgid,
+					 const struct cs_check_args *args, const struct cs_audit *a,
+					 __u64 now)
+{
+	__u16 ignored = 0;
+	struct cs_agg_key k = {
+		.cgroup_id = cs_task_cgroup_id(task),
+		.pid = pid_tgid >> 32,
+		.exec_seq = (__u32)CS_READ(task, self_exec_id),
+		.syscall_nr = cs_syscall_nr(task, &ignored),
+		.cap = args->cap,
+		.flags = (args->ret == 0 ? CS_AGG_GRANTED : 0) |
+			 ((a->flags & CS_F_AUDIT) ? CS_AGG_AUDIT : 0) |
+			 ((a->flags & CS_F_INSETID) ? CS_AGG_INSETID : 0),
+	};
+	struct cs_agg_val first = { .count = 1, .first_ns = now, .last_ns = now };
+	struct cs_agg_val *v = bpf_map_lookup_elem(&agg, &k);
+
+	if (!v) {
+		if (bpf_map_update_elem(&agg, &k, &first, BPF_NOEXIST) == 0)
+			return true;
+		v = bpf_map_lookup_elem(&agg, &k); /* another CPU added it meanwhile */
+		if (!v)
+			return false;
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	v->last_ns = now;
+	return true;
+}
+
 /* Put the check on the ring buffer, with a learning sample when asked. */
 static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, struct cs_counters *cnt,
 				    struct task_struct *task, __u64 pid_tgid,
@@ -715,6 +753,14 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	 * later checks of the other kind.
 	 */
 	decided = a.source != CS_AUDIT_SRC_UNKNOWN;
+	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
+		now = bpf_ktime_get_ns();
+		if (cs_aggregate(task, pid_tgid, args, &a, now)) {
+			cs_count(cnt, CS_CNT_AGGREGATED);
+			return 0;
+		}
+		cs_count(cnt, CS_CNT_AGG_FULL);
+	}
 	if (uslot && decided && !cs_unique_mark(uslot, args->cap, args->ret, a.flags & CS_F_AUDIT)) {
 		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
 		return 0;
@@ -822,6 +868,7 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->exec_seq = (__u32)BPF_CORE_READ(task, self_exec_id);
 	cs_read_exec_creds(e, task);
 	cs_read_namespaces(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -843,7 +890,7 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 	e = cs_reserve_record(sizeof(*e), CS_REC_FORK);
 	if (!e)
 		return 0;
-	e->pad0 = 0;
+	e->exec_seq = (__u32)BPF_CORE_READ(child, self_exec_id);
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->start_ns = BPF_CORE_READ(child, start_time);
 	e->pid = BPF_CORE_READ(child, tgid);

@@ -114,7 +114,7 @@ struct cs_cap_check_sample {
 /* An execve that succeeded: what the process cache needs to describe the new image. */
 struct cs_exec {
 	struct cs_record_hdr hdr;
-	__u32 pad0;
+	__u32 exec_seq;    /* task->self_exec_id (low 32 bits): which exec of the process this is */
 	__u64 ktime_ns;
 	__u64 start_ns;    /* task->start_time (CLOCK_MONOTONIC) */
 	__u64 cgroup_id;
@@ -147,7 +147,7 @@ struct cs_exec {
 /* A new process (not a new thread). */
 struct cs_fork {
 	struct cs_record_hdr hdr;
-	__u32 pad0;
+	__u32 exec_seq;    /* the child's self_exec_id: its parent's, until it execs */
 	__u64 ktime_ns;
 	__u64 start_ns;
 	__u32 pid;
@@ -259,6 +259,8 @@ enum cs_counter {
 	CS_CNT_SAMPLES,          /* learning samples taken (bpf_get_stack) */
 	CS_CNT_WALK_MISS,        /* call-site walks that met an unknown address */
 	CS_CNT_PROC_LOST,        /* exec/fork/exit records lost */
+	CS_CNT_AGGREGATED,       /* checks counted in the aggregation map (record) */
+	CS_CNT_AGG_FULL,         /* checks the full aggregation map sent as records instead */
 	CS_CNT_MAX,
 };
 
@@ -288,6 +290,7 @@ enum cs_rate_scope {
 #define CS_FILT_UNIQUE (1u << 10)
 #define CS_FILT_RATE (1u << 11)
 #define CS_FILT_GID (1u << 12)
+#define CS_FILT_AGGREGATE (1u << 13) /* record: count decided checks in the agg map, send none */
 
 /*
  * Run-time configuration, one entry of an array map that user space writes
@@ -309,6 +312,32 @@ struct cs_config {
 	 * buffer how much is unread would touch the reader's cache line.
 	 */
 	__u64 wakeup_bytes;
+};
+
+/*
+ * record: decided checks are counted in a hash map instead of crossing to user
+ * space one by one; user space drains it (lookup-and-delete) as it goes. A
+ * check the full map cannot take goes out as an ordinary record.
+ */
+#define CS_AGG_MAX_ENTRIES 65536
+#define CS_AGG_GRANTED (1u << 0)
+#define CS_AGG_AUDIT (1u << 1)
+#define CS_AGG_INSETID (1u << 2)
+
+struct cs_agg_key {
+	__u64 cgroup_id;
+	__u32 pid;        /* thread group */
+	__u32 exec_seq;   /* with pid: which program (see cs_exec.exec_seq) */
+	__s32 syscall_nr; /* -1 outside a syscall */
+	__s32 cap;
+	__u32 flags;      /* CS_AGG_* */
+	__u32 pad;
+};
+
+struct cs_agg_val {
+	__u64 count;
+	__u64 first_ns;   /* bpf_ktime_get_ns() */
+	__u64 last_ns;
 };
 
 /* Keys of the filter-set maps (pid, tid, uid, gid, cgroup, comm). */

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   add(&add_trace_command);
   add(&add_check_command);
   add(&add_caps_command);
+  add(&add_record_command);
+  add(&add_profile_command);
+  add(&add_advise_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -220,7 +220,7 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   }
   size_t pow2 = ringbuf_size(opts.ringbuf_bytes);
   cs_config& cfg = cap->impl_->config;
-  cfg.filter_flags = filter_bits(opts.filters);
+  cfg.filter_flags = filter_bits(opts.filters) | (opts.aggregate ? CS_FILT_AGGREGATE : 0);
   cfg.self_pid = static_cast<uint32_t>(getpid());
   cfg.cap_mask = opts.filters.cap_mask.value_or(~0ULL);
   cfg.rate_scope = static_cast<uint32_t>(opts.filters.rate_scope);
@@ -311,6 +311,31 @@ int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
                          [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); });
 }
 
+int BpfCapture::drain_aggregates(const std::function<void(const AggregateEntry&)>& sink) {
+  int fd = map_fd(impl_->skel.obj, "agg");
+  if (fd < 0) return -ENOENT;
+  // Keys first, then lookup-and-delete each: deleting while iterating would
+  // restart the walk from the beginning.
+  std::vector<cs_agg_key> keys;
+  cs_agg_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  int drained = 0;
+  for (const cs_agg_key& k : keys) {
+    cs_agg_val v{};
+    if (bpf_map_lookup_and_delete_elem(fd, &k, &v) != 0) continue;
+    sink({k.cgroup_id, k.pid, k.exec_seq, k.syscall_nr, k.cap, (k.flags & CS_AGG_GRANTED) != 0,
+          (k.flags & CS_AGG_AUDIT) != 0, (k.flags & CS_AGG_INSETID) != 0, v.count, v.first_ns,
+          v.last_ns});
+    ++drained;
+  }
+  return drained;
+}
+
 KernelCounters BpfCapture::counters() const {
   KernelCounters k;
   int ncpu = libbpf_num_possible_cpus();
@@ -319,9 +344,9 @@ KernelCounters BpfCapture::counters() const {
   std::vector<cs_counters> per_cpu(static_cast<size_t>(ncpu));
   uint32_t zero = 0;
   if (bpf_map_lookup_elem(fd, &zero, per_cpu.data()) != 0) return k;
-  uint64_t* fields[] = {&k.checks,          &k.filtered,    &k.unique_suppressed,
-                        &k.rate_suppressed, &k.emitted,     &k.lost,
-                        &k.samples,         &k.walk_misses, &k.proc_lost};
+  uint64_t* fields[] = {&k.checks,    &k.filtered,   &k.unique_suppressed, &k.rate_suppressed,
+                        &k.emitted,   &k.lost,       &k.samples,           &k.walk_misses,
+                        &k.proc_lost, &k.aggregated, &k.agg_full};
   static_assert(sizeof(fields) / sizeof(fields[0]) == CS_CNT_MAX);
   for (const cs_counters& cpu : per_cpu)
     for (uint32_t i = 0; i < CS_CNT_MAX; ++i) *fields[i] += cpu.v[i];

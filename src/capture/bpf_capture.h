@@ -27,11 +27,28 @@ struct CaptureOptions {
   bool try_direct_walk = true;  // false: always walk with bpf_probe_read_kernel (tests)
   bool verbose_libbpf = false;
   filter::FilterSpec filters;  // evaluated in the kernel
+  // record: count decided checks in the kernel's aggregation map (drain_aggregates)
+  // instead of sending each; learning samples and lifecycle records still stream.
+  bool aggregate = false;
+};
+
+// One entry of the kernel's aggregation map (record mode).
+struct AggregateEntry {
+  uint64_t cgroup_id = 0;
+  uint32_t pid = 0;
+  uint32_t exec_seq = 0;
+  int32_t syscall_nr = -1;
+  int32_t cap = 0;
+  bool granted = true;
+  bool audit = true;
+  bool insetid = false;
+  uint64_t count = 0;
+  uint64_t first_ktime_ns = 0, last_ktime_ns = 0;
 };
 
 struct KernelCounters {
   uint64_t checks = 0, filtered = 0, unique_suppressed = 0, rate_suppressed = 0, emitted = 0,
-           lost = 0, samples = 0, walk_misses = 0, proc_lost = 0;
+           lost = 0, samples = 0, walk_misses = 0, proc_lost = 0, aggregated = 0, agg_full = 0;
 };
 
 using RecordHandler = std::function<void(Record&&)>;
@@ -55,6 +72,10 @@ class BpfCapture {
   int poll(int timeout_ms, const RecordHandler& handler);
 
   [[nodiscard]] KernelCounters counters() const;
+  // record: takes every entry out of the aggregation map (atomically per
+  // entry: a check counted meanwhile lands in a new entry). Returns the
+  // number drained, or a negative errno.
+  int drain_aggregates(const std::function<void(const AggregateEntry&)>& sink);
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
   // What user space filtered of the checks the kernel could not decide (samples).
   [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }

@@ -98,6 +98,7 @@ DecodeResult decode_exec(std::span<const uint8_t> data) {
   ExecRecord e;
   e.ktime_ns = raw->ktime_ns;
   e.start_ns = raw->start_ns;
+  e.exec_seq = raw->exec_seq;
   e.cgroup_id = raw->cgroup_id;
   e.caps = {raw->cap_effective, raw->cap_permitted, raw->cap_inheritable, raw->cap_bounding,
             raw->cap_ambient};
@@ -122,8 +123,12 @@ DecodeResult decode_exec(std::span<const uint8_t> data) {
 DecodeResult decode_fork(std::span<const uint8_t> data) {
   auto raw = copy_as<cs_fork>(data);
   if (!raw) return {std::nullopt, DecodeError::TooShort};
-  ForkRecord f{raw->ktime_ns, raw->start_ns, raw->pid, raw->ppid,
-               bounded_string(raw->comm, sizeof(raw->comm))};
+  ForkRecord f{raw->ktime_ns,
+               raw->start_ns,
+               raw->pid,
+               raw->ppid,
+               bounded_string(raw->comm, sizeof(raw->comm)),
+               raw->exec_seq};
   return {Record{std::move(f)}, std::nullopt};
 }
 

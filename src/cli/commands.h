@@ -21,5 +21,8 @@ using Runner = std::function<int()>;
 Runner add_trace_command(CLI::App& app, const GlobalOptions& g);
 Runner add_check_command(CLI::App& app, const GlobalOptions& g);
 Runner add_caps_command(CLI::App& app, const GlobalOptions& g);
+Runner add_record_command(CLI::App& app, const GlobalOptions& g);
+Runner add_profile_command(CLI::App& app, const GlobalOptions& g);
+Runner add_advise_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace capscope::cli

@@ -115,6 +115,7 @@ struct CapCheck {
 struct ExecRecord {
   uint64_t ktime_ns = 0;
   uint64_t start_ns = 0;
+  uint32_t exec_seq = 0;  // the kernel's self_exec_id after this exec: (pid, exec_seq) names it
   uint64_t cgroup_id = 0;
   CapSets caps;
   uint32_t pid = 0;
@@ -140,6 +141,7 @@ struct ForkRecord {
   uint32_t pid = 0;
   uint32_t ppid = 0;
   std::string comm;
+  uint32_t exec_seq = 0;  // inherited from the parent until the child execs
 };
 
 struct ExitRecord {

@@ -25,43 +25,14 @@
 #include <thread>
 #include <vector>
 
+#include "helpers.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
+using namespace capscope::runtime_test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string skip_reason() {
-  if (geteuid() != 0) return "runtime tests need root";
-  if (!fs::exists("/sys/kernel/btf/vmlinux")) return "kernel has no BTF";
-  return "";
-}
-
-// Runs a shell command, returns its exit status.
-int sh(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-// Runs a shell command, returns its standard output without the final newline.
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
 
 // The mount point of the unified (v2) cgroup hierarchy, empty if none.
 std::string cgroup2_mount() {
@@ -81,22 +52,6 @@ std::string podman_problem() {
                       kBusyboxImage + " >/dev/null 2>&1";
   if (sh(build) != 0) return "scripts/busybox-image.sh could not build the busybox image";
   return "";
-}
-
-// Where the binaries are: where this build put them, unless the environment says
-// otherwise (tests/qemu/run.sh copies them to /capscope in its guest).
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != 0 ? v : fallback;
-}
-std::string capscope_binary() { return env_or("CAPSCOPE_TEST_BINARY", CAPSCOPE_BINARY); }
-std::string helpers_dir() { return env_or("CAPSCOPE_TEST_HELPERS_DIR", CAPSCOPE_HELPERS_DIR); }
-
-// The backend under test: CAPSCOPE_TEST_BACKEND (tests/qemu/run.sh sets it in the
-// guest), or empty for capscope's own choice.
-std::string test_backend() {
-  const char* b = std::getenv("CAPSCOPE_TEST_BACKEND");
-  return b != nullptr ? b : "";
 }
 
 // What the running kernel offers, read from the kernel itself (not from capscope).

@@ -1,0 +1,41 @@
+// Least-privilege advice from a profile: which capabilities to add to a
+// drop-ALL security context, with the evidence for each, in the forms users
+// paste (Kubernetes securityContext, docker/podman flags, JSON, a text report).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "profile/profile.h"
+
+namespace capscope::advice {
+
+struct CapAdvice {
+  int cap = 0;
+  bool denied = false;   // the workload tried and was refused (at least once)
+  std::string evidence;  // one line: counts, syscall, binary
+};
+
+// Pod Security Standards levels a set of added capabilities fits.
+enum class PssLevel { Restricted, Baseline, Privileged };
+
+struct Advice {
+  std::string profile;
+  std::vector<CapAdvice> add;  // needed: audited checks, ascending by number
+  std::vector<int> probes;     // no-audit only: listed, never added
+  PssLevel pss = PssLevel::Restricted;
+  std::vector<std::string> warnings;
+};
+
+Advice advise(const profile::Profile& p);
+
+// The lowest Pod Security Standards level that allows adding these capabilities.
+PssLevel pss_level_for(const std::vector<int>& caps);
+
+enum class Format { Text, K8s, Docker, Json };
+// "text", "k8s" (also "kubernetes"), "docker" (also "podman"), "json".
+bool parse_format(const std::string& s, Format* out);
+
+std::string render(const Advice& a, const profile::Profile& p, Format f);
+
+}  // namespace capscope::advice

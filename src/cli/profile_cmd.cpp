@@ -1,0 +1,149 @@
+// capscope profile list|show|delete, and capscope advise NAME: read the
+// profile store that `record` fills.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "advice/advice.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "store/profile_store.h"
+#include "tables/capabilities.h"
+#include "util/clock.h"
+
+namespace capscope::cli {
+
+namespace {
+
+struct StoreOptions {
+  std::string db = store::kDefaultDbPath;
+  std::string name;
+  std::string format = "text";
+};
+
+std::string seconds(uint64_t ns) { return fmt::format("{:.1f}s", static_cast<double>(ns) / 1e9); }
+
+std::string short_names(const std::vector<int>& caps) {
+  std::vector<std::string> v;
+  v.reserve(caps.size());
+  for (int c : caps) v.push_back(tables::cap_short_name(c));
+  return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ","));
+}
+
+// Opens the store and loads one profile; the exit code on failure.
+std::optional<profile::Profile> load_one(const StoreOptions& o, int* rc) {
+  std::string error;
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) {
+    *rc = failure(error);
+    return std::nullopt;
+  }
+  auto p = db->load(o.name, &error);
+  if (!p) {
+    *rc = error.empty() ? usage_error(fmt::format("no profile named \"{}\" in {} (capscope "
+                                                  "profile list shows the names)",
+                                                  o.name, o.db))
+                        : failure(error);
+    return std::nullopt;
+  }
+  return p;
+}
+
+int run_list(const StoreOptions& o) {
+  std::string error;
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  auto all = db->list(&error);
+  if (!all) return failure(error);
+  std::cout << fmt::format("{:<24} {:>4} {:>10}  {}\n", "NAME", "RUNS", "RECORDED", "NEEDS");
+  for (const auto& s : *all)
+    std::cout << fmt::format("{:<24} {:>4} {:>10}  {}\n", s.name, s.runs, seconds(s.recorded_ns),
+                             short_names(s.needed));
+  return kExitOk;
+}
+
+int run_show(const StoreOptions& o) {
+  int rc = kExitOk;
+  auto p = load_one(o, &rc);
+  if (!p) return rc;
+  std::cout << fmt::format("profile {}: {} ({} runs, {} recorded)\n", p->name, p->subject, p->runs,
+                           seconds(p->recorded_ns));
+  std::cout << fmt::format("{:<22} {:<7} {:<6} {:>8}  {}\n", "CAPABILITY", "VERDICT", "AUDIT",
+                           "COUNT", "SYSCALLS / BINARIES");
+  for (const auto& [key, s] : p->uses) {
+    std::vector<std::string> where;
+    for (const auto& [sc, n] : s.syscalls) where.push_back(fmt::format("{}:{}", sc, n));
+    for (const auto& [bin, b] : s.binaries) where.push_back(bin);
+    std::cout << fmt::format("{:<22} {:<7} {:<6} {:>8}  {}\n", tables::cap_name(key.cap),
+                             key.granted ? "granted" : "denied", key.audit ? "need" : "probe",
+                             s.count, fmt::join(where, " "));
+  }
+  std::cout << fmt::format("held: effective {} permitted {} bounding {} ambient {}{}{}\n",
+                           short_names(tables::caps_in_mask(p->held.effective)),
+                           short_names(tables::caps_in_mask(p->held.permitted)),
+                           short_names(tables::caps_in_mask(p->held.bounding)),
+                           short_names(tables::caps_in_mask(p->held.ambient)),
+                           p->held.ran_as_root ? "; ran as root" : "",
+                           p->held.no_new_privs ? "; no_new_privs" : "");
+  return kExitOk;
+}
+
+int run_delete(const StoreOptions& o) {
+  std::string error;
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  bool removed = db->remove(o.name, &error);
+  if (!error.empty()) return failure(error);
+  if (!removed) return usage_error(fmt::format("no profile named \"{}\" in {}", o.name, o.db));
+  return kExitOk;
+}
+
+int run_advise(const StoreOptions& o) {
+  advice::Format f{};
+  if (!advice::parse_format(o.format, &f))
+    return usage_error(
+        fmt::format("-f {}: not an advice format (k8s, docker, json, text)", o.format));
+  int rc = kExitOk;
+  auto p = load_one(o, &rc);
+  if (!p) return rc;
+  std::cout << advice::render(advice::advise(*p), *p, f);
+  return kExitOk;
+}
+
+void add_db(CLI::App* c, StoreOptions& o) {
+  c->add_option("--db", o.db, "Profile database")->capture_default_str();
+}
+
+}  // namespace
+
+Runner add_profile_command(CLI::App& app, const GlobalOptions&) {
+  auto o = std::make_shared<StoreOptions>();
+  auto which = std::make_shared<std::string>();
+  CLI::App* p = app.add_subcommand("profile", "List, show or delete recorded profiles");
+  p->require_subcommand(1);
+  CLI::App* list = p->add_subcommand("list", "The recorded profiles");
+  CLI::App* show = p->add_subcommand("show", "Every capability a profile used, with counts");
+  CLI::App* del = p->add_subcommand("delete", "Remove a profile");
+  for (CLI::App* c : {list, show, del}) add_db(c, *o);
+  for (CLI::App* c : {show, del}) c->add_option("name", o->name, "Profile name")->required();
+  list->callback([which] { *which = "list"; });
+  show->callback([which] { *which = "show"; });
+  del->callback([which] { *which = "delete"; });
+  return [o, which] {
+    if (*which == "show") return run_show(*o);
+    if (*which == "delete") return run_delete(*o);
+    return run_list(*o);
+  };
+}
+
+Runner add_advise_command(CLI::App& app, const GlobalOptions&) {
+  auto o = std::make_shared<StoreOptions>();
+  o->format = "k8s";
+  CLI::App* a = app.add_subcommand("advise", "What to add and drop, from a recorded profile");
+  add_db(a, *o);
+  a->add_option("name", o->name, "Profile name")->required();
+  a->add_option("-f,--format", o->format, "k8s, docker, json or text")->capture_default_str();
+  return [o] { return run_advise(*o); };
+}
+
+}  // namespace capscope::cli

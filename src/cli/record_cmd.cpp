@@ -1,0 +1,345 @@
+// capscope record: run a command (or watch a cgroup) and keep the capability
+// profile of everything it does, aggregated in the kernel, merged into the
+// profile store under a name; then print the advice.
+//
+//   capscope record [--name N] [--db F] [--report F] [-o text|json|k8s|docker] -- CMD ARGS...
+//   capscope record --name N --cgroup PATH --duration 5m
+//
+// With -- CMD, CMD runs in a cgroup of its own, so its whole process tree is
+// recorded and nothing else is; CMD keeps the terminal and capscope returns
+// its exit status, as time(1) does.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "advice/advice.h"
+#include "capture/bpf_capture.h"
+#include "capture/features.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "filter/filter_spec.h"
+#include "profile/recorder.h"
+#include "store/profile_store.h"
+#include "util/clock.h"
+
+namespace capscope::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int) { g_stop.store(true); }
+
+struct RecordOptions {
+  std::string name;
+  std::string db = store::kDefaultDbPath;
+  std::string report_file;
+  std::string format = "text";
+  std::string cgroup;
+  std::string duration;
+  std::string backend = "auto";
+  std::vector<std::string> command;
+};
+
+// The cgroup v2 mount point, from /proc/mounts.
+std::optional<fs::path> cgroup2_mount() {
+  std::ifstream in("/proc/mounts");
+  std::string dev, dir, type, rest;
+  while (in >> dev >> dir >> type && std::getline(in, rest))
+    if (type == "cgroup2") return fs::path(dir);
+  return std::nullopt;
+}
+
+// A cgroup made for one recorded command, removed when empty at the end.
+struct OwnCgroup {
+  fs::path dir;
+  uint64_t id = 0;
+};
+
+std::optional<OwnCgroup> make_cgroup(std::string* error) {
+  auto root = cgroup2_mount();
+  if (!root) {
+    *error =
+        "record -- CMD needs a cgroup v2 hierarchy (none is mounted: mount -t cgroup2 none "
+        "/sys/fs/cgroup)";
+    return std::nullopt;
+  }
+  OwnCgroup cg;
+  cg.dir = *root / "capscope" / fmt::format("record-{}", getpid());
+  std::error_code ec;
+  fs::create_directories(cg.dir, ec);
+  struct stat st {};
+  if (ec || stat(cg.dir.c_str(), &st) != 0) {
+    *error = fmt::format("cannot create the cgroup {}: {}", cg.dir.string(),
+                         ec ? ec.message() : std::strerror(errno));
+    return std::nullopt;
+  }
+  cg.id = st.st_ino;
+  return cg;
+}
+
+// The command, forked and held until released: it must be in its cgroup,
+// and the capture attached, before it runs its first instruction.
+struct Child {
+  pid_t pid = -1;
+  int release_fd = -1;
+};
+
+Child fork_held(const std::vector<std::string>& argv) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[1]);
+    char go = 0;
+    if (read(p[0], &go, 1) != 1) _exit(127);  // capscope gave up
+    std::vector<char*> args;
+    args.reserve(argv.size() + 1);
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    execvp(args[0], args.data());
+    fmt::print(stderr, "capscope: cannot run {}: {}\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(p[0]);
+  return {pid, p[1]};
+}
+
+bool join_cgroup(const OwnCgroup& cg, pid_t pid, std::string* error) {
+  std::ofstream procs(cg.dir / "cgroup.procs");
+  procs << pid << '\n';
+  procs.flush();
+  if (procs) return true;
+  *error =
+      fmt::format("cannot move the command into {}: {}", cg.dir.string(), std::strerror(errno));
+  return false;
+}
+
+// time(1)'s convention: the command's status, or 128 + the signal that ended it.
+int exit_status_of(int wstatus) {
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return kExitFailure;
+}
+
+std::optional<std::chrono::nanoseconds> parse_duration(const std::string& s) {
+  if (s.empty()) return std::chrono::nanoseconds(0);
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  std::string unit = s.substr(used);
+  double mult = unit == "s" || unit.empty() ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
+  if (mult < 0 || v < 0) return std::nullopt;
+  return std::chrono::nanoseconds(static_cast<int64_t>(v * mult * 1e9));
+}
+
+std::string subject_of(const RecordOptions& o) {
+  if (!o.command.empty()) {
+    std::string cmd;
+    for (const auto& a : o.command) cmd += (cmd.empty() ? "" : " ") + a;
+    return "command: " + cmd;
+  }
+  return "cgroup: " + o.cgroup;
+}
+
+// Runs the capture until the child exits (or the duration ends, or SIGINT
+// without a child); drains the kernel's map every second and at the end.
+struct RunResult {
+  int child_status = -1;
+  uint64_t duration_ns = 0;
+};
+
+RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t child,
+                      std::chrono::nanoseconds limit) {
+  auto start = Clock::now();
+  auto last_drain = start;
+  auto drain = [&] { cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); }); };
+  auto handle = [&](Record&& r) { rec.on_record(r); };
+  RunResult out;
+  for (;;) {
+    cap.poll(100, handle);
+    auto now = Clock::now();
+    if (now - last_drain > std::chrono::seconds(1)) {
+      drain();
+      last_drain = now;
+    }
+    int st = 0;
+    if (child > 0 && waitpid(child, &st, WNOHANG) == child) {
+      out.child_status = exit_status_of(st);
+      break;
+    }
+    if ((child <= 0 && g_stop.load()) || (limit.count() > 0 && now - start >= limit)) break;
+  }
+  // Records of the last moments are in the ring buffer: read them, then the map.
+  cap.poll(0, handle);
+  drain();
+  out.duration_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+  return out;
+}
+
+// Where a profile goes when the store refuses it: nothing recorded is lost.
+std::string save_aside(const profile::Profile& p) {
+  std::string path = fmt::format("/var/tmp/capscope-{}-{}.txt", p.name, getpid());
+  std::ofstream out(path);
+  out << advice::render(advice::advise(p), p, advice::Format::Json);
+  return out ? path : "";
+}
+
+int report(const RecordOptions& o, const profile::Profile& merged) {
+  advice::Format f{};
+  advice::parse_format(o.format, &f);
+  std::string text = advice::render(advice::advise(merged), merged, f);
+  if (o.report_file.empty()) {
+    std::cerr << text;
+    return kExitOk;
+  }
+  std::ofstream out(o.report_file);
+  out << text;
+  if (!out) return failure(fmt::format("--report {}: {}", o.report_file, std::strerror(errno)));
+  return kExitOk;
+}
+
+int run_record(const RecordOptions& o, const GlobalOptions& g) {
+  advice::Format fmt_check{};
+  if (!advice::parse_format(o.format, &fmt_check))
+    return usage_error(
+        fmt::format("-o {}: not a report format (text, json, k8s, docker)", o.format));
+  if (o.command.empty() == o.cgroup.empty())
+    return usage_error("record needs either -- CMD ARGS... or --cgroup PATH (one of them)");
+  auto limit = parse_duration(o.duration);
+  if (!limit)
+    return usage_error(fmt::format("--duration {}: use a number with s, m or h", o.duration));
+  if (!o.cgroup.empty() && limit->count() == 0 && o.command.empty())
+    spdlog::info("recording until Ctrl-C");
+  auto backend = capture::parse_backend(o.backend);
+  if (!backend) return usage_error(fmt::format("--backend {}: unknown", o.backend));
+  std::string name = o.name;
+  if (name.empty()) name = o.command.empty() ? "" : fs::path(o.command[0]).filename().string();
+  if (name.empty()) return usage_error("--name is needed when recording a cgroup");
+  if (auto why = privilege_problem(); !why.empty()) return failure(why);
+
+  std::string error;
+  // The store first: a bad --db fails before anything runs.
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+
+  std::optional<OwnCgroup> own;
+  uint64_t cgroup_id = 0;
+  if (!o.command.empty()) {
+    own = make_cgroup(&error);
+    if (!own) return failure(error);
+    cgroup_id = own->id;
+  } else {
+    auto id = cgroup_id_of(o.cgroup, &error);
+    if (!id) return usage_error(error);
+    cgroup_id = *id;
+  }
+
+  capture::CaptureOptions copts;
+  copts.backend = *backend;
+  copts.verbose_libbpf = g.verbose;
+  copts.aggregate = true;
+  copts.filters.cgroup_ids = {cgroup_id};
+  Child child;
+  if (!o.command.empty()) {
+    child = fork_held(o.command);
+    if (child.pid < 0) return failure(fmt::format("cannot fork: {}", std::strerror(errno)));
+    if (!join_cgroup(*own, child.pid, &error)) {
+      kill(child.pid, SIGKILL);
+      waitpid(child.pid, nullptr, 0);
+      return failure(error);
+    }
+  }
+  auto cap = capture::BpfCapture::open(copts, capture::probe_kernel(), &error);
+  if (!cap) {
+    if (child.pid > 0) {
+      close(child.release_fd);  // the child exits without running the command
+      waitpid(child.pid, nullptr, 0);
+    }
+    return failure(error);
+  }
+  spdlog::info("recording \"{}\" with the {} backend", name, capture::backend_name(cap->backend()));
+
+  util::ClockOffsets clocks = util::ClockOffsets::now();
+  profile::Recorder rec(name, subject_of(o), cgroup_id, clocks.monotonic_to_wall_offset_ns());
+  // Like time(1): Ctrl-C is the command's to handle; capscope waits for it to end.
+  std::signal(SIGINT, child.pid > 0 ? SIG_IGN : on_stop_signal);
+  std::signal(SIGQUIT, child.pid > 0 ? SIG_IGN : SIG_DFL);
+  std::signal(SIGTERM, on_stop_signal);
+  if (child.pid > 0) {
+    char go = 1;
+    if (write(child.release_fd, &go, 1) != 1) spdlog::warn("could not start the command");
+    close(child.release_fd);
+  }
+  RunResult run = run_capture(*cap, rec, child.pid, *limit);
+  auto k = cap->counters();
+  cap.reset();
+  if (own) {
+    std::error_code ec;
+    if (!fs::remove(own->dir, ec))
+      spdlog::info("left {} in place: processes of the command still run in it", own->dir.string());
+  }
+
+  profile::Profile p = rec.finish(run.duration_ns);
+  p.first_run_ns = p.last_run_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  spdlog::info("{} checks recorded ({} aggregated in the kernel, {} sent one by one, {} lost)",
+               rec.checks(), k.aggregated, k.emitted, k.lost);
+  if (k.lost > 0)
+    spdlog::warn("{} checks were lost (ring buffer full): the profile may miss some", k.lost);
+  if (!db->merge_save(p, &error)) {
+    std::string aside = save_aside(p);
+    failure(error + (aside.empty() ? "" : "; this run's profile is saved in " + aside));
+    report(o, p);
+    return run.child_status >= 0 ? run.child_status : kExitFailure;
+  }
+  std::string load_error;
+  auto merged = db->load(name, &load_error).value_or(p);
+  int rc = report(o, merged);
+  if (run.child_status >= 0) return run.child_status;
+  return rc;
+}
+
+}  // namespace
+
+Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<RecordOptions>();
+  CLI::App* r = app.add_subcommand(
+      "record", "Record the capabilities a command (-- CMD) or a cgroup uses, into a profile");
+  r->add_option("--name", o->name, "Profile name (default: the command's name)");
+  r->add_option("--db", o->db, "Profile database")->capture_default_str();
+  r->add_option("--report", o->report_file, "Write the report here instead of stderr");
+  r->add_option("-o,--output", o->format, "Report format: text, json, k8s, docker")
+      ->capture_default_str();
+  r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
+  r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");
+  r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
+      ->capture_default_str();
+  r->add_option("command", o->command, "The command to run and record (after --)");
+  r->positionals_at_end();
+  return [o, &g] { return run_record(*o, g); };
+}
+
+}  // namespace capscope::cli

@@ -1,0 +1,91 @@
+// A capability profile: what a subject (a command and its descendants, a
+// process tree, a cgroup) used and had, aggregated over one or more runs.
+// Recording the same name again merges runs, so a profile grows with coverage.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+namespace capscope::profile {
+
+// One row of a profile: a capability, its verdict, and whether it was a need
+// (audited) or a probe (CAP_OPT_NOAUDIT).
+struct UseKey {
+  int cap = 0;
+  bool granted = true;
+  bool audit = true;
+  bool operator<(const UseKey& o) const {
+    return std::tie(cap, granted, audit) < std::tie(o.cap, o.granted, o.audit);
+  }
+  bool operator==(const UseKey& o) const = default;
+};
+
+struct BinaryUse {
+  uint64_t count = 0;
+  std::string sample_args;  // the arguments of one process that made the check
+};
+
+struct UseStats {
+  uint64_t count = 0;
+  uint64_t first_ns = 0;  // wall clock, ns since the epoch
+  uint64_t last_ns = 0;
+  std::map<std::string, uint64_t> syscalls;   // "fchownat" -> checks made in it
+  std::map<std::string, BinaryUse> binaries;  // "/usr/bin/chown" -> ...
+
+  void merge(const UseStats& o);
+};
+
+// What the subject's processes had: the union over every process seen.
+struct HeldSets {
+  uint64_t effective = 0;
+  uint64_t permitted = 0;
+  uint64_t inheritable = 0;
+  uint64_t bounding = 0;
+  uint64_t ambient = 0;
+  bool ran_as_root = false;   // some process had euid 0
+  bool ran_as_user = false;   // some process had euid != 0
+  bool no_new_privs = false;  // some process ran with no_new_privs
+
+  void merge(const HeldSets& o);
+};
+
+// One observed check group, as the recorder hands it over.
+struct Observation {
+  UseKey key;
+  uint64_t count = 0;
+  uint64_t first_ns = 0, last_ns = 0;
+  std::string syscall;  // empty: not in a syscall
+  std::string binary;   // empty: unknown
+  std::string args;
+};
+
+struct Profile {
+  static constexpr int kFormatVersion = 1;
+
+  std::string name;
+  std::string subject;  // how it was recorded: "command: nginx -g daemon off;"
+  uint32_t runs = 0;
+  uint64_t recorded_ns = 0;  // total time recorded, over all runs
+  uint64_t first_run_ns = 0, last_run_ns = 0;
+  std::map<UseKey, UseStats> uses;
+  HeldSets held;
+
+  void add(const Observation& o);
+  // Union of capabilities, summed counts and durations, runs added up.
+  void merge(const Profile& o);
+
+  // Audited checks, granted or denied: what the workload needs (or tried to use).
+  [[nodiscard]] std::vector<int> needed() const;
+  // Needed capabilities that were denied at least once.
+  [[nodiscard]] std::vector<int> denied_needs() const;
+  // Capabilities only ever probed (no audited check): never advised.
+  [[nodiscard]] std::vector<int> probes_only() const;
+  // All rows of one capability.
+  [[nodiscard]] std::vector<std::pair<UseKey, const UseStats*>> rows_of(int cap) const;
+};
+
+}  // namespace capscope::profile

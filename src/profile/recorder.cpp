@@ -1,0 +1,119 @@
+#include "profile/recorder.h"
+
+#include <filesystem>
+#include <system_error>
+#include <variant>
+
+#include "tables/syscalls.h"
+
+namespace capscope::profile {
+
+namespace {
+
+std::string join_args(const std::vector<std::string>& argv) {
+  std::string out;
+  for (size_t i = 1; i < argv.size(); ++i) out += (i > 1 ? " " : "") + argv[i];
+  return out;
+}
+
+std::string syscall_of(int32_t nr) { return nr < 0 ? "" : tables::syscall_name(nr); }
+
+}  // namespace
+
+Recorder::Recorder(std::string name, std::string subject, uint64_t subject_cgroup,
+                   int64_t wall_minus_mono_ns)
+    : subject_cgroup_(subject_cgroup), wall_minus_mono_ns_(wall_minus_mono_ns) {
+  profile_.name = std::move(name);
+  profile_.subject = std::move(subject);
+}
+
+uint64_t Recorder::wall(uint64_t mono_ns) const {
+  return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) + wall_minus_mono_ns_);
+}
+
+void Recorder::on_record(const Record& r) {
+  if (const auto* e = std::get_if<ExecRecord>(&r))
+    on_exec(*e);
+  else if (const auto* f = std::get_if<ForkRecord>(&r))
+    on_fork(*f);
+  else if (const auto* c = std::get_if<CapCheck>(&r))
+    on_check(*c);
+}
+
+void Recorder::on_exec(const ExecRecord& e) {
+  ProgramKey key{e.pid, e.exec_seq};
+  programs_[key] = {e.filename, join_args(e.args)};
+  current_[e.pid] = key;
+  if (subject_cgroup_ != 0 && e.cgroup_id != subject_cgroup_) return;
+  HeldSets h;
+  h.effective = e.caps.effective;
+  h.permitted = e.caps.permitted;
+  h.inheritable = e.caps.inheritable;
+  h.bounding = e.caps.bounding;
+  h.ambient = e.caps.ambient;
+  (e.euid == 0 ? h.ran_as_root : h.ran_as_user) = true;
+  h.no_new_privs = e.no_new_privs;
+  profile_.held.merge(h);
+}
+
+// A child runs its parent's program until it execs.
+void Recorder::on_fork(const ForkRecord& f) {
+  auto parent = current_.find(f.ppid);
+  if (parent == current_.end()) return;
+  auto prog = programs_.find(parent->second);
+  if (prog == programs_.end()) return;
+  ProgramKey key{f.pid, f.exec_seq};
+  programs_[key] = prog->second;
+  current_[f.pid] = key;
+}
+
+const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) const {
+  auto it = programs_.find({pid, exec_seq});
+  return it == programs_.end() ? nullptr : &it->second;
+}
+
+void Recorder::on_check(const CapCheck& c) {
+  if (subject_cgroup_ != 0 && c.cgroup_id != subject_cgroup_) return;
+  Observation o;
+  o.key = {c.cap, c.granted(), c.audit};
+  o.count = 1;
+  o.first_ns = o.last_ns = wall(c.ktime_ns);
+  o.syscall = syscall_of(c.syscall_nr);
+  // Checks on the ring carry no exec_seq: the process's program now is theirs.
+  if (auto cur = current_.find(c.pid); cur != current_.end())
+    if (const Program* p = program_of(cur->second.first, cur->second.second)) {
+      o.binary = p->binary;
+      o.args = p->args;
+    }
+  ++checks_;
+  profile_.add(o);
+}
+
+void Recorder::on_aggregate(const capture::AggregateEntry& e) {
+  Observation o;
+  o.key = {e.cap, e.granted, e.audit};
+  o.count = e.count;
+  o.first_ns = wall(e.first_ktime_ns);
+  o.last_ns = wall(e.last_ktime_ns);
+  o.syscall = syscall_of(e.syscall_nr);
+  if (const Program* p = program_of(e.pid, e.exec_seq)) {
+    o.binary = p->binary;
+    o.args = p->args;
+  } else {
+    // Started before the recording: its program from /proc, if it still runs.
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(e.pid) + "/exe", ec);
+    if (!ec) o.binary = exe.string();
+  }
+  checks_ += e.count;
+  profile_.add(o);
+}
+
+Profile Recorder::finish(uint64_t duration_ns) const {
+  Profile p = profile_;
+  p.runs = 1;
+  p.recorded_ns = duration_ns;
+  return p;
+}
+
+}  // namespace capscope::profile

@@ -1,0 +1,53 @@
+// Builds a profile while `record` runs: the kernel's aggregated check counts
+// (drained from its map), the checks that still arrive one by one (learning
+// samples, or overflow of a full map), and the exec/fork records that say
+// which program each (pid, exec_seq) was and what its processes held.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "capture/bpf_capture.h"
+#include "model/records.h"
+#include "profile/profile.h"
+
+namespace capscope::profile {
+
+class Recorder {
+ public:
+  // subject_cgroup: the cgroup v2 id recorded (0: whatever the kernel filters pass);
+  // wall_minus_mono_ns converts the kernel's monotonic times to wall clock.
+  Recorder(std::string name, std::string subject, uint64_t subject_cgroup,
+           int64_t wall_minus_mono_ns);
+
+  void on_record(const Record& r);
+  void on_aggregate(const capture::AggregateEntry& e);
+  // The profile of this one run, recorded for duration_ns.
+  [[nodiscard]] Profile finish(uint64_t duration_ns) const;
+
+  [[nodiscard]] uint64_t checks() const { return checks_; }
+
+ private:
+  struct Program {
+    std::string binary;
+    std::string args;
+  };
+  using ProgramKey = std::pair<uint32_t, uint32_t>;  // (pid, exec_seq)
+
+  void on_exec(const ExecRecord& e);
+  void on_fork(const ForkRecord& f);
+  void on_check(const CapCheck& c);
+  [[nodiscard]] const Program* program_of(uint32_t pid, uint32_t exec_seq) const;
+  [[nodiscard]] uint64_t wall(uint64_t mono_ns) const;
+
+  Profile profile_;
+  uint64_t subject_cgroup_;
+  int64_t wall_minus_mono_ns_;
+  std::map<ProgramKey, Program> programs_;
+  std::map<uint32_t, ProgramKey> current_;  // pid -> its program now
+  uint64_t checks_ = 0;
+};
+
+}  // namespace capscope::profile

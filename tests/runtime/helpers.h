@@ -1,0 +1,69 @@
+// Shared by the runtime test files: run commands, find the binaries under
+// test, and the backend the suite runs against.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace capscope::runtime_test {
+
+namespace fs = std::filesystem;
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::string skip_reason() {
+  if (geteuid() != 0) return "runtime tests need root";
+  if (!fs::exists("/sys/kernel/btf/vmlinux")) return "kernel has no BTF";
+  return "";
+}
+
+// Runs a shell command, returns its exit status.
+inline int sh(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// Runs a shell command, returns its standard output without the final newline.
+inline std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// Where the binaries are: where this build put them, unless the environment says
+// otherwise (tests/qemu/run.sh copies them to /capscope in its guest).
+inline std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != 0 ? v : fallback;
+}
+inline std::string capscope_binary() { return env_or("CAPSCOPE_TEST_BINARY", CAPSCOPE_BINARY); }
+inline std::string helpers_dir() {
+  return env_or("CAPSCOPE_TEST_HELPERS_DIR", CAPSCOPE_HELPERS_DIR);
+}
+
+// The backend under test: CAPSCOPE_TEST_BACKEND (tests/qemu/run.sh sets it in the
+// guest), or empty for capscope's own choice.
+inline std::string test_backend() {
+  const char* b = std::getenv("CAPSCOPE_TEST_BACKEND");
+  return b != nullptr ? b : "";
+}
+
+}  // namespace capscope::runtime_test

@@ -1,0 +1,114 @@
+// Runtime tests of `capscope record`, `profile` and `advise`: real commands
+// recorded through the kernel's aggregation map, their profiles stored, merged
+// and turned into advice, and the exit status of the command passed through.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "helpers.h"
+
+using nlohmann::json;
+using namespace capscope::runtime_test;
+
+namespace {
+
+class RecordRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    dir_ = fs::temp_directory_path() / ("capscope-record-" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+    db_ = (dir_ / "profiles.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // `capscope record` with the backend under test; returns its exit status.
+  int record(const std::string& name, const std::string& command, const std::string& extra = "") {
+    std::string backend = test_backend().empty() ? "" : " --backend " + test_backend();
+    return sh(capscope_binary() + " record --db " + db_ + " --name " + name + backend + " -o json" +
+              " --report " + report_file() + " " + extra + " -- " + command + " 2>" +
+              (dir_ / "stderr").string());
+  }
+  std::string report_file() const { return (dir_ / "report.json").string(); }
+  json report() const { return json::parse(read_file(report_file())); }
+  std::string stderr_text() const { return read_file(dir_ / "stderr"); }
+  std::string advise(const std::string& name, const std::string& format) {
+    return capture(capscope_binary() + " advise " + name + " --db " + db_ + " -f " + format);
+  }
+
+  fs::path dir_;
+  std::string db_;
+};
+
+// /bin/true makes only the mmap/brk/execve probes: no capability to add.
+TEST_F(RecordRuntime, TrueNeedsNoCapabilities) {
+  ASSERT_EQ(record("true", "/bin/true"), 0) << stderr_text();
+  json r = report();
+  EXPECT_TRUE(r.at("add").empty()) << r.dump();
+  EXPECT_EQ(r.at("probes"), json::array({"SYS_ADMIN"})) << r.dump();
+  EXPECT_EQ(advise("true", "docker"), "--cap-drop=ALL");
+}
+
+// chown as root needs CHOWN (audited, granted, in fchownat by /usr/bin/chown),
+// recorded in the kernel's map; the command's exit status comes back.
+TEST_F(RecordRuntime, ChownNeedsChownAndTheExitStatusPassesThrough) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  int rc = record("chown", "sh -c 'chown 1:1 " + f.string() + " && exit 7'");
+  EXPECT_EQ(rc, 7) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN"})) << r.dump();
+  std::string evidence = r.at("evidence").at("CHOWN").at("evidence");
+  EXPECT_NE(evidence.find("fchownat by /usr/bin/chown"), std::string::npos) << evidence;
+  EXPECT_NE(stderr_text().find("aggregated in the kernel"), std::string::npos) << stderr_text();
+  std::string k8s = advise("chown", "k8s");
+  EXPECT_NE(k8s.find("    drop:\n      - ALL\n    add:\n      - CHOWN"), std::string::npos) << k8s;
+}
+
+// Only the command's tree is recorded: a chown elsewhere on the machine at the
+// same time is not in the profile, a chown by a double-forked daemon of the
+// command is.
+TEST_F(RecordRuntime, OnlyTheCommandsTreeIsRecordedDaemonsIncluded) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  std::string outside = "(sleep 0.3; chown 2:2 " + f.string() + ") &";
+  ASSERT_EQ(sh(outside), 0);
+  // The daemon: a grandchild that outlives its parent, then renices itself.
+  int rc = record("tree", "sh -c '(setsid sh -c \"sleep 0.2; nice -n -5 true\" &) ; sleep 1'");
+  EXPECT_EQ(rc, 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"SYS_NICE"})) << r.dump();
+}
+
+// Recording the same name again merges: runs add up, capabilities unite.
+TEST_F(RecordRuntime, RecordingAgainMergesRuns) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  ASSERT_EQ(record("grow", "chown 1:1 " + f.string()), 0) << stderr_text();
+  ASSERT_EQ(record("grow", "nice -n -5 true"), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("runs"), 2);
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN", "SYS_NICE"})) << r.dump();
+  std::string list = capture(capscope_binary() + " profile list --db " + db_);
+  EXPECT_NE(list.find("grow"), std::string::npos) << list;
+  EXPECT_NE(list.find("CHOWN,SYS_NICE"), std::string::npos) << list;
+}
+
+TEST_F(RecordRuntime, BadInputFailsWithOneLine) {
+  std::string bin = capscope_binary();
+  std::string unknown = capture(bin + " advise nope --db " + db_ + " 2>&1; echo rc=$?");
+  EXPECT_NE(unknown.find("no profile named \"nope\""), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("rc=2"), std::string::npos) << unknown;
+  fs::path corrupt = dir_ / "corrupt.db";
+  std::ofstream(corrupt) << std::string(8192, 'x');
+  std::string bad_db =
+      capture(bin + " record --db " + corrupt.string() + " -- /bin/true 2>&1; echo rc=$?");
+  EXPECT_NE(bad_db.find("corrupt"), std::string::npos) << bad_db;
+  EXPECT_NE(bad_db.find("rc=1"), std::string::npos) << bad_db;
+  std::string nothing = capture(bin + " record --db " + db_ + " 2>&1; echo rc=$?");
+  EXPECT_NE(nothing.find("rc=2"), std::string::npos) << nothing;
+}
+
+}  // namespace

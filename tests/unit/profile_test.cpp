@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "advice/advice.h"
+#include "profile/profile.h"
+#include "store/profile_store.h"
+
+using namespace capscope;
+using profile::Observation;
+using profile::Profile;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kChown = 0, kSysAdmin = 21, kSysNice = 23, kNetBind = 10, kSysModule = 16;
+
+Observation obs(int cap, bool granted, bool audit, uint64_t count, std::string syscall,
+                std::string binary, std::string args = "") {
+  Observation o;
+  o.key = {cap, granted, audit};
+  o.count = count;
+  o.first_ns = 1000;
+  o.last_ns = 2000;
+  o.syscall = std::move(syscall);
+  o.binary = std::move(binary);
+  o.args = std::move(args);
+  return o;
+}
+
+Profile web() {
+  Profile p;
+  p.name = "web";
+  p.subject = "command: nginx";
+  p.runs = 1;
+  p.recorded_ns = 2'500'000'000;
+  p.add(obs(kChown, true, true, 3, "fchownat", "/usr/bin/chown", "1:1 /tmp/f"));
+  p.add(obs(kSysAdmin, true, false, 40, "mmap", "/usr/sbin/nginx"));
+  p.add(obs(kSysNice, false, true, 2, "setpriority", "/usr/bin/nice", "-n -20 true"));
+  return p;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Compares with tests/fixtures/advice/<name>; CAPSCOPE_UPDATE_GOLDEN=1 rewrites it.
+void expect_golden(const std::string& name, const std::string& got) {
+  fs::path file = fs::path(CAPSCOPE_FIXTURES) / "advice" / name;
+  if (std::getenv("CAPSCOPE_UPDATE_GOLDEN") != nullptr) std::ofstream(file) << got;
+  EXPECT_EQ(got, read_file(file)) << "golden " << file;
+}
+
+TEST(Profile, NeedsAreAuditedChecksGrantedOrDenied) {
+  Profile p = web();
+  EXPECT_EQ(p.needed(), (std::vector<int>{kChown, kSysNice}));
+  EXPECT_EQ(p.denied_needs(), (std::vector<int>{kSysNice}));
+  EXPECT_EQ(p.probes_only(), (std::vector<int>{kSysAdmin}));
+}
+
+TEST(Profile, ProbeOfANeededCapabilityIsNotAlsoListedAsProbeOnly) {
+  Profile p = web();
+  p.add(obs(kChown, true, false, 1, "mmap", "/usr/sbin/nginx"));
+  EXPECT_EQ(p.probes_only(), (std::vector<int>{kSysAdmin}));
+}
+
+TEST(Profile, MergeUnitesCapabilitiesAndSumsCounts) {
+  Profile a = web();
+  Profile b;
+  b.name = "web";
+  b.runs = 1;
+  b.recorded_ns = 500'000'000;
+  b.add(obs(kChown, true, true, 2, "chown", "/usr/bin/chown", "0:0 /x"));
+  b.add(obs(kNetBind, true, true, 1, "bind", "/usr/sbin/nginx"));
+  a.merge(b);
+  EXPECT_EQ(a.runs, 2u);
+  EXPECT_EQ(a.recorded_ns, 3'000'000'000u);
+  EXPECT_EQ(a.needed(), (std::vector<int>{kChown, kNetBind, kSysNice}));
+  const auto& chown = a.uses.at({kChown, true, true});
+  EXPECT_EQ(chown.count, 5u);
+  EXPECT_EQ(chown.syscalls.at("fchownat"), 3u);
+  EXPECT_EQ(chown.syscalls.at("chown"), 2u);
+  EXPECT_EQ(chown.binaries.at("/usr/bin/chown").count, 5u);
+  EXPECT_EQ(chown.binaries.at("/usr/bin/chown").sample_args, "1:1 /tmp/f");  // the first kept
+}
+
+TEST(Advice, PssLevels) {
+  EXPECT_EQ(advice::pss_level_for({}), advice::PssLevel::Restricted);
+  EXPECT_EQ(advice::pss_level_for({kNetBind}), advice::PssLevel::Restricted);
+  EXPECT_EQ(advice::pss_level_for({kNetBind, kChown}), advice::PssLevel::Baseline);
+  EXPECT_EQ(advice::pss_level_for({kChown, kSysModule}), advice::PssLevel::Privileged);
+}
+
+TEST(Advice, ProbesAreNeverAdded) {
+  Profile p;
+  p.name = "true";
+  p.runs = 1;
+  p.add(obs(kSysAdmin, true, false, 8, "mmap", "/usr/bin/true"));
+  auto a = advice::advise(p);
+  EXPECT_TRUE(a.add.empty());
+  EXPECT_EQ(a.probes, (std::vector<int>{kSysAdmin}));
+  EXPECT_EQ(advice::render(a, p, advice::Format::Docker), "--cap-drop=ALL\n");
+}
+
+TEST(Advice, DeniedNeedsSayTheWorkloadTriedAndFailed) {
+  auto a = advice::advise(web());
+  ASSERT_EQ(a.add.size(), 2u);
+  EXPECT_FALSE(a.add[0].denied);
+  EXPECT_TRUE(a.add[1].denied);
+  EXPECT_NE(a.add[1].evidence.find("setpriority by /usr/bin/nice"), std::string::npos);
+  EXPECT_NE(a.add[1].evidence.find("tried and failed"), std::string::npos);
+}
+
+TEST(Advice, Formats) {
+  Profile p = web();
+  auto a = advice::advise(p);
+  expect_golden("web.k8s.yaml", advice::render(a, p, advice::Format::K8s));
+  expect_golden("web.docker.txt", advice::render(a, p, advice::Format::Docker));
+  expect_golden("web.json", advice::render(a, p, advice::Format::Json));
+  expect_golden("web.txt", advice::render(a, p, advice::Format::Text));
+}
+
+TEST(Advice, ParseFormat) {
+  advice::Format f{};
+  EXPECT_TRUE(advice::parse_format("kubernetes", &f));
+  EXPECT_EQ(f, advice::Format::K8s);
+  EXPECT_TRUE(advice::parse_format("podman", &f));
+  EXPECT_EQ(f, advice::Format::Docker);
+  EXPECT_FALSE(advice::parse_format("xml", &f));
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("capscope-store-" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(StoreTest, SaveLoadMergesRuns) {
+  std::string error;
+  auto db = store::ProfileStore::open((dir_ / "p.db").string(), &error);
+  ASSERT_TRUE(db) << error;
+  ASSERT_TRUE(db->merge_save(web(), &error)) << error;
+  ASSERT_TRUE(db->merge_save(web(), &error)) << error;
+  auto p = db->load("web", &error);
+  ASSERT_TRUE(p) << error;
+  EXPECT_EQ(p->runs, 2u);
+  EXPECT_EQ(p->subject, "command: nginx");
+  EXPECT_EQ(p->uses.at({kChown, true, true}).count, 6u);
+  EXPECT_EQ(p->uses.at({kSysNice, false, true}).binaries.at("/usr/bin/nice").sample_args,
+            "-n -20 true");
+  EXPECT_EQ(p->needed(), web().needed());
+  auto all = db->list(&error);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].needed, (std::vector<int>{kChown, kSysNice}));
+}
+
+TEST_F(StoreTest, UnknownProfileIsNotAnError) {
+  std::string error;
+  auto db = store::ProfileStore::open((dir_ / "p.db").string(), &error);
+  ASSERT_TRUE(db) << error;
+  EXPECT_FALSE(db->load("nope", &error).has_value());
+  EXPECT_TRUE(error.empty()) << error;
+  EXPECT_FALSE(db->remove("nope", &error));
+}
+
+TEST_F(StoreTest, CorruptFileSaysSo) {
+  fs::path f = dir_ / "corrupt.db";
+  std::ofstream(f) << std::string(8192, 'x');
+  std::string error;
+  auto db = store::ProfileStore::open(f.string(), &error);
+  EXPECT_FALSE(db);
+  EXPECT_NE(error.find("not a capscope database or is corrupt"), std::string::npos) << error;
+  EXPECT_NE(error.find("--db"), std::string::npos) << error;
+}
+
+TEST_F(StoreTest, LockedDatabaseSaysSoAndKeepsItsState) {
+  std::string error;
+  std::string path = (dir_ / "p.db").string();
+  auto a = store::ProfileStore::open(path, &error);
+  auto b = store::ProfileStore::open(path, &error);
+  ASSERT_TRUE(a && b) << error;
+  ASSERT_TRUE(a->merge_save(web(), &error)) << error;
+  // Another writer holds the write lock for longer than the busy timeout.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_FALSE(b->merge_save(web(), &error));
+  EXPECT_NE(error.find("locked"), std::string::npos) << error;
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  auto p = a->load("web", &error);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->runs, 1u);
+}
+
+}  // namespace
