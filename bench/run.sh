@@ -10,7 +10,8 @@
 # Modes: none, floor (an empty program on the tracepoint), bpftrace_count,
 # bpftrace_printf, capscope_json (trace -o json to a file on the build tree's
 # disk), capscope_json_devnull (the same, output discarded: the tracer's own
-# throughput, without the disk's), capscope_unique (trace -o json --unique).
+# throughput, without the disk's), capscope_unique (trace -o json --unique),
+# capscope_record (record --cgroup with the loop in that cgroup: aggregation in the kernel).
 #
 # Prints, per mode: ns per call, ns added per check over no tracing, the
 # ratio of that to the floor (an empty program on the same tracepoint),
@@ -32,6 +33,8 @@ tmp=$(mktemp -d)
 # JSON goes to a file on the build tree's (disk) file system, as a user's --output would.
 out_dir=$(mktemp -d "$B/bench-out.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp" "$out_dir"' EXIT
+# capscope_record's cgroup, under the cgroup v2 mount.
+RECORD_CG=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/capscope-bench-$$
 # bpftrace attaches classic tracepoints, which need tracefs (capscope's tp_btf does not).
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 
@@ -71,16 +74,32 @@ run_mode() {
     capscope_unique)
       "${ON_TRACER_CPU[@]}" "$CAPSCOPE" trace -o json --unique --output "$out_dir/events.json" 2> "$log" & pid=$!
       wait_for "$log" "tracing with" ;;
+    capscope_record)
+      # record aggregates in the kernel: the loop runs in the recorded cgroup.
+      mkdir -p "$RECORD_CG"
+      "${ON_TRACER_CPU[@]}" "$CAPSCOPE" record --name bench --db "$out_dir/bench.db" \
+        --cgroup "$RECORD_CG" 2> "$log" & pid=$!
+      wait_for "$log" "recording" ;;
     *) echo "bench: unknown mode $mode" >&2; return 1 ;;
   esac
   sleep 0.3
   local ns
-  ns=$("${ON_LOOP_CPU[@]}" "$LOOP" "$N")
+  if [[ $mode == capscope_record ]]; then
+    ns=$(sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$RECORD_CG" \
+      "${ON_LOOP_CPU[@]}" "$LOOP" "$N")
+  else
+    ns=$("${ON_LOOP_CPU[@]}" "$LOOP" "$N")
+  fi
   if [[ -n $pid ]]; then
     sleep 0.5
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   fi
-  if [[ $mode == capscope_* ]]; then
+  if [[ $mode == capscope_record ]]; then
+    # "N checks recorded (A aggregated in the kernel, E sent one by one, L lost)"
+    read -r seen lost < <(sed -n 's/.* \([0-9]*\) checks recorded (.* \([0-9]*\) lost).*/\1 \2/p' "$log")
+    lost=${lost:-unknown}
+    rmdir "$RECORD_CG" 2>/dev/null || true
+  elif [[ $mode == capscope_* ]]; then
     lost=$(grep -o '[0-9]* lost (ring buffer full)' "$log" | awk '{print $1}')
     seen=$(grep -o '[0-9]* checks seen' "$log" | awk '{print $1}')
     lost=${lost:-unknown}
@@ -91,7 +110,7 @@ run_mode() {
   echo "$ns $lost ${seen:-0}"
 }
 
-read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_json_devnull capscope_unique}"
+read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_json_devnull capscope_unique capscope_record}"
 declare -A samples lostv
 for r in $(seq 1 "$ROUNDS"); do
   for m in "${MODES[@]}"; do
