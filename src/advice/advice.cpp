@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "tables/capabilities.h"
@@ -104,6 +106,63 @@ std::string render_k8s(const Advice& a, const Profile& p) {
   return out;
 }
 
+std::string render_compose(const Advice& a, const Profile& p) {
+  std::string out = "# " + header(a, p) + "\n";
+  for (const auto& c : a.add)
+    out += fmt::format("# {}: {}\n", tables::cap_short_name(c.cap), c.evidence);
+  out += fmt::format("services:\n  {}:\n    cap_drop:\n      - ALL\n", a.profile);
+  if (!a.add.empty()) {
+    out += "    cap_add:\n";
+    for (const auto& n : short_names(a)) out += "      - " + n + "\n";
+  }
+  return out;
+}
+
+// systemd keeps a capability for a root service through the bounding set; a
+// service that runs as another user also needs it ambient to have it at all.
+std::string render_systemd(const Advice& a, const Profile& p) {
+  std::vector<std::string> names;
+  names.reserve(a.add.size());
+  for (const auto& c : a.add) names.push_back(tables::cap_name(c.cap));
+  std::string caps = fmt::format("{}", fmt::join(names, " "));
+  std::string out = "# " + header(a, p) + "\n[Service]\n";
+  out += "CapabilityBoundingSet=" + caps + "\n";
+  if (names.empty())
+    out += "NoNewPrivileges=yes\n";
+  else if (p.held.ran_as_user)
+    out += "AmbientCapabilities=" + caps + "\n";
+  else
+    out += "# it ran as root; with User= set, add AmbientCapabilities=" + caps + "\n";
+  return out;
+}
+
+// "cap_net_bind_service": setcap's spelling.
+std::string setcap_name(int cap) {
+  std::string n = "cap_" + tables::cap_short_name(cap);
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  return n;
+}
+
+// setcap lines for each binary that made a needed check: the capabilities it
+// needed, permitted and effective, for running it as a non-root user.
+std::string render_setcap(const Advice& a, const Profile& p) {
+  std::map<std::string, std::vector<std::string>> per_binary;
+  for (const auto& c : a.add)
+    for (const auto& [key, stats] : p.rows_of(c.cap)) {
+      if (!key.audit) continue;
+      for (const auto& [bin, use] : stats->binaries) {
+        auto& v = per_binary[bin];
+        if (std::find(v.begin(), v.end(), setcap_name(c.cap)) == v.end())
+          v.push_back(setcap_name(c.cap));
+      }
+    }
+  std::string out = "# " + header(a, p) + "\n";
+  if (per_binary.empty()) out += "# no binary needs a capability\n";
+  for (const auto& [bin, caps] : per_binary)
+    out += fmt::format("setcap {}+ep {}\n", fmt::join(caps, ","), bin);
+  return out;
+}
+
 std::string render_docker(const Advice& a) {
   std::string out = "--cap-drop=ALL";
   for (const auto& n : short_names(a)) out += " --cap-add=" + n;
@@ -180,16 +239,13 @@ Advice advise(const Profile& p) {
 }
 
 bool parse_format(const std::string& s, Format* out) {
-  if (s == "text")
-    *out = Format::Text;
-  else if (s == "k8s" || s == "kubernetes")
-    *out = Format::K8s;
-  else if (s == "docker" || s == "podman")
-    *out = Format::Docker;
-  else if (s == "json")
-    *out = Format::Json;
-  else
-    return false;
+  static const std::map<std::string, Format, std::less<>> kNames = {
+      {"text", Format::Text},       {"k8s", Format::K8s},       {"kubernetes", Format::K8s},
+      {"docker", Format::Docker},   {"podman", Format::Docker}, {"compose", Format::Compose},
+      {"systemd", Format::Systemd}, {"setcap", Format::Setcap}, {"json", Format::Json}};
+  auto it = kNames.find(s);
+  if (it == kNames.end()) return false;
+  *out = it->second;
   return true;
 }
 
@@ -199,6 +255,12 @@ std::string render(const Advice& a, const Profile& p, Format f) {
       return render_k8s(a, p);
     case Format::Docker:
       return render_docker(a);
+    case Format::Compose:
+      return render_compose(a, p);
+    case Format::Systemd:
+      return render_systemd(a, p);
+    case Format::Setcap:
+      return render_setcap(a, p);
     case Format::Json:
       return render_json(a, p);
     case Format::Text:

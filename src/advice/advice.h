@@ -32,8 +32,9 @@ Advice advise(const profile::Profile& p);
 // The lowest Pod Security Standards level that allows adding these capabilities.
 PssLevel pss_level_for(const std::vector<int>& caps);
 
-enum class Format { Text, K8s, Docker, Json };
-// "text", "k8s" (also "kubernetes"), "docker" (also "podman"), "json".
+enum class Format { Text, K8s, Docker, Compose, Systemd, Setcap, Json };
+// "text", "k8s" (also "kubernetes"), "docker" (also "podman"), "compose",
+// "systemd", "setcap", "json".
 bool parse_format(const std::string& s, Format* out);
 
 std::string render(const Advice& a, const profile::Profile& p, Format f);

@@ -2,11 +2,18 @@
 // profile store that `record` fills.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "advice/advice.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "profile/profile_json.h"
 #include "store/profile_store.h"
 #include "tables/capabilities.h"
 #include "util/clock.h"
@@ -18,8 +25,14 @@ namespace {
 struct StoreOptions {
   std::string db = store::kDefaultDbPath;
   std::string name;
+  std::string other;  // diff: the newer profile
+  std::string file;   // export: where to (default stdout); import: from where
   std::string format = "text";
 };
+
+// `profile diff` exits with this when the newer profile needs a capability
+// the older did not (a regression a CI job should stop on).
+constexpr int kExitNewNeeds = 3;
 
 std::string seconds(uint64_t ns) { return fmt::format("{:.1f}s", static_cast<double>(ns) / 1e9); }
 
@@ -88,6 +101,68 @@ int run_show(const StoreOptions& o) {
   return kExitOk;
 }
 
+int run_export(const StoreOptions& o) {
+  int rc = kExitOk;
+  auto p = load_one(o, &rc);
+  if (!p) return rc;
+  std::string text = profile::to_export_json(*p).dump(2) + "\n";
+  if (o.file.empty() || o.file == "-") {
+    std::cout << text;
+    return kExitOk;
+  }
+  std::ofstream out(o.file);
+  out << text;
+  if (!out) return failure(fmt::format("--out {}: {}", o.file, std::strerror(errno)));
+  return kExitOk;
+}
+
+int run_import(const StoreOptions& o) {
+  std::ifstream in(o.file);
+  if (!in) return usage_error(fmt::format("{}: {}", o.file, std::strerror(errno)));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    return usage_error(fmt::format("{}: not JSON: {}", o.file, e.what()));
+  }
+  std::string error;
+  auto p = profile::from_export_json(j, &error);
+  if (!p) return usage_error(fmt::format("{}: {}", o.file, error));
+  if (!o.name.empty()) p->name = o.name;
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  if (!db->merge_save(*p, &error)) return failure(error);
+  std::cout << fmt::format("imported {} into {} ({} runs)\n", p->name, o.db, p->runs);
+  return kExitOk;
+}
+
+// What the newer profile needs that the older did not, and what it no longer needs.
+int run_diff(const StoreOptions& o) {
+  int rc = kExitOk;
+  auto older = load_one(o, &rc);
+  if (!older) return rc;
+  StoreOptions newer_opts = o;
+  newer_opts.name = o.other;
+  auto newer = load_one(newer_opts, &rc);
+  if (!newer) return rc;
+  auto a = older->needed(), b = newer->needed();
+  std::vector<int> added, removed;
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(added));
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(removed));
+  auto evidence = advice::advise(*newer);
+  for (int cap : added) {
+    std::string why;
+    for (const auto& c : evidence.add)
+      if (c.cap == cap) why = c.evidence;
+    std::cout << fmt::format("+ {:<22} {} needs it: {}\n", tables::cap_name(cap), newer->name, why);
+  }
+  for (int cap : removed)
+    std::cout << fmt::format("- {:<22} {} no longer uses it\n", tables::cap_name(cap), newer->name);
+  if (added.empty() && removed.empty())
+    std::cout << fmt::format("{} and {} need the same capabilities\n", older->name, newer->name);
+  return added.empty() ? kExitOk : kExitNewNeeds;
+}
+
 int run_delete(const StoreOptions& o) {
   std::string error;
   auto db = store::ProfileStore::open(o.db, &error);
@@ -101,8 +176,9 @@ int run_delete(const StoreOptions& o) {
 int run_advise(const StoreOptions& o) {
   advice::Format f{};
   if (!advice::parse_format(o.format, &f))
-    return usage_error(
-        fmt::format("-f {}: not an advice format (k8s, docker, json, text)", o.format));
+    return usage_error(fmt::format(
+        "-f {}: not an advice format (k8s, docker, compose, systemd, setcap, json, text)",
+        o.format));
   int rc = kExitOk;
   auto p = load_one(o, &rc);
   if (!p) return rc;
@@ -124,14 +200,30 @@ Runner add_profile_command(CLI::App& app, const GlobalOptions&) {
   CLI::App* list = p->add_subcommand("list", "The recorded profiles");
   CLI::App* show = p->add_subcommand("show", "Every capability a profile used, with counts");
   CLI::App* del = p->add_subcommand("delete", "Remove a profile");
-  for (CLI::App* c : {list, show, del}) add_db(c, *o);
-  for (CLI::App* c : {show, del}) c->add_option("name", o->name, "Profile name")->required();
-  list->callback([which] { *which = "list"; });
-  show->callback([which] { *which = "show"; });
-  del->callback([which] { *which = "delete"; });
+  CLI::App* exp = p->add_subcommand("export", "A profile as versioned JSON (docs/PROFILES.md)");
+  CLI::App* imp = p->add_subcommand("import", "Merge an exported profile into the store");
+  CLI::App* diff = p->add_subcommand(
+      "diff", "Capabilities NEWER needs that OLD did not (exit 3 if any), and the reverse");
+  for (CLI::App* c : {list, show, del, exp, imp, diff}) add_db(c, *o);
+  for (CLI::App* c : {show, del, exp}) c->add_option("name", o->name, "Profile name")->required();
+  exp->add_option("--out", o->file, "Write here instead of stdout");
+  imp->add_option("file", o->file, "An exported profile (JSON)")->required();
+  imp->add_option("--name", o->name, "Store it under this name instead of its own");
+  diff->add_option("old", o->name, "The older profile")->required();
+  diff->add_option("new", o->other, "The newer profile")->required();
+  for (auto [c, name] : {std::pair{list, "list"},
+                         {show, "show"},
+                         {del, "delete"},
+                         {exp, "export"},
+                         {imp, "import"},
+                         {diff, "diff"}})
+    c->callback([which, n = std::string(name)] { *which = n; });
   return [o, which] {
     if (*which == "show") return run_show(*o);
     if (*which == "delete") return run_delete(*o);
+    if (*which == "export") return run_export(*o);
+    if (*which == "import") return run_import(*o);
+    if (*which == "diff") return run_diff(*o);
     return run_list(*o);
   };
 }
@@ -142,7 +234,8 @@ Runner add_advise_command(CLI::App& app, const GlobalOptions&) {
   CLI::App* a = app.add_subcommand("advise", "What to add and drop, from a recorded profile");
   add_db(a, *o);
   a->add_option("name", o->name, "Profile name")->required();
-  a->add_option("-f,--format", o->format, "k8s, docker, json or text")->capture_default_str();
+  a->add_option("-f,--format", o->format, "k8s, docker, compose, systemd, setcap, json or text")
+      ->capture_default_str();
   return [o] { return run_advise(*o); };
 }
 

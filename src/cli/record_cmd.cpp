@@ -222,8 +222,9 @@ int report(const RecordOptions& o, const profile::Profile& merged) {
 int run_record(const RecordOptions& o, const GlobalOptions& g) {
   advice::Format fmt_check{};
   if (!advice::parse_format(o.format, &fmt_check))
-    return usage_error(
-        fmt::format("-o {}: not a report format (text, json, k8s, docker)", o.format));
+    return usage_error(fmt::format(
+        "-o {}: not a report format (text, json, k8s, docker, compose, systemd, setcap)",
+        o.format));
   if (o.command.empty() == o.cgroup.empty())
     return usage_error("record needs either -- CMD ARGS... or --cgroup PATH (one of them)");
   auto limit = parse_duration(o.duration);
@@ -331,7 +332,8 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
   r->add_option("--name", o->name, "Profile name (default: the command's name)");
   r->add_option("--db", o->db, "Profile database")->capture_default_str();
   r->add_option("--report", o->report_file, "Write the report here instead of stderr");
-  r->add_option("-o,--output", o->format, "Report format: text, json, k8s, docker")
+  r->add_option("-o,--output", o->format,
+                "Report format: text, json, k8s, docker, compose, systemd, setcap")
       ->capture_default_str();
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
   r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");

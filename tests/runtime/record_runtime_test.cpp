@@ -96,6 +96,27 @@ TEST_F(RecordRuntime, RecordingAgainMergesRuns) {
   EXPECT_NE(list.find("CHOWN,SYS_NICE"), std::string::npos) << list;
 }
 
+// diff exits 3 when the newer profile needs a capability the older did not;
+// an exported profile imports back under another name.
+TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  ASSERT_EQ(record("v1", "chown 1:1 " + f.string()), 0) << stderr_text();
+  ASSERT_EQ(record("v2", "sh -c 'chown 1:1 " + f.string() + "; nice -n -5 true'"), 0)
+      << stderr_text();
+  std::string bin = capscope_binary() + " profile ";
+  std::string db = " --db " + db_;
+  std::string diff = capture(bin + "diff v1 v2" + db + "; echo rc=$?");
+  EXPECT_NE(diff.find("+ CAP_SYS_NICE"), std::string::npos) << diff;
+  EXPECT_NE(diff.find("rc=3"), std::string::npos) << diff;
+  EXPECT_EQ(sh(bin + "diff v2 v1" + db + " >/dev/null"), 0);
+  std::string exported = (dir_ / "v2.json").string();
+  ASSERT_EQ(sh(bin + "export v2 --out " + exported + db), 0);
+  ASSERT_EQ(sh(bin + "import " + exported + " --name v2copy" + db + " >/dev/null"), 0);
+  EXPECT_EQ(sh(bin + "diff v2 v2copy" + db + " >/dev/null"), 0);
+  EXPECT_EQ(advise("v2copy", "docker"), "--cap-drop=ALL --cap-add=CHOWN --cap-add=SYS_NICE");
+}
+
 TEST_F(RecordRuntime, BadInputFailsWithOneLine) {
   std::string bin = capscope_binary();
   std::string unknown = capture(bin + " advise nope --db " + db_ + " 2>&1; echo rc=$?");

@@ -9,6 +9,7 @@
 
 #include "advice/advice.h"
 #include "profile/profile.h"
+#include "profile/profile_json.h"
 #include "store/profile_store.h"
 
 using namespace capscope;
@@ -127,6 +128,9 @@ TEST(Advice, Formats) {
   expect_golden("web.docker.txt", advice::render(a, p, advice::Format::Docker));
   expect_golden("web.json", advice::render(a, p, advice::Format::Json));
   expect_golden("web.txt", advice::render(a, p, advice::Format::Text));
+  expect_golden("web.compose.yaml", advice::render(a, p, advice::Format::Compose));
+  expect_golden("web.systemd.conf", advice::render(a, p, advice::Format::Systemd));
+  expect_golden("web.setcap.sh", advice::render(a, p, advice::Format::Setcap));
 }
 
 TEST(Advice, ParseFormat) {
@@ -136,6 +140,45 @@ TEST(Advice, ParseFormat) {
   EXPECT_TRUE(advice::parse_format("podman", &f));
   EXPECT_EQ(f, advice::Format::Docker);
   EXPECT_FALSE(advice::parse_format("xml", &f));
+}
+
+TEST(ProfileExport, RoundTrips) {
+  Profile p = web();
+  p.held.effective = (1ULL << kChown) | (1ULL << 34);
+  p.held.ran_as_user = true;
+  std::string error;
+  auto back =
+      profile::from_export_json(nlohmann::json::parse(profile::to_export_json(p).dump()), &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->name, "web");
+  EXPECT_EQ(back->runs, 1u);
+  EXPECT_EQ(back->held.effective, p.held.effective);
+  EXPECT_TRUE(back->held.ran_as_user);
+  ASSERT_EQ(back->uses.size(), p.uses.size());
+  for (const auto& [k, s] : p.uses) {
+    const auto& b = back->uses.at(k);
+    EXPECT_EQ(b.count, s.count);
+    EXPECT_EQ(b.syscalls, s.syscalls);
+    EXPECT_EQ(b.binaries.size(), s.binaries.size());
+  }
+}
+
+TEST(ProfileExport, ErrorsNameTheField) {
+  std::string error;
+  using nlohmann::json;
+  EXPECT_FALSE(profile::from_export_json(json::parse("[1]"), &error));
+  EXPECT_NE(error.find("not a capscope profile"), std::string::npos) << error;
+  EXPECT_FALSE(profile::from_export_json(json::parse(R"({"capscope_profile": 9})"), &error));
+  EXPECT_NE(error.find("version 9"), std::string::npos) << error;
+  auto bad_cap = json::parse(R"({"capscope_profile":1,"name":"x","runs":1,"uses":[
+      {"capability":"CAP_CHOWN","verdict":"granted","audit":true,"count":1},
+      {"capability":"CAP_NOPE","verdict":"granted","audit":true,"count":1}]})");
+  EXPECT_FALSE(profile::from_export_json(bad_cap, &error));
+  EXPECT_NE(error.find("uses[1]: unknown capability \"CAP_NOPE\""), std::string::npos) << error;
+  auto no_count = json::parse(R"({"capscope_profile":1,"name":"x","runs":1,"uses":[
+      {"capability":"CAP_CHOWN","verdict":"granted","audit":true}]})");
+  EXPECT_FALSE(profile::from_export_json(no_count, &error));
+  EXPECT_NE(error.find("uses[0]: missing field \"count\""), std::string::npos) << error;
 }
 
 class StoreTest : public ::testing::Test {

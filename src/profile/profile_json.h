@@ -1,0 +1,21 @@
+// The export format of a profile: versioned JSON (docs/PROFILES.md), so a
+// profile can move between machines and into review, and come back.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "profile/profile.h"
+
+namespace capscope::profile {
+
+inline constexpr int kExportFormatVersion = 1;
+
+nlohmann::ordered_json to_export_json(const Profile& p);
+
+// nullopt and *error naming the field when the document is not a profile of a
+// version this capscope reads.
+std::optional<Profile> from_export_json(const nlohmann::json& j, std::string* error);
+
+}  // namespace capscope::profile
