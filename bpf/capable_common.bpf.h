@@ -136,6 +136,8 @@ CS_FILTER_SET(filter_uids, __u32, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_gids, __u32, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_comms, struct cs_comm_key, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_cgroups, __u64, 4096);
+/* record --pid: the process and every descendant forked since (cs_fork adds them). */
+CS_FILTER_SET(follow_pids, __u32, 65536);
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -245,6 +247,8 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __
 	if ((ff & CS_FILT_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
 		return false;
 	if ((ff & CS_FILT_TID) && !bpf_map_lookup_elem(&filter_tids, &tid))
+		return false;
+	if ((ff & CS_FILT_FOLLOW) && !bpf_map_lookup_elem(&follow_pids, &tgid))
 		return false;
 	if (ff & CS_FILT_COMM) {
 		struct cs_comm_key ck = {};
@@ -884,9 +888,20 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct cs_fork *e;
 
+	__u32 zero = 0, child_tgid, parent_tgid;
+	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+
 	/* Threads share their process's entry in the cache. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
+	child_tgid = BPF_CORE_READ(child, tgid);
+	parent_tgid = BPF_CORE_READ(parent, tgid);
+	if (cfg && (cfg->filter_flags & CS_FILT_FOLLOW) &&
+	    bpf_map_lookup_elem(&follow_pids, &parent_tgid)) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&follow_pids, &child_tgid, &one, BPF_ANY);
+	}
 	e = cs_reserve_record(sizeof(*e), CS_REC_FORK);
 	if (!e)
 		return 0;

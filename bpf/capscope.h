@@ -291,6 +291,7 @@ enum cs_rate_scope {
 #define CS_FILT_RATE (1u << 11)
 #define CS_FILT_GID (1u << 12)
 #define CS_FILT_AGGREGATE (1u << 13) /* record: count decided checks in the agg map, send none */
+#define CS_FILT_FOLLOW (1u << 14)    /* only processes in follow_pids, which their children join */
 
 /*
  * Run-time configuration, one entry of an array map that user space writes

@@ -220,7 +220,8 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   }
   size_t pow2 = ringbuf_size(opts.ringbuf_bytes);
   cs_config& cfg = cap->impl_->config;
-  cfg.filter_flags = filter_bits(opts.filters) | (opts.aggregate ? CS_FILT_AGGREGATE : 0);
+  cfg.filter_flags = filter_bits(opts.filters) | (opts.aggregate ? CS_FILT_AGGREGATE : 0) |
+                     (opts.follow_pids.empty() ? 0 : CS_FILT_FOLLOW);
   cfg.self_pid = static_cast<uint32_t>(getpid());
   cfg.cap_mask = opts.filters.cap_mask.value_or(~0ULL);
   cfg.rate_scope = static_cast<uint32_t>(opts.filters.rate_scope);
@@ -231,7 +232,9 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   cfg.wakeup_bytes = wakeup_mark(pow2);
   cap->write_config();
   Skeleton& sk = cap->impl_->skel;
-  if (!write_filters(sk.obj, opts.filters, error)) return nullptr;
+  if (!write_filters(sk.obj, opts.filters, error) ||
+      !fill_set(map_fd(sk.obj, "follow_pids"), opts.follow_pids, error, "followed pid"))
+    return nullptr;
   if (b == Backend::Tracepoint) cap->learner_ = std::make_unique<CallSiteLearner>(Kallsyms::load());
   if (int err = bpf_object__attach_skeleton(sk.skel); err) {
     *error = fmt::format("cannot attach the {} BPF programs: {}", backend_name(b), errno_text(err));
@@ -309,6 +312,11 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
 int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
   return impl_->rb->poll(timeout_ms,
                          [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); });
+}
+
+bool BpfCapture::follow(uint32_t pid) {
+  uint8_t one = 1;
+  return bpf_map_update_elem(map_fd(impl_->skel.obj, "follow_pids"), &pid, &one, BPF_ANY) == 0;
 }
 
 int BpfCapture::drain_aggregates(const std::function<void(const AggregateEntry&)>& sink) {

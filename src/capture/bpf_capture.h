@@ -30,6 +30,9 @@ struct CaptureOptions {
   // record: count decided checks in the kernel's aggregation map (drain_aggregates)
   // instead of sending each; learning samples and lifecycle records still stream.
   bool aggregate = false;
+  // record --pid: only these processes and the descendants they fork from now on
+  // (give the ones that exist already too: the kernel only sees new forks).
+  std::vector<uint32_t> follow_pids;
 };
 
 // One entry of the kernel's aggregation map (record mode).
@@ -76,6 +79,8 @@ class BpfCapture {
   // entry: a check counted meanwhile lands in a new entry). Returns the
   // number drained, or a negative errno.
   int drain_aggregates(const std::function<void(const AggregateEntry&)>& sink);
+  // record --pid: follow one more process (one that existed before the capture).
+  bool follow(uint32_t pid);
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
   // What user space filtered of the checks the kernel could not decide (samples).
   [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }

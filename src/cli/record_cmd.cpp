@@ -4,6 +4,7 @@
 //
 //   capscope record [--name N] [--db F] [--report F] [-o text|json|k8s|docker] -- CMD ARGS...
 //   capscope record --name N --cgroup PATH --duration 5m
+//   capscope record --pid 4242            (that process and its descendants)
 //
 // With -- CMD, CMD runs in a cgroup of its own, so its whole process tree is
 // recorded and nothing else is; CMD keeps the terminal and capscope returns
@@ -22,12 +23,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <map>
 
 #include "advice/advice.h"
 #include "capture/bpf_capture.h"
 #include "capture/features.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "enrich/proc_reader.h"
 #include "filter/filter_spec.h"
 #include "profile/recorder.h"
 #include "store/profile_store.h"
@@ -49,6 +53,7 @@ struct RecordOptions {
   std::string report_file;
   std::string format = "text";
   std::string cgroup;
+  uint32_t pid = 0;
   std::string duration;
   std::string backend = "auto";
   std::vector<std::string> command;
@@ -158,7 +163,30 @@ std::string subject_of(const RecordOptions& o) {
     for (const auto& a : o.command) cmd += (cmd.empty() ? "" : " ") + a;
     return "command: " + cmd;
   }
+  if (o.pid != 0) return fmt::format("pid: {} and its descendants", o.pid);
   return "cgroup: " + o.cgroup;
+}
+
+// The process and every descendant it has now, from /proc (the kernel adds
+// those it forks from now on).
+std::vector<uint32_t> tree_of(uint32_t root) {
+  ProcReader proc;
+  std::map<uint32_t, std::vector<uint32_t>> children;
+  for (uint32_t pid : proc.list_pids())
+    if (auto st = proc.read_stat(pid)) children[st->ppid].push_back(pid);
+  std::vector<uint32_t> tree{root};
+  for (size_t i = 0; i < tree.size(); ++i)
+    for (uint32_t c : children[tree[i]]) tree.push_back(c);
+  return tree;
+}
+
+// Running: present, and not a zombie waiting for its parent to reap it.
+bool alive(uint32_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close_paren = text.rfind(") ");
+  return close_paren != std::string::npos && close_paren + 2 < text.size() &&
+         text[close_paren + 2] != 'Z' && text[close_paren + 2] != 'X';
 }
 
 // Runs the capture until the child exits (or the duration ends, or SIGINT
@@ -169,7 +197,7 @@ struct RunResult {
 };
 
 RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t child,
-                      std::chrono::nanoseconds limit) {
+                      uint32_t followed, std::chrono::nanoseconds limit) {
   auto start = Clock::now();
   auto last_drain = start;
   auto drain = [&] { cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); }); };
@@ -188,6 +216,7 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
       break;
     }
     if ((child <= 0 && g_stop.load()) || (limit.count() > 0 && now - start >= limit)) break;
+    if (followed != 0 && !alive(followed)) break;
   }
   // Records of the last moments are in the ring buffer: read them, then the map.
   cap.poll(0, handle);
@@ -225,8 +254,11 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     return usage_error(fmt::format(
         "-o {}: not a report format (text, json, k8s, docker, compose, systemd, setcap)",
         o.format));
-  if (o.command.empty() == o.cgroup.empty())
-    return usage_error("record needs either -- CMD ARGS... or --cgroup PATH (one of them)");
+  int subjects = !o.command.empty() + !o.cgroup.empty() + (o.pid != 0);
+  if (subjects != 1)
+    return usage_error("record needs one of -- CMD ARGS..., --cgroup PATH or --pid PID");
+  if (o.pid != 0 && !alive(o.pid))
+    return usage_error(fmt::format("--pid {}: no such process", o.pid));
   auto limit = parse_duration(o.duration);
   if (!limit)
     return usage_error(fmt::format("--duration {}: use a number with s, m or h", o.duration));
@@ -235,7 +267,10 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   auto backend = capture::parse_backend(o.backend);
   if (!backend) return usage_error(fmt::format("--backend {}: unknown", o.backend));
   std::string name = o.name;
-  if (name.empty()) name = o.command.empty() ? "" : fs::path(o.command[0]).filename().string();
+  if (name.empty() && !o.command.empty()) name = fs::path(o.command[0]).filename().string();
+  if (name.empty() && o.pid != 0) {
+    if (auto info = ProcReader().read(o.pid)) name = info->comm;
+  }
   if (name.empty()) return usage_error("--name is needed when recording a cgroup");
   if (auto why = privilege_problem(); !why.empty()) return failure(why);
 
@@ -250,7 +285,7 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     own = make_cgroup(&error);
     if (!own) return failure(error);
     cgroup_id = own->id;
-  } else {
+  } else if (!o.cgroup.empty()) {
     auto id = cgroup_id_of(o.cgroup, &error);
     if (!id) return usage_error(error);
     cgroup_id = *id;
@@ -260,7 +295,8 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   copts.backend = *backend;
   copts.verbose_libbpf = g.verbose;
   copts.aggregate = true;
-  copts.filters.cgroup_ids = {cgroup_id};
+  if (cgroup_id != 0) copts.filters.cgroup_ids = {cgroup_id};
+  if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
     child = fork_held(o.command);
@@ -283,6 +319,17 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
 
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_id, clocks.monotonic_to_wall_offset_ns());
+  if (o.pid != 0) {
+    // After attaching: a process forked meanwhile is either in /proc now or
+    // forked by one the kernel already follows.
+    for (uint32_t pid : tree_of(o.pid)) {
+      cap->follow(pid);
+      if (auto info = ProcReader().read(pid))
+        rec.seed(*info);
+      else
+        rec.follow(pid);
+    }
+  }
   // Like time(1): Ctrl-C is the command's to handle; capscope waits for it to end.
   std::signal(SIGINT, child.pid > 0 ? SIG_IGN : on_stop_signal);
   std::signal(SIGQUIT, child.pid > 0 ? SIG_IGN : SIG_DFL);
@@ -292,7 +339,7 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     if (write(child.release_fd, &go, 1) != 1) spdlog::warn("could not start the command");
     close(child.release_fd);
   }
-  RunResult run = run_capture(*cap, rec, child.pid, *limit);
+  RunResult run = run_capture(*cap, rec, child.pid, o.pid, *limit);
   auto k = cap->counters();
   cap.reset();
   if (own) {
@@ -336,6 +383,7 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
                 "Report format: text, json, k8s, docker, compose, systemd, setcap")
       ->capture_default_str();
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
+  r->add_option("--pid", o->pid, "Record a running process and its descendants, until it exits");
   r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");
   r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();

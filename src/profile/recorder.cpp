@@ -45,31 +45,49 @@ void Recorder::on_exec(const ExecRecord& e) {
   programs_[key] = {e.filename, join_args(e.args)};
   current_[e.pid] = key;
   if (subject_cgroup_ != 0 && e.cgroup_id != subject_cgroup_) return;
+  if (!followed_.empty() && !followed_.contains(e.pid)) return;
+  add_held(e.caps, e.euid, e.no_new_privs);
+}
+
+void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {
   HeldSets h;
-  h.effective = e.caps.effective;
-  h.permitted = e.caps.permitted;
-  h.inheritable = e.caps.inheritable;
-  h.bounding = e.caps.bounding;
-  h.ambient = e.caps.ambient;
-  (e.euid == 0 ? h.ran_as_root : h.ran_as_user) = true;
-  h.no_new_privs = e.no_new_privs;
+  h.effective = caps.effective;
+  h.permitted = caps.permitted;
+  h.inheritable = caps.inheritable;
+  h.bounding = caps.bounding;
+  h.ambient = caps.ambient;
+  (euid == 0 ? h.ran_as_root : h.ran_as_user) = true;
+  h.no_new_privs = no_new_privs;
   profile_.held.merge(h);
+}
+
+void Recorder::seed(const ProcessInfo& p) {
+  follow(p.pid);
+  std::string args;
+  for (size_t i = 1; i < p.args.size(); ++i) args += (i > 1 ? " " : "") + p.args[i];
+  seeded_[p.pid] = {p.binary, args};
+  add_held(p.caps, p.euid, p.no_new_privs);
 }
 
 // A child runs its parent's program until it execs.
 void Recorder::on_fork(const ForkRecord& f) {
-  auto parent = current_.find(f.ppid);
-  if (parent == current_.end()) return;
-  auto prog = programs_.find(parent->second);
-  if (prog == programs_.end()) return;
+  if (followed_.contains(f.ppid)) followed_.insert(f.pid);
+  const Program* prog = nullptr;
+  if (auto parent = current_.find(f.ppid); parent != current_.end())
+    prog = program_of(parent->second.first, parent->second.second);
+  else if (auto old = seeded_.find(f.ppid); old != seeded_.end())
+    prog = &old->second;
+  if (prog == nullptr) return;
   ProgramKey key{f.pid, f.exec_seq};
-  programs_[key] = prog->second;
+  programs_[key] = *prog;
   current_[f.pid] = key;
 }
 
 const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) const {
   auto it = programs_.find({pid, exec_seq});
-  return it == programs_.end() ? nullptr : &it->second;
+  if (it != programs_.end()) return &it->second;
+  auto old = seeded_.find(pid);
+  return old == seeded_.end() ? nullptr : &old->second;
 }
 
 void Recorder::on_check(const CapCheck& c) {

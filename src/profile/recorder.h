@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 
 #include "capture/bpf_capture.h"
+#include "model/process.h"
 #include "model/records.h"
 #include "profile/profile.h"
 
@@ -21,6 +23,12 @@ class Recorder {
   // wall_minus_mono_ns converts the kernel's monotonic times to wall clock.
   Recorder(std::string name, std::string subject, uint64_t subject_cgroup,
            int64_t wall_minus_mono_ns);
+
+  // record --pid: only these processes and their descendants count (their held
+  // sets); without any, the subject is the cgroup.
+  void follow(uint32_t pid) { followed_.insert(pid); }
+  // A followed process that ran before the recording: its program and sets, from /proc.
+  void seed(const ProcessInfo& p);
 
   void on_record(const Record& r);
   void on_aggregate(const capture::AggregateEntry& e);
@@ -39,6 +47,7 @@ class Recorder {
   void on_exec(const ExecRecord& e);
   void on_fork(const ForkRecord& f);
   void on_check(const CapCheck& c);
+  void add_held(const CapSets& caps, uint32_t euid, bool no_new_privs);
   [[nodiscard]] const Program* program_of(uint32_t pid, uint32_t exec_seq) const;
   [[nodiscard]] uint64_t wall(uint64_t mono_ns) const;
 
@@ -47,6 +56,8 @@ class Recorder {
   int64_t wall_minus_mono_ns_;
   std::map<ProgramKey, Program> programs_;
   std::map<uint32_t, ProgramKey> current_;  // pid -> its program now
+  std::set<uint32_t> followed_;
+  std::map<uint32_t, Program> seeded_;  // pid -> program, for processes older than the capture
   uint64_t checks_ = 0;
 };
 

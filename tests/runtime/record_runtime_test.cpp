@@ -2,6 +2,8 @@
 // recorded through the kernel's aggregation map, their profiles stored, merged
 // and turned into advice, and the exit status of the command passed through.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -115,6 +117,32 @@ TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
   ASSERT_EQ(sh(bin + "import " + exported + " --name v2copy" + db + " >/dev/null"), 0);
   EXPECT_EQ(sh(bin + "diff v2 v2copy" + db + " >/dev/null"), 0);
   EXPECT_EQ(advise("v2copy", "docker"), "--cap-drop=ALL --cap-add=CHOWN --cap-add=SYS_NICE");
+}
+
+// --pid follows a running process and what it forks, until it exits; a chown
+// elsewhere at the same time is not in its profile.
+TEST_F(RecordRuntime, PidFollowsTheProcessAndItsDescendantsOnly) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  std::string script = "sleep 1; chown 1:1 " + f.string() + "; (nice -n -3 true); sleep 0.2";
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_EQ(sh("(sleep 1.2; chown 2:2 " + f.string() + ") &"), 0);
+  std::string backend = test_backend().empty() ? "" : " --backend " + test_backend();
+  int rc =
+      sh(capscope_binary() + " record --db " + db_ + " --name follow --pid " + std::to_string(pid) +
+         backend + " -o json --report " + report_file() + " 2>" + (dir_ / "stderr").string());
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_EQ(rc, 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN", "SYS_NICE"})) << r.dump();
+  std::string chown = r.at("evidence").at("CHOWN").at("evidence");
+  EXPECT_NE(chown.find("(1:1 "), std::string::npos) << chown;
+  EXPECT_EQ(chown.find("2:2"), std::string::npos) << chown;
 }
 
 TEST_F(RecordRuntime, BadInputFailsWithOneLine) {
