@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <set>
 
 #include "advice/advice.h"
 #include "capture/bpf_capture.h"
@@ -35,6 +37,7 @@
 #include "filter/filter_spec.h"
 #include "profile/recorder.h"
 #include "store/profile_store.h"
+#include "tables/capabilities.h"
 #include "util/clock.h"
 
 namespace capscope::cli {
@@ -55,6 +58,7 @@ struct RecordOptions {
   std::string cgroup;
   uint32_t pid = 0;
   std::string duration;
+  bool verify = false;
   std::string backend = "auto";
   std::vector<std::string> command;
 };
@@ -103,7 +107,9 @@ struct Child {
   int release_fd = -1;
 };
 
-Child fork_held(const std::vector<std::string>& argv) {
+// bounding: cut the child's bounding set to these capabilities before it
+// execs (as root, exec then grants exactly them).
+Child fork_held(const std::vector<std::string>& argv, std::optional<uint64_t> bounding) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return {};
   pid_t pid = fork();
@@ -117,6 +123,9 @@ Child fork_held(const std::vector<std::string>& argv) {
     args.push_back(nullptr);
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
+    if (bounding)
+      for (int cap = 0; cap < 64; ++cap)
+        if (!(*bounding & (1ULL << cap))) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     execvp(args[0], args.data());
     fmt::print(stderr, "capscope: cannot run {}: {}\n", argv[0], std::strerror(errno));
     _exit(127);
@@ -248,75 +257,54 @@ int report(const RecordOptions& o, const profile::Profile& merged) {
   return kExitOk;
 }
 
-int run_record(const RecordOptions& o, const GlobalOptions& g) {
-  advice::Format fmt_check{};
-  if (!advice::parse_format(o.format, &fmt_check))
-    return usage_error(fmt::format(
-        "-o {}: not a report format (text, json, k8s, docker, compose, systemd, setcap)",
-        o.format));
-  int subjects = !o.command.empty() + !o.cgroup.empty() + (o.pid != 0);
-  if (subjects != 1)
-    return usage_error("record needs one of -- CMD ARGS..., --cgroup PATH or --pid PID");
-  if (o.pid != 0 && !alive(o.pid))
-    return usage_error(fmt::format("--pid {}: no such process", o.pid));
-  auto limit = parse_duration(o.duration);
-  if (!limit)
-    return usage_error(fmt::format("--duration {}: use a number with s, m or h", o.duration));
-  if (!o.cgroup.empty() && limit->count() == 0 && o.command.empty())
-    spdlog::info("recording until Ctrl-C");
-  auto backend = capture::parse_backend(o.backend);
-  if (!backend) return usage_error(fmt::format("--backend {}: unknown", o.backend));
-  std::string name = o.name;
-  if (name.empty() && !o.command.empty()) name = fs::path(o.command[0]).filename().string();
-  if (name.empty() && o.pid != 0) {
-    if (auto info = ProcReader().read(o.pid)) name = info->comm;
-  }
-  if (name.empty()) return usage_error("--name is needed when recording a cgroup");
-  if (auto why = privilege_problem(); !why.empty()) return failure(why);
+// One recorded run of the subject. With `bounding`, the command runs with its
+// bounding set cut to those capabilities (--verify).
+struct RunOnce {
+  profile::Profile profile;
+  int status = -1;  // the command's exit status; -1 without a command
+};
 
-  std::string error;
-  // The store first: a bad --db fails before anything runs.
-  auto db = store::ProfileStore::open(o.db, &error);
-  if (!db) return failure(error);
-
+std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& name,
+                                  capture::Backend backend, bool verbose,
+                                  std::optional<uint64_t> bounding, std::string* error) {
   std::optional<OwnCgroup> own;
   uint64_t cgroup_id = 0;
   if (!o.command.empty()) {
-    own = make_cgroup(&error);
-    if (!own) return failure(error);
+    own = make_cgroup(error);
+    if (!own) return std::nullopt;
     cgroup_id = own->id;
   } else if (!o.cgroup.empty()) {
-    auto id = cgroup_id_of(o.cgroup, &error);
-    if (!id) return usage_error(error);
+    auto id = cgroup_id_of(o.cgroup, error);
+    if (!id) return std::nullopt;
     cgroup_id = *id;
   }
-
   capture::CaptureOptions copts;
-  copts.backend = *backend;
-  copts.verbose_libbpf = g.verbose;
+  copts.backend = backend;
+  copts.verbose_libbpf = verbose;
   copts.aggregate = true;
   if (cgroup_id != 0) copts.filters.cgroup_ids = {cgroup_id};
   if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
-    child = fork_held(o.command);
-    if (child.pid < 0) return failure(fmt::format("cannot fork: {}", std::strerror(errno)));
-    if (!join_cgroup(*own, child.pid, &error)) {
+    child = fork_held(o.command, bounding);
+    if (child.pid < 0)
+      return *error = fmt::format("cannot fork: {}", std::strerror(errno)), std::nullopt;
+    if (!join_cgroup(*own, child.pid, error)) {
       kill(child.pid, SIGKILL);
       waitpid(child.pid, nullptr, 0);
-      return failure(error);
+      return std::nullopt;
     }
   }
-  auto cap = capture::BpfCapture::open(copts, capture::probe_kernel(), &error);
+  auto cap = capture::BpfCapture::open(copts, capture::probe_kernel(), error);
   if (!cap) {
     if (child.pid > 0) {
       close(child.release_fd);  // the child exits without running the command
       waitpid(child.pid, nullptr, 0);
     }
-    return failure(error);
+    return std::nullopt;
   }
-  spdlog::info("recording \"{}\" with the {} backend", name, capture::backend_name(cap->backend()));
-
+  spdlog::info("recording \"{}\" with the {} backend{}", name,
+               capture::backend_name(cap->backend()), bounding ? " (confined, to verify)" : "");
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_id, clocks.monotonic_to_wall_offset_ns());
   if (o.pid != 0) {
@@ -339,7 +327,8 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     if (write(child.release_fd, &go, 1) != 1) spdlog::warn("could not start the command");
     close(child.release_fd);
   }
-  RunResult run = run_capture(*cap, rec, child.pid, o.pid, *limit);
+  auto limit = parse_duration(o.duration).value_or(std::chrono::nanoseconds(0));
+  RunResult run = run_capture(*cap, rec, child.pid, o.pid, limit);
   auto k = cap->counters();
   cap.reset();
   if (own) {
@@ -347,9 +336,10 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     if (!fs::remove(own->dir, ec))
       spdlog::info("left {} in place: processes of the command still run in it", own->dir.string());
   }
-
-  profile::Profile p = rec.finish(run.duration_ns);
-  p.first_run_ns = p.last_run_ns =
+  RunOnce out;
+  out.status = run.child_status;
+  out.profile = rec.finish(run.duration_ns);
+  out.profile.first_run_ns = out.profile.last_run_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count());
@@ -357,16 +347,106 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
                rec.checks(), k.aggregated, k.emitted, k.lost);
   if (k.lost > 0)
     spdlog::warn("{} checks were lost (ring buffer full): the profile may miss some", k.lost);
+  return out;
+}
+
+// Audited denials of a run, by capability.
+std::set<int> denied_caps(const profile::Profile& p) {
+  auto v = p.denied_needs();
+  return {v.begin(), v.end()};
+}
+
+// "exit 1 (was 0), denied CAP_CHOWN in fchownat by /usr/bin/chown"
+std::string what_changed(const RunOnce& base, const RunOnce& confined) {
+  std::vector<std::string> parts;
+  if (confined.status != base.status)
+    parts.push_back(fmt::format("exit {} (was {})", confined.status, base.status));
+  auto before = denied_caps(base.profile);
+  for (const auto& c : advice::advise(confined.profile).add)
+    if (c.denied && !before.contains(c.cap))
+      parts.push_back(fmt::format("{} {}", tables::cap_name(c.cap), c.evidence));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+// --verify: run again confined to the advice, then with each advised
+// capability taken away in turn, and say what holds.
+int verify(const RecordOptions& o, const std::string& name, capture::Backend backend, bool verbose,
+           const RunOnce& base, const std::vector<int>& advised) {
+  std::string error;
+  uint64_t mask = tables::mask_of(advised);
+  auto confined = record_run(o, name, backend, verbose, mask, &error);
+  if (!confined) return failure("--verify: " + error);
+  std::string names = advised.empty() ? "no capabilities" : [&] {
+    std::vector<std::string> v;
+    for (int c : advised) v.push_back(tables::cap_short_name(c));
+    return fmt::format("{}", fmt::join(v, ","));
+  }();
+  std::string changed = what_changed(base, *confined);
+  if (!changed.empty()) {
+    std::cerr << fmt::format("verify: confined to {} (bounding set, as root) it fails: {}\n", names,
+                             changed);
+    return kExitFailure;
+  }
+  std::cerr << fmt::format(
+      "verify: confined to {} (bounding set, as root): exit {} as before, no new denials: the "
+      "advice holds\n",
+      names, confined->status);
+  for (int cap : advised) {
+    auto fewer = record_run(o, name, backend, verbose, mask & ~(1ULL << cap), &error);
+    if (!fewer) return failure("--verify: " + error);
+    std::string broke = what_changed(base, *fewer);
+    std::cerr << fmt::format(
+        "verify: without {}: {}\n", tables::cap_short_name(cap),
+        broke.empty() ? "still works the same (not needed on this run)" : "breaks: " + broke);
+  }
+  return kExitOk;
+}
+
+int run_record(const RecordOptions& o, const GlobalOptions& g) {
+  advice::Format fmt_check{};
+  if (!advice::parse_format(o.format, &fmt_check))
+    return usage_error(fmt::format(
+        "-o {}: not a report format (text, json, k8s, docker, compose, systemd, setcap)",
+        o.format));
+  int subjects = !o.command.empty() + !o.cgroup.empty() + (o.pid != 0);
+  if (subjects != 1)
+    return usage_error("record needs one of -- CMD ARGS..., --cgroup PATH or --pid PID");
+  if (o.verify && o.command.empty()) return usage_error("--verify needs -- CMD ARGS...");
+  if (o.pid != 0 && !alive(o.pid))
+    return usage_error(fmt::format("--pid {}: no such process", o.pid));
+  if (!parse_duration(o.duration))
+    return usage_error(fmt::format("--duration {}: use a number with s, m or h", o.duration));
+  auto backend = capture::parse_backend(o.backend);
+  if (!backend) return usage_error(fmt::format("--backend {}: unknown", o.backend));
+  std::string name = o.name;
+  if (name.empty() && !o.command.empty()) name = fs::path(o.command[0]).filename().string();
+  if (name.empty() && o.pid != 0) {
+    if (auto info = ProcReader().read(o.pid)) name = info->comm;
+  }
+  if (name.empty()) return usage_error("--name is needed when recording a cgroup");
+  if (auto why = privilege_problem(); !why.empty()) return failure(why);
+
+  std::string error;
+  // The store first: a bad --db fails before anything runs.
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  auto run = record_run(o, name, *backend, g.verbose, std::nullopt, &error);
+  if (!run) return failure(error);
+  const profile::Profile& p = run->profile;
   if (!db->merge_save(p, &error)) {
     std::string aside = save_aside(p);
     failure(error + (aside.empty() ? "" : "; this run's profile is saved in " + aside));
     report(o, p);
-    return run.child_status >= 0 ? run.child_status : kExitFailure;
+    return run->status >= 0 ? run->status : kExitFailure;
   }
   std::string load_error;
   auto merged = db->load(name, &load_error).value_or(p);
   int rc = report(o, merged);
-  if (run.child_status >= 0) return run.child_status;
+  if (o.verify) {
+    int vrc = verify(o, name, *backend, g.verbose, *run, merged.needed());
+    if (vrc != kExitOk) return vrc;
+  }
+  if (run->status >= 0) return run->status;
   return rc;
 }
 
@@ -385,6 +465,9 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
   r->add_option("--pid", o->pid, "Record a running process and its descendants, until it exits");
   r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");
+  r->add_flag("--verify", o->verify,
+              "Then run the command again confined to the advice, and once without each advised "
+              "capability, and report what holds");
   r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();
   r->add_option("command", o->command, "The command to run and record (after --)");

@@ -145,6 +145,28 @@ TEST_F(RecordRuntime, PidFollowsTheProcessAndItsDescendantsOnly) {
   EXPECT_EQ(chown.find("2:2"), std::string::npos) << chown;
 }
 
+// --verify runs the command again with its bounding set cut to the advice (it
+// must behave the same), then without each advised capability (each must break it).
+TEST_F(RecordRuntime, VerifyConfinesToTheAdviceAndFindsEachCapabilityNeeded) {
+  fs::path f = dir_ / "target";
+  std::ofstream(f) << "x";
+  int rc =
+      record("verified", "sh -c 'chown 1:1 " + f.string() + " && nice -n -2 true'", "--verify");
+  EXPECT_EQ(rc, 0) << stderr_text();
+  std::string err = stderr_text();
+  EXPECT_NE(err.find("verify: confined to CHOWN,SYS_NICE (bounding set, as root): exit 0 as "
+                     "before, no new denials: the advice holds"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("verify: without CHOWN: breaks: exit 1 (was 0); CAP_CHOWN denied"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("verify: without SYS_NICE: breaks: CAP_SYS_NICE denied"), std::string::npos)
+      << err;
+  // The confined runs are checks of the advice, not recordings of the workload.
+  EXPECT_EQ(report().at("runs"), 1);
+}
+
 TEST_F(RecordRuntime, BadInputFailsWithOneLine) {
   std::string bin = capscope_binary();
   std::string unknown = capture(bin + " advise nope --db " + db_ + " 2>&1; echo rc=$?");
