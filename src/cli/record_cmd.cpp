@@ -378,6 +378,7 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
   if (!confined) return failure("--verify: " + error);
   std::string names = advised.empty() ? "no capabilities" : [&] {
     std::vector<std::string> v;
+    v.reserve(advised.size());
     for (int c : advised) v.push_back(tables::cap_short_name(c));
     return fmt::format("{}", fmt::join(v, ","));
   }();
