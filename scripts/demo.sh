@@ -69,3 +69,12 @@ run_host_commands > /dev/null 2>&1 &
 $CAPSCOPE trace -o json --denied --audit-only --comm dmesg --max-events 1 --timeout 6 | head -1 |
   python3 -m json.tool
 wait
+
+echo
+echo "== capscope record --verify -- a small service script: chown, renice, then the advice"
+touch "$work/owned"
+$CAPSCOPE record --db "$work/profiles.db" --name demo-service --verify -- \
+  sh -c "chown 1:1 '$work/owned' && nice -n -5 true && echo 'service done'"
+echo
+echo "== capscope advise demo-service -f k8s"
+$CAPSCOPE advise demo-service --db "$work/profiles.db" -f k8s
