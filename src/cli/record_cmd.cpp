@@ -303,8 +303,6 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     }
     return std::nullopt;
   }
-  spdlog::info("recording \"{}\" with the {} backend{}", name,
-               capture::backend_name(cap->backend()), bounding ? " (confined, to verify)" : "");
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_id, clocks.monotonic_to_wall_offset_ns());
   if (o.pid != 0) {
@@ -318,6 +316,8 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
         rec.follow(pid);
     }
   }
+  spdlog::info("recording \"{}\" with the {} backend{}", name,
+               capture::backend_name(cap->backend()), bounding ? " (confined, to verify)" : "");
   // Like time(1): Ctrl-C is the command's to handle; capscope waits for it to end.
   std::signal(SIGINT, child.pid > 0 ? SIG_IGN : on_stop_signal);
   std::signal(SIGQUIT, child.pid > 0 ? SIG_IGN : SIG_DFL);

@@ -1,6 +1,7 @@
 // Runtime tests of `capscope record`, `profile` and `advise`: real commands
 // recorded through the kernel's aggregation map, their profiles stored, merged
 // and turned into advice, and the exit status of the command passed through.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "helpers.h"
 
@@ -120,26 +122,43 @@ TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
 }
 
 // --pid follows a running process and what it forks, until it exits; a chown
-// elsewhere at the same time is not in its profile.
+// elsewhere at the same time is not in its profile. The process waits for a
+// file before it acts: loading capscope takes seconds on an emulated guest.
 TEST_F(RecordRuntime, PidFollowsTheProcessAndItsDescendantsOnly) {
-  fs::path f = dir_ / "target";
+  fs::path f = dir_ / "target", go = dir_ / "go";
   std::ofstream(f) << "x";
-  std::string script = "sleep 1; chown 1:1 " + f.string() + "; (nice -n -3 true); sleep 0.2";
+  std::string script = "while [ ! -e " + go.string() + " ]; do sleep 0.05; done; chown 1:1 " +
+                       f.string() + "; (nice -n -3 true); sleep 0.2";
   pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  ASSERT_EQ(sh("(sleep 1.2; chown 2:2 " + f.string() + ") &"), 0);
-  std::string backend = test_backend().empty() ? "" : " --backend " + test_backend();
-  int rc =
-      sh(capscope_binary() + " record --db " + db_ + " --name follow --pid " + std::to_string(pid) +
-         backend + " -o json --report " + report_file() + " 2>" + (dir_ / "stderr").string());
+  std::vector<std::string> args = {
+      capscope_binary(),   "record", "--db", db_,        "--name",     "follow", "--pid",
+      std::to_string(pid), "-o",     "json", "--report", report_file()};
+  if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
+  pid_t recorder = fork();
+  if (recorder == 0) {
+    int fd = open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 600 && stderr_text().find("recording") == std::string::npos; ++i)
+    usleep(50'000);
+  ASSERT_EQ(sh("chown 2:2 " + f.string()), 0);  // outside the followed tree
+  std::ofstream(go) << "go";
   int st = 0;
-  waitpid(pid, &st, 0);
-  EXPECT_EQ(rc, 0) << stderr_text();
+  waitpid(pid, &st, 0);  // reaped: now it is gone, and capscope stops
+  ASSERT_EQ(waitpid(recorder, &st, 0), recorder);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << stderr_text();
   json r = report();
   EXPECT_EQ(r.at("add"), json::array({"CHOWN", "SYS_NICE"})) << r.dump();
+  ASSERT_TRUE(r.at("evidence").contains("CHOWN")) << r.dump();
   std::string chown = r.at("evidence").at("CHOWN").at("evidence");
   EXPECT_NE(chown.find("(1:1 "), std::string::npos) << chown;
   EXPECT_EQ(chown.find("2:2"), std::string::npos) << chown;
