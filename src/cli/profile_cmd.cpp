@@ -92,10 +92,10 @@ int run_show(const StoreOptions& o) {
                              s.count, fmt::join(where, " "));
   }
   std::cout << fmt::format("held: effective {} permitted {} bounding {} ambient {}{}{}\n",
-                           short_names(tables::caps_in_mask(p->held.effective)),
-                           short_names(tables::caps_in_mask(p->held.permitted)),
-                           short_names(tables::caps_in_mask(p->held.bounding)),
-                           short_names(tables::caps_in_mask(p->held.ambient)),
+                           short_names(tables::caps_in_mask(p->held.caps.effective)),
+                           short_names(tables::caps_in_mask(p->held.caps.permitted)),
+                           short_names(tables::caps_in_mask(p->held.caps.bounding)),
+                           short_names(tables::caps_in_mask(p->held.caps.ambient)),
                            p->held.ran_as_root ? "; ran as root" : "",
                            p->held.no_new_privs ? "; no_new_privs" : "");
   return kExitOk;

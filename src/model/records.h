@@ -62,6 +62,16 @@ struct CapSets {
   uint64_t inheritable = 0;
   uint64_t bounding = 0;
   uint64_t ambient = 0;
+
+  // The union, set by set.
+  CapSets& operator|=(const CapSets& o) {
+    effective |= o.effective;
+    permitted |= o.permitted;
+    inheritable |= o.inheritable;
+    bounding |= o.bounding;
+    ambient |= o.ambient;
+    return *this;
+  }
 };
 
 // Namespace inodes of a process, in the order of Tetragon's `ns` block.

@@ -29,11 +29,7 @@ void UseStats::merge(const UseStats& o) {
 }
 
 void HeldSets::merge(const HeldSets& o) {
-  effective |= o.effective;
-  permitted |= o.permitted;
-  inheritable |= o.inheritable;
-  bounding |= o.bounding;
-  ambient |= o.ambient;
+  caps |= o.caps;
   ran_as_root |= o.ran_as_root;
   ran_as_user |= o.ran_as_user;
   no_new_privs |= o.no_new_privs;

@@ -10,6 +10,8 @@
 #include <tuple>
 #include <vector>
 
+#include "model/records.h"
+
 namespace capscope::profile {
 
 // One row of a profile: a capability, its verdict, and whether it was a need
@@ -41,11 +43,7 @@ struct UseStats {
 
 // What the subject's processes had: the union over every process seen.
 struct HeldSets {
-  uint64_t effective = 0;
-  uint64_t permitted = 0;
-  uint64_t inheritable = 0;
-  uint64_t bounding = 0;
-  uint64_t ambient = 0;
+  CapSets caps;               // each set's union
   bool ran_as_root = false;   // some process had euid 0
   bool ran_as_user = false;   // some process had euid != 0
   bool no_new_privs = false;  // some process ran with no_new_privs

@@ -100,11 +100,11 @@ ordered_json to_export_json(const Profile& p) {
           {"first_run_ns", p.first_run_ns},
           {"last_run_ns", p.last_run_ns},
           {"held",
-           {{"effective", cap_list(p.held.effective)},
-            {"permitted", cap_list(p.held.permitted)},
-            {"inheritable", cap_list(p.held.inheritable)},
-            {"bounding", cap_list(p.held.bounding)},
-            {"ambient", cap_list(p.held.ambient)},
+           {{"effective", cap_list(p.held.caps.effective)},
+            {"permitted", cap_list(p.held.caps.permitted)},
+            {"inheritable", cap_list(p.held.caps.inheritable)},
+            {"bounding", cap_list(p.held.caps.bounding)},
+            {"ambient", cap_list(p.held.caps.ambient)},
             {"ran_as_root", p.held.ran_as_root},
             {"ran_as_user", p.held.ran_as_user},
             {"no_new_privs", p.held.no_new_privs}}},
@@ -131,11 +131,11 @@ std::optional<Profile> from_export_json(const json& j, std::string* error) {
   p.last_run_ns = j.value("last_run_ns", uint64_t{0});
   if (j.contains("held")) {
     const json& h = j["held"];
-    for (auto [name, mask] : {std::pair{"effective", &p.held.effective},
-                              {"permitted", &p.held.permitted},
-                              {"inheritable", &p.held.inheritable},
-                              {"bounding", &p.held.bounding},
-                              {"ambient", &p.held.ambient}})
+    for (auto [name, mask] : {std::pair{"effective", &p.held.caps.effective},
+                              {"permitted", &p.held.caps.permitted},
+                              {"inheritable", &p.held.caps.inheritable},
+                              {"bounding", &p.held.caps.bounding},
+                              {"ambient", &p.held.caps.ambient}})
       if (h.contains(name) && !mask_of_names(h, name, mask, error)) return std::nullopt;
     p.held.ran_as_root = h.value("ran_as_root", false);
     p.held.ran_as_user = h.value("ran_as_user", false);

@@ -4,17 +4,12 @@
 #include <system_error>
 #include <variant>
 
+#include "output/writer.h"
 #include "tables/syscalls.h"
 
 namespace capscope::profile {
 
 namespace {
-
-std::string join_args(const std::vector<std::string>& argv) {
-  std::string out;
-  for (size_t i = 1; i < argv.size(); ++i) out += (i > 1 ? " " : "") + argv[i];
-  return out;
-}
 
 std::string syscall_of(int32_t nr) { return nr < 0 ? "" : tables::syscall_name(nr); }
 
@@ -42,7 +37,7 @@ void Recorder::on_record(const Record& r) {
 
 void Recorder::on_exec(const ExecRecord& e) {
   ProgramKey key{e.pid, e.exec_seq};
-  programs_[key] = {e.filename, join_args(e.args)};
+  programs_[key] = {e.filename, output::tetragon_arguments(e.args)};
   current_[e.pid] = key;
   if (subject_cgroup_ != 0 && e.cgroup_id != subject_cgroup_) return;
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
@@ -51,11 +46,7 @@ void Recorder::on_exec(const ExecRecord& e) {
 
 void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {
   HeldSets h;
-  h.effective = caps.effective;
-  h.permitted = caps.permitted;
-  h.inheritable = caps.inheritable;
-  h.bounding = caps.bounding;
-  h.ambient = caps.ambient;
+  h.caps = caps;
   (euid == 0 ? h.ran_as_root : h.ran_as_user) = true;
   h.no_new_privs = no_new_privs;
   profile_.held.merge(h);
@@ -63,9 +54,7 @@ void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {
 
 void Recorder::seed(const ProcessInfo& p) {
   follow(p.pid);
-  std::string args;
-  for (size_t i = 1; i < p.args.size(); ++i) args += (i > 1 ? " " : "") + p.args[i];
-  seeded_[p.pid] = {p.binary, args};
+  seeded_[p.pid] = {p.binary, output::tetragon_arguments(p.args)};
   add_held(p.caps, p.euid, p.no_new_privs);
 }
 

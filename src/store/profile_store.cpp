@@ -165,11 +165,9 @@ std::optional<Profile> ProfileStore::load(const std::string& name, std::string* 
   p.recorded_ns = head.i64(2);
   p.first_run_ns = head.i64(3);
   p.last_run_ns = head.i64(4);
-  p.held = {static_cast<uint64_t>(head.i64(5)),
-            static_cast<uint64_t>(head.i64(6)),
-            static_cast<uint64_t>(head.i64(7)),
-            static_cast<uint64_t>(head.i64(8)),
-            static_cast<uint64_t>(head.i64(9)),
+  p.held = {{static_cast<uint64_t>(head.i64(5)), static_cast<uint64_t>(head.i64(6)),
+             static_cast<uint64_t>(head.i64(7)), static_cast<uint64_t>(head.i64(8)),
+             static_cast<uint64_t>(head.i64(9))},
             head.i64(10) != 0,
             head.i64(11) != 0,
             head.i64(12) != 0};
@@ -213,9 +211,10 @@ bool ProfileStore::write_profile(const Profile& p, std::string* error) {
   head.bind(1, n).bind(2, p.subject).bind(3, p.runs).bind(4, static_cast<int64_t>(p.recorded_ns));
   head.bind(5, static_cast<int64_t>(p.first_run_ns)).bind(6, static_cast<int64_t>(p.last_run_ns));
   const auto& h = p.held;
-  head.bind(7, static_cast<int64_t>(h.effective)).bind(8, static_cast<int64_t>(h.permitted));
-  head.bind(9, static_cast<int64_t>(h.inheritable)).bind(10, static_cast<int64_t>(h.bounding));
-  head.bind(11, static_cast<int64_t>(h.ambient)).bind(12, h.ran_as_root ? 1 : 0);
+  const auto& c = h.caps;
+  head.bind(7, static_cast<int64_t>(c.effective)).bind(8, static_cast<int64_t>(c.permitted));
+  head.bind(9, static_cast<int64_t>(c.inheritable)).bind(10, static_cast<int64_t>(c.bounding));
+  head.bind(11, static_cast<int64_t>(c.ambient)).bind(12, h.ran_as_root ? 1 : 0);
   head.bind(13, h.ran_as_user ? 1 : 0).bind(14, h.no_new_privs ? 1 : 0);
   if (head.step() != SQLITE_DONE) return *error = describe(head.rc(), "cannot save " + n), false;
   Stmt use(db_, "INSERT INTO uses VALUES(?1,?2,?3,?4,?5,?6,?7)");

@@ -144,7 +144,7 @@ TEST(Advice, ParseFormat) {
 
 TEST(ProfileExport, RoundTrips) {
   Profile p = web();
-  p.held.effective = (1ULL << kChown) | (1ULL << 34);
+  p.held.caps.effective = (1ULL << kChown) | (1ULL << 34);
   p.held.ran_as_user = true;
   std::string error;
   auto back =
@@ -152,7 +152,7 @@ TEST(ProfileExport, RoundTrips) {
   ASSERT_TRUE(back) << error;
   EXPECT_EQ(back->name, "web");
   EXPECT_EQ(back->runs, 1u);
-  EXPECT_EQ(back->held.effective, p.held.effective);
+  EXPECT_EQ(back->held.caps.effective, p.held.caps.effective);
   EXPECT_TRUE(back->held.ran_as_user);
   ASSERT_EQ(back->uses.size(), p.uses.size());
   for (const auto& [k, s] : p.uses) {
