@@ -24,7 +24,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <map>
 #include <set>
 
@@ -35,6 +34,7 @@
 #include "cli/common.h"
 #include "enrich/proc_reader.h"
 #include "filter/filter_spec.h"
+#include "profile/profile_json.h"
 #include "profile/recorder.h"
 #include "store/profile_store.h"
 #include "tables/capabilities.h"
@@ -191,11 +191,8 @@ std::vector<uint32_t> tree_of(uint32_t root) {
 
 // Running: present, and not a zombie waiting for its parent to reap it.
 bool alive(uint32_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close_paren = text.rfind(") ");
-  return close_paren != std::string::npos && close_paren + 2 < text.size() &&
-         text[close_paren + 2] != 'Z' && text[close_paren + 2] != 'X';
+  auto st = ProcReader().read_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
 }
 
 // Runs the capture until the child exits (or the duration ends, or SIGINT
@@ -236,10 +233,11 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
 }
 
 // Where a profile goes when the store refuses it: nothing recorded is lost.
+// It is the export format, so `capscope profile import` takes it back.
 std::string save_aside(const profile::Profile& p) {
-  std::string path = fmt::format("/var/tmp/capscope-{}-{}.txt", p.name, getpid());
+  std::string path = fmt::format("/var/tmp/capscope-{}-{}.json", p.name, getpid());
   std::ofstream out(path);
-  out << advice::render(advice::advise(p), p, advice::Format::Json);
+  out << profile::to_export_json(p).dump(2) << '\n';
   return out ? path : "";
 }
 
@@ -436,7 +434,9 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   const profile::Profile& p = run->profile;
   if (!db->merge_save(p, &error)) {
     std::string aside = save_aside(p);
-    failure(error + (aside.empty() ? "" : "; this run's profile is saved in " + aside));
+    failure(error + (aside.empty() ? ""
+                                   : "; this run's profile is saved in " + aside +
+                                         " (capscope profile import takes it)"));
     report(o, p);
     return run->status >= 0 ? run->status : kExitFailure;
   }

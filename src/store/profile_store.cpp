@@ -197,16 +197,25 @@ std::optional<Profile> ProfileStore::load(const std::string& name, std::string* 
   return p;
 }
 
-bool ProfileStore::write_profile(const Profile& p, std::string* error) {
-  const std::string& n = p.name;
+bool ProfileStore::erase_rows(const std::string& name, const std::string& what, bool* found,
+                              std::string* error) {
+  bool head = true;
   for (const char* del :
        {"DELETE FROM profiles WHERE name = ?1", "DELETE FROM uses WHERE profile = ?1",
         "DELETE FROM use_syscalls WHERE profile = ?1",
         "DELETE FROM use_binaries WHERE profile = ?1"}) {
     Stmt s(db_, del);
-    s.bind(1, n);
-    if (s.step() != SQLITE_DONE) return *error = describe(s.rc(), "cannot save " + n), false;
+    s.bind(1, name);
+    if (s.step() != SQLITE_DONE) return *error = describe(s.rc(), what), false;
+    if (head && found) *found = sqlite3_changes(db_) > 0;
+    head = false;
   }
+  return true;
+}
+
+bool ProfileStore::write_profile(const Profile& p, std::string* error) {
+  const std::string& n = p.name;
+  if (!erase_rows(n, "cannot save " + n, nullptr, error)) return false;
   Stmt head(db_, "INSERT INTO profiles VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
   head.bind(1, n).bind(2, p.subject).bind(3, p.runs).bind(4, static_cast<int64_t>(p.recorded_ns));
   head.bind(5, static_cast<int64_t>(p.first_run_ns)).bind(6, static_cast<int64_t>(p.last_run_ns));
@@ -285,17 +294,8 @@ std::optional<std::vector<ProfileSummary>> ProfileStore::list(std::string* error
 bool ProfileStore::remove(const std::string& name, std::string* error) {
   if (!exec("BEGIN IMMEDIATE", error)) return false;
   std::string ignored;
-  Stmt s(db_, "DELETE FROM profiles WHERE name = ?1");
-  s.bind(1, name);
-  bool found = s.step() == SQLITE_DONE && sqlite3_changes(db_) > 0;
-  for (const char* del :
-       {"DELETE FROM uses WHERE profile = ?1", "DELETE FROM use_syscalls WHERE profile = ?1",
-        "DELETE FROM use_binaries WHERE profile = ?1"}) {
-    Stmt d(db_, del);
-    d.bind(1, name);
-    d.step();
-  }
-  if (!exec("COMMIT", error)) {
+  bool found = false;
+  if (!erase_rows(name, "cannot delete " + name, &found, error) || !exec("COMMIT", error)) {
     exec("ROLLBACK", &ignored);
     return false;
   }

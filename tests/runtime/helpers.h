@@ -2,6 +2,7 @@
 // test, and the backend the suite runs against.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace capscope::runtime_test {
 
@@ -64,6 +66,22 @@ inline std::string helpers_dir() {
 inline std::string test_backend() {
   const char* b = std::getenv("CAPSCOPE_TEST_BACKEND");
   return b != nullptr ? b : "";
+}
+
+// Starts args[0] (a path) with args, its standard error into err_file; returns its pid.
+inline pid_t spawn(std::vector<std::string> args, const fs::path& err_file) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 }  // namespace capscope::runtime_test

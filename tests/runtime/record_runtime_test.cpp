@@ -3,6 +3,7 @@
 // and turned into advice, and the exit status of the command passed through.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +39,15 @@ class RecordRuntime : public ::testing::Test {
   std::string report_file() const { return (dir_ / "report.json").string(); }
   json report() const { return json::parse(read_file(report_file())); }
   std::string stderr_text() const { return read_file(dir_ / "stderr"); }
+  // Waits (up to 30 s: a guest under emulation is slow) until a spawned
+  // `record` says it is recording.
+  bool wait_recording() const {
+    for (int i = 0; i < 600; ++i) {
+      if (stderr_text().find("recording") != std::string::npos) return true;
+      usleep(50'000);
+    }
+    return false;
+  }
   std::string advise(const std::string& name, const std::string& format) {
     return capture(capscope_binary() + " advise " + name + " --db " + db_ + " -f " + format);
   }
@@ -138,18 +148,8 @@ TEST_F(RecordRuntime, PidFollowsTheProcessAndItsDescendantsOnly) {
       capscope_binary(),   "record", "--db", db_,        "--name",     "follow", "--pid",
       std::to_string(pid), "-o",     "json", "--report", report_file()};
   if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
-  pid_t recorder = fork();
-  if (recorder == 0) {
-    int fd = open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  for (int i = 0; i < 600 && stderr_text().find("recording") == std::string::npos; ++i)
-    usleep(50'000);
+  pid_t recorder = spawn(args, dir_ / "stderr");
+  ASSERT_TRUE(wait_recording()) << stderr_text();
   ASSERT_EQ(sh("chown 2:2 " + f.string()), 0);  // outside the followed tree
   std::ofstream(go) << "go";
   int st = 0;
@@ -184,6 +184,41 @@ TEST_F(RecordRuntime, VerifyConfinesToTheAdviceAndFindsEachCapabilityNeeded) {
       << err;
   // The confined runs are checks of the advice, not recordings of the workload.
   EXPECT_EQ(report().at("runs"), 1);
+}
+
+// A store that another process locks while the command runs loses nothing:
+// the run's profile goes to a file in the export format, which imports once the
+// lock is gone. The command waits for a file so the lock is taken in time.
+TEST_F(RecordRuntime, LockedStoreSavesTheRunAsideForImport) {
+  fs::path f = dir_ / "target", go = dir_ / "go";
+  std::ofstream(f) << "x";
+  std::string script =
+      "while [ ! -e " + go.string() + " ]; do sleep 0.05; done; chown 1:1 " + f.string();
+  pid_t recorder =
+      spawn({capscope_binary(), "record", "--db", db_, "--name", "aside", "--", "sh", "-c", script},
+            dir_ / "stderr");
+  ASSERT_TRUE(wait_recording()) << stderr_text();
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open(db_.c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::ofstream(go) << "go";
+  int st = 0;
+  ASSERT_EQ(waitpid(recorder, &st, 0), recorder);
+  sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(lock);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+      << "the command's status, not the store's: " << stderr_text();
+  std::string err = stderr_text();
+  EXPECT_NE(err.find("is locked by another process"), std::string::npos) << err;
+  const std::string saved = "this run's profile is saved in ";
+  auto at = err.find(saved);
+  ASSERT_NE(at, std::string::npos) << err;
+  at += saved.size();
+  std::string aside = err.substr(at, err.find(' ', at) - at);
+  ASSERT_EQ(sh(capscope_binary() + " profile import " + aside + " --db " + db_ + " >/dev/null"), 0)
+      << aside;
+  fs::remove(aside);
+  EXPECT_EQ(advise("aside", "docker"), "--cap-drop=ALL --cap-add=CHOWN");
 }
 
 TEST_F(RecordRuntime, BadInputFailsWithOneLine) {

@@ -209,6 +209,9 @@ TEST_F(StoreTest, SaveLoadMergesRuns) {
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].needed, (std::vector<int>{kChown, kSysNice}));
+  EXPECT_TRUE(db->remove("web", &error)) << error;
+  EXPECT_FALSE(db->load("web", &error).has_value());
+  EXPECT_TRUE(error.empty()) << error;
 }
 
 TEST_F(StoreTest, UnknownProfileIsNotAnError) {
