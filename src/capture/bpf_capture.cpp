@@ -153,8 +153,8 @@ static size_t ringbuf_size(size_t requested) {
 
 // Opens and loads the programs of backend b into impl; 0, or a negative
 // errno with the reason in *error.
-static int load_backend(BpfCapture::Impl& impl, Backend b, bool walk_direct, size_t ringbuf_bytes,
-                        std::string* error) {
+static int load_backend(BpfCapture::Impl& impl, Backend b, const KernelFeatures& f,
+                        bool walk_direct, size_t ringbuf_bytes, std::string* error) {
   if (impl.skel.destroy) impl.skel.destroy();
   impl.skel = open_backend(b, walk_direct);
   Skeleton& sk = impl.skel;
@@ -164,7 +164,7 @@ static int load_backend(BpfCapture::Impl& impl, Backend b, bool walk_direct, siz
   }
   bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "events"),
                            ringbuf_size(ringbuf_bytes));
-  if (b != Backend::Tracepoint) prepare_inlined_callers(sk.obj, b);
+  if (b != Backend::Tracepoint) prepare_inlined_callers(sk.obj, b, f);
   int err = bpf_object__load_skeleton(sk.skel);
   if (err == 0) return 0;
   std::string hint = err == -EPERM ? " (are you root with CAP_BPF and CAP_PERFMON?)" : "";
@@ -212,7 +212,7 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   cap->walk_direct_ = b == Backend::Tracepoint && opts.try_direct_walk;
   cap->post_filter_ = std::make_unique<filter::SampledCheckFilter>(opts.filters);
   for (;;) {
-    int err = load_backend(*cap->impl_, b, cap->walk_direct_, opts.ringbuf_bytes, error);
+    int err = load_backend(*cap->impl_, b, f, cap->walk_direct_, opts.ringbuf_bytes, error);
     if (err == 0) break;
     if (!cap->walk_direct_) return nullptr;
     spdlog::debug("direct stack reads refused ({}); walking with bpf_probe_read_kernel", *error);

@@ -1,5 +1,7 @@
 #include "capture/features.h"
 
+#include <algorithm>
+
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -70,6 +72,9 @@ void probe_btf(KernelFeatures& f) {
       f.opts_kind = opts_kind_of_param(f.opts_param_name);
     }
   }
+  for (std::string_view caller : kInlinedCallers)
+    if (btf__find_by_name_kind(btf, std::string(caller).c_str(), BTF_KIND_FUNC) >= 0)
+      f.inlined_callers_in_btf.emplace(caller);
   int kc = btf__find_by_name_kind(btf, "kernel_cap_t", BTF_KIND_TYPEDEF);
   if (kc >= 0) {
     const struct btf_type* t = btf__type_by_id(btf, btf__resolve_type(btf, kc));
@@ -78,6 +83,23 @@ void probe_btf(KernelFeatures& f) {
         std::string_view(btf__name_by_offset(btf, btf_members(t)[0].name_off)) == "val";
   }
   btf__free(btf);
+}
+
+// cap_capable and the inlining callers, in one pass that stops once all are found.
+void probe_kallsyms(KernelFeatures& f) {
+  std::ifstream in("/proc/kallsyms");
+  std::string addr, type, name;
+  while (in >> addr >> type >> name) {
+    if (name == "cap_capable")
+      f.cap_capable_in_kallsyms = true;
+    else if ((type == "T" || type == "t") &&
+             std::find(kInlinedCallers.begin(), kInlinedCallers.end(), name) !=
+                 kInlinedCallers.end())
+      f.inlined_callers_in_kallsyms.insert(name);
+    if (f.cap_capable_in_kallsyms && f.inlined_callers_in_kallsyms.size() == kInlinedCallers.size())
+      break;
+    in.ignore(4096, '\n');
+  }
 }
 
 void probe_ftrace(KernelFeatures& f) {
@@ -115,17 +137,7 @@ KernelFeatures probe_kernel() {
   struct utsname u {};
   if (uname(&u) == 0) f.release = u.release;
   probe_btf(f);
-  {
-    std::ifstream in("/proc/kallsyms");
-    std::string addr, type, name;
-    while (in >> addr >> type >> name) {
-      if (name == "cap_capable") {
-        f.cap_capable_in_kallsyms = true;
-        break;
-      }
-      in.ignore(4096, '\n');
-    }
-  }
+  probe_kallsyms(f);
   std::error_code ec;
   f.kprobe_pmu = fs::exists("/sys/bus/event_source/devices/kprobe/type", ec);
   probe_ftrace(f);

@@ -3,7 +3,9 @@
 // user learns *why* a backend cannot run, and what to do about it.
 #pragma once
 
+#include <array>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,8 @@ struct KernelFeatures {
   bool cap_capable_tracepoint = false;  // btf_trace_cap_capable in BTF
   bool cap_capable_in_btf = false;      // FUNC cap_capable in BTF
   bool cap_capable_in_kallsyms = false;
+  // Which of kInlinedCallers the kernel has, in BTF (fentry) and in kallsyms (kprobe).
+  std::set<std::string, std::less<>> inlined_callers_in_btf, inlined_callers_in_kallsyms;
   OptsKind opts_kind = OptsKind::Unknown;
   std::string opts_param_name;
   bool kprobe_pmu = false;        // /sys/bus/event_source/devices/kprobe
@@ -41,6 +45,11 @@ struct KernelFeatures {
   std::string lockdown;
   bool bpffs_mounted = false, tracefs_mounted = false;
 };
+
+// Functions in security/commoncap.c that some builds inline cap_capable into;
+// the fentry and kprobe backends hook them too (bpf/inlined_callers.bpf.h).
+inline constexpr std::array<std::string_view, 2> kInlinedCallers = {"cap_vm_enough_memory",
+                                                                    "cap_mmap_addr"};
 
 KernelFeatures probe_kernel();
 

@@ -1,14 +1,11 @@
 #include "capture/inlined_callers.h"
 
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <set>
 #include <string_view>
 
 namespace capscope::capture {
@@ -21,39 +18,20 @@ struct InlinedCaller {
   const char* exit_prog;
 };
 
-// The same program names in capable_fexit.bpf.c and capable_kprobe.bpf.c.
-constexpr std::array<InlinedCaller, 2> kCallers = {{
+// The programs of each of kInlinedCallers, by the same names in
+// capable_fexit.bpf.c and capable_kprobe.bpf.c.
+constexpr std::array<InlinedCaller, kInlinedCallers.size()> kCallers = {{
     {"cap_vm_enough_memory", "cs_vm_enough_memory_entry", "cs_vm_enough_memory_exit"},
     {"cap_mmap_addr", "cs_mmap_addr_entry", "cs_mmap_addr_exit"},
 }};
 
-std::set<std::string, std::less<>> functions_in_kallsyms() {
-  std::set<std::string, std::less<>> found;
-  std::ifstream in("/proc/kallsyms");
-  std::string addr, type, name;
-  while (in >> addr >> type >> name) {
-    if (type != "T" && type != "t") continue;
-    for (const auto& c : kCallers)
-      if (name == c.function) found.insert(name);
-  }
-  return found;
-}
-
-bool function_in_btf(std::string_view name) {
-  struct btf* btf = btf__load_vmlinux_btf();
-  if (btf == nullptr) return false;
-  bool ok = btf__find_by_name_kind(btf, std::string(name).c_str(), BTF_KIND_FUNC) >= 0;
-  btf__free(btf);
-  return ok;
-}
-
 }  // namespace
 
-void prepare_inlined_callers(bpf_object* obj, Backend b) {
-  auto in_kallsyms = functions_in_kallsyms();
+void prepare_inlined_callers(bpf_object* obj, Backend b, const KernelFeatures& f) {
+  const auto& present =
+      b == Backend::Fentry ? f.inlined_callers_in_btf : f.inlined_callers_in_kallsyms;
   for (const auto& c : kCallers) {
-    bool hookable =
-        b == Backend::Fentry ? function_in_btf(c.function) : in_kallsyms.contains(c.function);
+    bool hookable = present.contains(c.function);
     for (const char* name : {c.entry_prog, c.exit_prog}) {
       bpf_program* p = bpf_object__find_program_by_name(obj, name);
       if (p == nullptr) continue;

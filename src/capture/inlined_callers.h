@@ -14,9 +14,10 @@ struct bpf_link;
 namespace capscope::capture {
 
 // Before the object loads: a caller the kernel cannot hook (not in its BTF for
-// fentry, not in kallsyms for kprobe) is left out; every caller is kept out of
-// the skeleton's attach, so that one failing caller cannot fail the backend.
-void prepare_inlined_callers(bpf_object* obj, Backend b);
+// fentry, not in kallsyms for kprobe, as probe_kernel() found) is left out;
+// every caller is kept out of the skeleton's attach, so that one failing
+// caller cannot fail the backend.
+void prepare_inlined_callers(bpf_object* obj, Backend b, const KernelFeatures& f);
 
 // Links of the hooked callers, and the names of those that attached.
 struct InlinedCallerLinks {
