@@ -234,11 +234,19 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
 
 // Where a profile goes when the store refuses it: nothing recorded is lost.
 // It is the export format, so `capscope profile import` takes it back.
+// /var/tmp first (it survives a reboot), else the temporary directory.
 std::string save_aside(const profile::Profile& p) {
-  std::string path = fmt::format("/var/tmp/capscope-{}-{}.json", p.name, getpid());
-  std::ofstream out(path);
-  out << profile::to_export_json(p).dump(2) << '\n';
-  return out ? path : "";
+  std::string text = profile::to_export_json(p).dump(2) + "\n";
+  std::error_code ec;
+  for (const fs::path& dir : {fs::path("/var/tmp"), fs::temp_directory_path(ec)}) {
+    if (dir.empty()) continue;
+    fs::path path = dir / fmt::format("capscope-{}-{}.json", p.name, getpid());
+    std::ofstream out(path);
+    out << text;
+    out.flush();
+    if (out) return path.string();
+  }
+  return "";
 }
 
 int report(const RecordOptions& o, const profile::Profile& merged) {
@@ -434,7 +442,9 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   const profile::Profile& p = run->profile;
   if (!db->merge_save(p, &error)) {
     std::string aside = save_aside(p);
-    failure(error + (aside.empty() ? ""
+    failure(error + (aside.empty() ? "; this run's profile could not be saved aside either "
+                                     "(neither /var/tmp nor the temporary directory is "
+                                     "writable): it is in the report below only"
                                    : "; this run's profile is saved in " + aside +
                                          " (capscope profile import takes it)"));
     report(o, p);
