@@ -9,7 +9,7 @@ PACKAGES=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
-  bpftrace libcap2-bin util-linux procps busybox-static
+  bpftrace libcap2-bin util-linux procps busybox-static nginx-light
   podman runc
   qemu-system-x86 cpio
 )

@@ -30,8 +30,9 @@ TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-900}
 # a soft lockup, the attaching task waiting in text patching on the other CPU.
 # CAPSCOPE_QEMU_SMP=2 brings it back (docs/TESTING.md).
 SMP=${CAPSCOPE_QEMU_SMP:-1}
-# The guest has no container runtime: the podman test runs on the host only.
-FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup"}
+# The guest has neither a container runtime nor nginx: the podman and nginx tests run
+# on the host only.
+FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup:NginxRuntime.*"}
 
 die() { echo "qemu tests: $*" >&2; exit 1; }
 
@@ -98,7 +99,8 @@ build_initramfs() {
   # capscope and the tests in /capscope/bin: the build's own paths may be under /tmp,
   # which the guest mounts over.
   local prog
-  for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_mmap_low; do
+  for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_mmap_low \
+    tests/cs_needs; do
     add_program "$root" "$BUILD_DIR/$prog" "/capscope/bin/$(basename "$prog")"
   done
   # busybox runs the guest's init; its applets come last in PATH.

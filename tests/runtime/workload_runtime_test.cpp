@@ -1,0 +1,117 @@
+// Real workloads under `capscope record --verify`: Debian's nginx (a root
+// master that binds a low port and switches its workers to www-data), and a
+// program of ours that needs exactly a known set, run as root and as a
+// non-root user holding ambient capabilities. Each asserts the exact advice,
+// then that the workload works confined to it and that each single drop breaks it.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "record_fixture.h"
+
+using namespace capscope::runtime_test;
+
+namespace {
+
+// A TCP port below 1024 that nothing listens on (binding it needs
+// CAP_NET_BIND_SERVICE); 80 where free.
+int free_low_port() {
+  for (int port : {80, 81, 8, 800, 999}) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return -1;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// --verify's lines say each advised capability, taken away alone, breaks the run.
+void expect_each_drop_breaks(const std::string& err, const std::vector<std::string>& caps) {
+  EXPECT_TRUE(contains(err, "the advice holds")) << err;
+  for (const auto& cap : caps) EXPECT_TRUE(contains(err, "without " + cap + ": breaks")) << err;
+}
+
+class NginxRuntime : public RecordRuntime {};
+
+// The advice for nginx as Debian runs it: bind port 80 (NET_BIND_SERVICE),
+// chown its temporary directories (CHOWN) and switch the worker to www-data
+// (SETGID for setgroups and setgid, SETUID). Confined to those four it serves
+// the page; without any one of them it does not.
+TEST_F(NginxRuntime, AdviceIsExactAndHoldsConfined) {
+  if (!fs::exists("/usr/sbin/nginx"))
+    GTEST_SKIP()
+        << "Debian's nginx is not installed (scripts/install-deps.sh installs nginx-light)";
+  int port = free_low_port();
+  ASSERT_GT(port, 0) << "no free port below 1024 on 127.0.0.1";
+  fs::path prefix = dir_ / "nginx";
+  fs::create_directories(prefix);
+  std::string serve = std::string(CAPSCOPE_SOURCE_DIR) + "/tests/workloads/nginx/serve.sh";
+  int rc = record("nginx", serve + " " + prefix.string() + " " + std::to_string(port), "--verify");
+  ASSERT_EQ(rc, 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"}))
+      << r.dump();
+  std::string bind = r.at("evidence").at("NET_BIND_SERVICE").at("evidence");
+  EXPECT_TRUE(contains(bind, "in bind by /usr/sbin/nginx")) << bind;
+  std::string setuid = r.at("evidence").at("SETUID").at("evidence");
+  EXPECT_TRUE(contains(setuid, "in setuid by /usr/sbin/nginx")) << setuid;
+  expect_each_drop_breaks(stderr_text(), {"CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"});
+}
+
+class NeedsRuntime : public RecordRuntime {
+ protected:
+  // cs_needs FILE PORT: a root-owned file to chown, a low port to bind.
+  std::string needs_command() {
+    fs::path target = dir_ / "target";
+    std::ofstream(target) << "x";
+    int port = free_low_port();
+    EXPECT_GT(port, 0) << "no free port below 1024 on 127.0.0.1";
+    return helpers_dir() + "/cs_needs " + target.string() + " " + std::to_string(port);
+  }
+};
+
+TEST_F(NeedsRuntime, AsRootItNeedsExactlyItsThreeCapabilities) {
+  ASSERT_EQ(record("needs", needs_command(), "--verify"), 0) << stderr_text();
+  EXPECT_EQ(report().at("add"), json::array({"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"}))
+      << report().dump();
+  std::string err = stderr_text();
+  expect_each_drop_breaks(err, {"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"});
+  EXPECT_TRUE(contains(err, "(bounding set, as root)")) << err;
+  // The exit status names what failed: 1 chown, 2 bind, 4 nice.
+  EXPECT_TRUE(contains(err, "without SYS_NICE: breaks: exit 4 (was 0)")) << err;
+}
+
+// As nobody, the capabilities come from the ambient set: the same three, none
+// of capscope's own switch to the user (setgroups, setresuid, capset) counted.
+TEST_F(NeedsRuntime, AsAUserItNeedsTheSameThreeAsAmbientCapabilities) {
+  ASSERT_EQ(record("needs", needs_command(), "--user nobody --verify"), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"})) << r.dump();
+  std::string err = stderr_text();
+  EXPECT_TRUE(contains(err, "(bounding and ambient sets, as user nobody)")) << err;
+  expect_each_drop_breaks(err, {"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"});
+  EXPECT_TRUE(contains(err, "without CHOWN: breaks: exit 1 (was 0)")) << err;
+  std::string systemd = advise("needs", "systemd");
+  EXPECT_TRUE(contains(systemd, "AmbientCapabilities=CAP_CHOWN CAP_NET_BIND_SERVICE CAP_SYS_NICE"))
+      << systemd;
+}
+
+TEST_F(NeedsRuntime, AnUnknownUserIsRefusedBeforeAnythingRuns) {
+  EXPECT_EQ(record("needs", "/bin/true", "--user capscope-no-such-user"), 2);
+  EXPECT_TRUE(contains(stderr_text(), "--user capscope-no-such-user: no such user"))
+      << stderr_text();
+}
+
+}  // namespace
