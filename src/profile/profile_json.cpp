@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <type_traits>
+#include <utility>
+
 #include "tables/capabilities.h"
 
 namespace capscope::profile {
@@ -27,62 +30,136 @@ ordered_json use_to_json(const UseKey& k, const UseStats& s) {
           {"binaries", binaries}};
 }
 
-// Reads a field, or fails naming it.
+// A value of the wanted type, strictly: JSON's true is not 1, nor -1 a count.
 template <typename T>
-bool field(const json& j, const char* name, T* out, const std::string& where, std::string* error) {
-  auto it = j.find(name);
-  if (it == j.end()) {
-    *error = fmt::format("{}: missing field \"{}\"", where, name);
-    return false;
-  }
-  try {
-    *out = it->get<T>();
-  } catch (const json::exception&) {
-    *error = fmt::format("{}: field \"{}\" has the wrong type", where, name);
-    return false;
-  }
-  return true;
+bool has_type(const json& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return v.is_boolean();
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+  else if constexpr (std::is_integral_v<T>)
+    return v.is_number_integer();
+  else
+    return true;  // strings and containers: get<T>() checks them
 }
 
-bool mask_of_names(const json& j, const char* name, uint64_t* mask, std::string* error) {
-  std::vector<std::string> names;
-  if (!field(j, name, &names, "held", error)) return false;
-  for (const auto& n : names) {
-    auto cap = tables::cap_from_name(n);
-    if (!cap) {
-      *error = fmt::format("held.{}: unknown capability \"{}\"", name, n);
-      return false;
+// The fields of one object of the document; a failure names the field and
+// where it is.
+class Fields {
+ public:
+  Fields(const json& object, std::string where, json::json_pointer at, ImportError* error)
+      : object_(object), where_(std::move(where)), at_(std::move(at)), error_(error) {}
+
+  // A field that must be there.
+  template <typename T>
+  bool need(const char* name, T* out) const {
+    if (!object_.contains(name)) return fail(name, fmt::format("missing field \"{}\"", name));
+    return read(name, out);
+  }
+
+  // A field that may be left out; *out keeps its value then.
+  template <typename T>
+  bool may(const char* name, T* out) const {
+    return !object_.contains(name) || read(name, out);
+  }
+
+  bool fail(const std::string& name, const std::string& what) const {
+    error_->message = fmt::format("{}: {}", where_, what);
+    error_->pointer = (at_ / name).to_string();
+    return false;
+  }
+
+ private:
+  template <typename T>
+  bool read(const char* name, T* out) const {
+    const json& v = object_.at(name);
+    try {
+      if (has_type<T>(v)) {
+        *out = v.get<T>();
+        return true;
+      }
+    } catch (const json::exception&) {  // falls through to the error
     }
+    return fail(name, fmt::format("field \"{}\" has the wrong type", name));
+  }
+
+  const json& object_;
+  std::string where_;
+  json::json_pointer at_;
+  ImportError* error_;
+};
+
+bool fail_at(ImportError* error, const json::json_pointer& at, std::string message) {
+  error->message = std::move(message);
+  error->pointer = at.to_string();
+  return false;
+}
+
+bool mask_of_names(const Fields& held, const char* name, uint64_t* mask, ImportError* error) {
+  std::vector<std::string> names;
+  if (!held.may(name, &names)) return false;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto cap = tables::cap_from_name(names[i]);
+    if (!cap)
+      return fail_at(error, json::json_pointer("/held") / name / i,
+                     fmt::format("held.{}: unknown capability \"{}\"", name, names[i]));
     *mask |= 1ULL << *cap;
   }
   return true;
 }
 
-bool read_use(const json& u, size_t i, Profile* p, std::string* error) {
+bool read_held(const json& h, HeldSets* held, ImportError* error) {
+  if (!h.is_object())
+    return fail_at(error, json::json_pointer("/held"),
+                   "profile: field \"held\" has the wrong type");
+  Fields f(h, "held", json::json_pointer("/held"), error);
+  for (auto [name, mask] : {std::pair{"effective", &held->caps.effective},
+                            {"permitted", &held->caps.permitted},
+                            {"inheritable", &held->caps.inheritable},
+                            {"bounding", &held->caps.bounding},
+                            {"ambient", &held->caps.ambient}})
+    if (!mask_of_names(f, name, mask, error)) return false;
+  return f.may("ran_as_root", &held->ran_as_root) && f.may("ran_as_user", &held->ran_as_user) &&
+         f.may("no_new_privs", &held->no_new_privs);
+}
+
+bool read_binaries(const json& list, const std::string& where, const json::json_pointer& at,
+                   UseStats* s, ImportError* error) {
+  if (!list.is_array())
+    return fail_at(error, at, fmt::format("{}: field \"binaries\" has the wrong type", where));
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string bwhere = fmt::format("{}.binaries[{}]", where, i);
+    if (!list[i].is_object()) return fail_at(error, at / i, bwhere + ": not an object");
+    Fields f(list[i], bwhere, at / i, error);
+    std::string path;
+    BinaryUse bu;
+    if (!f.need("path", &path) || !f.need("count", &bu.count) ||
+        !f.may("sample_args", &bu.sample_args))
+      return false;
+    s->binaries[path] = bu;
+  }
+  return true;
+}
+
+bool read_use(const json& u, size_t i, Profile* p, ImportError* error) {
   std::string where = fmt::format("uses[{}]", i);
+  auto at = json::json_pointer("/uses") / i;
+  if (!u.is_object()) return fail_at(error, at, where + ": not an object");
+  Fields f(u, where, at, error);
   std::string cap_name, verdict;
   bool audit = true;
   UseStats s;
-  if (!field(u, "capability", &cap_name, where, error) ||
-      !field(u, "verdict", &verdict, where, error) || !field(u, "audit", &audit, where, error) ||
-      !field(u, "count", &s.count, where, error))
+  if (!f.need("capability", &cap_name) || !f.need("verdict", &verdict) ||
+      !f.need("audit", &audit) || !f.need("count", &s.count) ||
+      !f.may("first_seen_ns", &s.first_ns) || !f.may("last_seen_ns", &s.last_ns) ||
+      !f.may("syscalls", &s.syscalls))
     return false;
   auto cap = tables::cap_from_name(cap_name);
-  if (!cap) return *error = fmt::format("{}: unknown capability \"{}\"", where, cap_name), false;
+  if (!cap) return f.fail("capability", fmt::format("unknown capability \"{}\"", cap_name));
   if (verdict != "granted" && verdict != "denied")
-    return *error = fmt::format("{}: verdict must be granted or denied", where), false;
-  s.first_ns = u.value("first_seen_ns", uint64_t{0});
-  s.last_ns = u.value("last_seen_ns", uint64_t{0});
-  if (u.contains("syscalls") && !field(u, "syscalls", &s.syscalls, where, error)) return false;
-  for (const auto& b : u.value("binaries", json::array())) {
-    std::string path;
-    BinaryUse bu;
-    if (!field(b, "path", &path, where + ".binaries", error) ||
-        !field(b, "count", &bu.count, where + ".binaries", error))
-      return false;
-    bu.sample_args = b.value("sample_args", "");
-    s.binaries[path] = bu;
-  }
+    return f.fail("verdict", "verdict must be granted or denied");
+  if (u.contains("binaries") && !read_binaries(u["binaries"], where, at / "binaries", &s, error))
+    return false;
   p->uses[{*cap, verdict == "granted", audit}].merge(s);
   return true;
 }
@@ -111,40 +188,40 @@ ordered_json to_export_json(const Profile& p) {
           {"uses", uses}};
 }
 
-std::optional<Profile> from_export_json(const json& j, std::string* error) {
-  int version = 0;
-  if (!j.is_object() || !field(j, "capscope_profile", &version, "profile", error)) {
-    if (!j.is_object()) *error = "not a capscope profile (expected a JSON object)";
+std::optional<Profile> from_export_json(const json& j, ImportError* error) {
+  if (!j.is_object()) {
+    fail_at(error, json::json_pointer(), "not a capscope profile (expected a JSON object)");
     return std::nullopt;
   }
+  Fields f(j, "profile", json::json_pointer(), error);
+  int version = 0;
+  if (!f.need("capscope_profile", &version)) return std::nullopt;
   if (version != kExportFormatVersion) {
-    *error = fmt::format("profile format version {} is not one this capscope reads ({})", version,
-                         kExportFormatVersion);
+    fail_at(error, json::json_pointer("/capscope_profile"),
+            fmt::format("profile format version {} is not one this capscope reads ({})", version,
+                        kExportFormatVersion));
     return std::nullopt;
   }
   Profile p;
-  if (!field(j, "name", &p.name, "profile", error) || !field(j, "runs", &p.runs, "profile", error))
-    return std::nullopt;
-  p.subject = j.value("subject", "");
-  p.recorded_ns = j.value("recorded_ns", uint64_t{0});
-  p.first_run_ns = j.value("first_run_ns", uint64_t{0});
-  p.last_run_ns = j.value("last_run_ns", uint64_t{0});
-  if (j.contains("held")) {
-    const json& h = j["held"];
-    for (auto [name, mask] : {std::pair{"effective", &p.held.caps.effective},
-                              {"permitted", &p.held.caps.permitted},
-                              {"inheritable", &p.held.caps.inheritable},
-                              {"bounding", &p.held.caps.bounding},
-                              {"ambient", &p.held.caps.ambient}})
-      if (h.contains(name) && !mask_of_names(h, name, mask, error)) return std::nullopt;
-    p.held.ran_as_root = h.value("ran_as_root", false);
-    p.held.ran_as_user = h.value("ran_as_user", false);
-    p.held.no_new_privs = h.value("no_new_privs", false);
-  }
   json uses;
-  if (!field(j, "uses", &uses, "profile", error)) return std::nullopt;
+  if (!f.need("name", &p.name) || !f.need("runs", &p.runs) || !f.may("subject", &p.subject) ||
+      !f.may("recorded_ns", &p.recorded_ns) || !f.may("first_run_ns", &p.first_run_ns) ||
+      !f.may("last_run_ns", &p.last_run_ns) || !f.need("uses", &uses))
+    return std::nullopt;
+  if (j.contains("held") && !read_held(j["held"], &p.held, error)) return std::nullopt;
+  if (!uses.is_array()) {
+    f.fail("uses", "field \"uses\" has the wrong type");
+    return std::nullopt;
+  }
   for (size_t i = 0; i < uses.size(); ++i)
     if (!read_use(uses[i], i, &p, error)) return std::nullopt;
+  return p;
+}
+
+std::optional<Profile> from_export_json(const json& j, std::string* error) {
+  ImportError e;
+  auto p = from_export_json(j, &e);
+  if (!p) *error = e.message;
   return p;
 }
 

@@ -111,7 +111,7 @@ TEST_F(RecordRuntime, RecordingAgainMergesRuns) {
 }
 
 // diff exits 3 when the newer profile needs a capability the older did not;
-// an exported profile imports back under another name.
+// an exported profile (JSON or YAML) imports back under another name.
 TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
   fs::path f = dir_ / "target";
   std::ofstream(f) << "x";
@@ -128,6 +128,11 @@ TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
   ASSERT_EQ(sh(bin + "export v2 --out " + exported + db), 0);
   ASSERT_EQ(sh(bin + "import " + exported + " --name v2copy" + db + " >/dev/null"), 0);
   EXPECT_EQ(sh(bin + "diff v2 v2copy" + db + " >/dev/null"), 0);
+  std::string as_yaml = (dir_ / "v2.out").string();  // no .yaml: import tells by content
+  ASSERT_EQ(sh(bin + "export v2 --format yaml --out " + as_yaml + db), 0);
+  ASSERT_EQ(sh(bin + "import " + as_yaml + " --name v2yaml" + db + " >/dev/null"), 0);
+  std::string same = capture(bin + "diff v2 v2yaml" + db + "; echo rc=$?");
+  EXPECT_NE(same.find("v2 and v2yaml need the same capabilities\nrc=0"), std::string::npos) << same;
   EXPECT_EQ(advise("v2copy", "docker"), "--cap-drop=ALL --cap-add=CHOWN --cap-add=SYS_NICE");
 }
 
