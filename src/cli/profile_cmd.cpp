@@ -5,15 +5,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "advice/advice.h"
+#include "cli/advise_current.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "profile/profile_json.h"
+#include "profile/profile_yaml.h"
 #include "store/profile_store.h"
 #include "tables/capabilities.h"
 #include "util/clock.h"
@@ -28,6 +31,7 @@ struct StoreOptions {
   std::string other;  // diff: the newer profile
   std::string file;   // export: where to (default stdout); import: from where
   std::string format = "text";
+  std::string export_format;  // export: json or yaml; empty: from --out's extension
 };
 
 // `profile diff` exits with this when the newer profile needs a capability
@@ -101,11 +105,19 @@ int run_show(const StoreOptions& o) {
   return kExitOk;
 }
 
+// --format, else yaml for an --out ending in .yaml or .yml, else json.
+bool exports_yaml(const StoreOptions& o) {
+  if (!o.export_format.empty()) return o.export_format == "yaml";
+  auto ext = std::filesystem::path(o.file).extension();
+  return ext == ".yaml" || ext == ".yml";
+}
+
 int run_export(const StoreOptions& o) {
   int rc = kExitOk;
   auto p = load_one(o, &rc);
   if (!p) return rc;
-  std::string text = profile::to_export_json(*p).dump(2) + "\n";
+  std::string text =
+      exports_yaml(o) ? profile::to_export_yaml(*p) : profile::to_export_json(*p).dump(2) + "\n";
   if (o.file.empty() || o.file == "-") {
     std::cout << text;
     return kExitOk;
@@ -119,15 +131,11 @@ int run_export(const StoreOptions& o) {
 int run_import(const StoreOptions& o) {
   std::ifstream in(o.file);
   if (!in) return usage_error(fmt::format("{}: {}", o.file, std::strerror(errno)));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    return usage_error(fmt::format("{}: not JSON: {}", o.file, e.what()));
-  }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return usage_error(fmt::format("{}: {}", o.file, std::strerror(errno)));
   std::string error;
-  auto p = profile::from_export_json(j, &error);
-  if (!p) return usage_error(fmt::format("{}: {}", o.file, error));
+  auto p = profile::from_export_text(text, o.file, &error);
+  if (!p) return usage_error(error);
   if (!o.name.empty()) p->name = o.name;
   auto db = store::ProfileStore::open(o.db, &error);
   if (!db) return failure(error);
@@ -173,7 +181,7 @@ int run_delete(const StoreOptions& o) {
   return kExitOk;
 }
 
-int run_advise(const StoreOptions& o) {
+int run_advise(const StoreOptions& o, const CurrentOptions& current) {
   advice::Format f{};
   if (!advice::parse_format(o.format, &f))
     return usage_error(fmt::format(
@@ -182,6 +190,7 @@ int run_advise(const StoreOptions& o) {
   int rc = kExitOk;
   auto p = load_one(o, &rc);
   if (!p) return rc;
+  if (current.requested()) return run_advise_current(current, *p, o.format);
   std::cout << advice::render(advice::advise(*p), *p, f);
   return kExitOk;
 }
@@ -200,14 +209,18 @@ Runner add_profile_command(CLI::App& app, const GlobalOptions&) {
   CLI::App* list = p->add_subcommand("list", "The recorded profiles");
   CLI::App* show = p->add_subcommand("show", "Every capability a profile used, with counts");
   CLI::App* del = p->add_subcommand("delete", "Remove a profile");
-  CLI::App* exp = p->add_subcommand("export", "A profile as versioned JSON (docs/PROFILES.md)");
+  CLI::App* exp =
+      p->add_subcommand("export", "A profile as versioned JSON or YAML (docs/PROFILES.md)");
   CLI::App* imp = p->add_subcommand("import", "Merge an exported profile into the store");
   CLI::App* diff = p->add_subcommand(
       "diff", "Capabilities NEWER needs that OLD did not (exit 3 if any), and the reverse");
   for (CLI::App* c : {list, show, del, exp, imp, diff}) add_db(c, *o);
   for (CLI::App* c : {show, del, exp}) c->add_option("name", o->name, "Profile name")->required();
   exp->add_option("--out", o->file, "Write here instead of stdout");
-  imp->add_option("file", o->file, "An exported profile (JSON)")->required();
+  exp->add_option("--format", o->export_format,
+                  "json or yaml (default: yaml if --out ends in .yaml or .yml, else json)")
+      ->check(CLI::IsMember({"json", "yaml"}));
+  imp->add_option("file", o->file, "An exported profile (JSON or YAML)")->required();
   imp->add_option("--name", o->name, "Store it under this name instead of its own");
   diff->add_option("old", o->name, "The older profile")->required();
   diff->add_option("new", o->other, "The newer profile")->required();
@@ -236,7 +249,9 @@ Runner add_advise_command(CLI::App& app, const GlobalOptions&) {
   a->add_option("name", o->name, "Profile name")->required();
   a->add_option("-f,--format", o->format, "k8s, docker, compose, systemd, setcap, json or text")
       ->capture_default_str();
-  return [o] { return run_advise(*o); };
+  auto current = std::make_shared<CurrentOptions>();
+  add_current_options(a, *current);
+  return [o, current] { return run_advise(*o, *current); };
 }
 
 }  // namespace capscope::cli

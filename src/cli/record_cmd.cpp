@@ -2,7 +2,7 @@
 // profile of everything it does, aggregated in the kernel, merged into the
 // profile store under a name; then print the advice.
 //
-//   capscope record [--name N] [--db F] [--report F] [-o text|json|k8s|docker] -- CMD ARGS...
+//   capscope record [--name N] [--db F] [--report F] [-o text|json|yaml|k8s|docker] -- CMD ARGS...
 //   capscope record --name N --cgroup PATH --duration 5m
 //   capscope record --pid 4242            (that process and its descendants)
 //
@@ -11,9 +11,13 @@
 // its exit status, as time(1) does.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +29,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "advice/advice.h"
@@ -39,6 +44,7 @@
 #include "store/profile_store.h"
 #include "tables/capabilities.h"
 #include "util/clock.h"
+#include "util/json_yaml.h"
 
 namespace capscope::cli {
 
@@ -59,6 +65,7 @@ struct RecordOptions {
   uint32_t pid = 0;
   std::string duration;
   bool verify = false;
+  std::string user;  // run CMD as this user, its capabilities ambient
   std::string backend = "auto";
   std::vector<std::string> command;
 };
@@ -105,33 +112,128 @@ std::optional<OwnCgroup> make_cgroup(std::string* error) {
 struct Child {
   pid_t pid = -1;
   int release_fd = -1;
+  bool confine_failed = false;
 };
 
-// bounding: cut the child's bounding set to these capabilities before it
-// execs (as root, exec then grants exactly them).
-Child fork_held(const std::vector<std::string>& argv, std::optional<uint64_t> bounding) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return {};
+// A non-root user to run CMD as (--user), resolved before forking: the
+// child must not call into NSS between fork and exec.
+struct RunAs {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+std::optional<RunAs> resolve_user(const std::string& spec, std::string* error) {
+  const passwd* pw = getpwnam(spec.c_str());
+  if (pw == nullptr) {
+    char* end = nullptr;
+    unsigned long uid = std::strtoul(spec.c_str(), &end, 10);
+    if (!spec.empty() && *end == '\0') pw = getpwuid(static_cast<uid_t>(uid));
+  }
+  if (pw == nullptr) {
+    *error = fmt::format("--user {}: no such user (give a name or uid from /etc/passwd)", spec);
+    return std::nullopt;
+  }
+  RunAs u{pw->pw_name, pw->pw_uid, pw->pw_gid, {}};
+  int n = 64;
+  u.groups.resize(n);
+  if (getgrouplist(pw->pw_name, pw->pw_gid, u.groups.data(), &n) < 0) {
+    u.groups.resize(n);
+    getgrouplist(pw->pw_name, pw->pw_gid, u.groups.data(), &n);
+  }
+  u.groups.resize(n);
+  return u;
+}
+
+// How a command runs: as root with its bounding set cut (--verify), and/or
+// as another user holding `caps` as ambient capabilities (--user).
+struct Confinement {
+  std::optional<uint64_t> bounding;
+  const RunAs* user = nullptr;
+};
+
+// The capabilities of the calling thread's bounding set.
+uint64_t bounding_set() {
+  uint64_t mask = 0;
+  for (int cap = 0; cap < 64; ++cap)
+    if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) mask |= 1ULL << cap;
+  return mask;
+}
+
+// In the child, as root: become the user and keep `caps` as permitted,
+// inheritable and ambient, so the command (not set-user-ID, without file
+// capabilities) starts with exactly them, as a systemd service with
+// AmbientCapabilities= would. An error message, or empty.
+std::string become(const RunAs& u, uint64_t caps) {
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(u.groups.size(), u.groups.data()) != 0 ||
+      setresgid(u.gid, u.gid, u.gid) != 0 || setresuid(u.uid, u.uid, u.uid) != 0)
+    return fmt::format("cannot switch to user {}: {}", u.name, std::strerror(errno));
+  __user_cap_header_struct head{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    auto word = static_cast<uint32_t>(caps >> (32 * i));
+    data[i] = {word, word, word};  // effective, permitted, inheritable
+  }
+  if (syscall(SYS_capset, &head, data) != 0)
+    return fmt::format("cannot set the capabilities of user {}: {}", u.name, std::strerror(errno));
+  for (int cap = 0; cap < 64; ++cap)
+    if ((caps & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
+      return fmt::format("cannot raise capability {} as ambient: {}", cap, std::strerror(errno));
+  return "";
+}
+
+// In the child: apply the confinement before exec. An error message, or empty.
+std::string confine(const Confinement& c) {
+  if (c.bounding)
+    for (int cap = 0; cap < 64; ++cap)
+      if (!(*c.bounding & (1ULL << cap))) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  return c.user ? become(*c.user, bounding_set()) : "";
+}
+
+// The child confines itself first and says so on `ready`: its own
+// setgroups, setresuid and capset are capscope's doing, not the command's, so
+// they happen before it joins the recorded cgroup.
+Child fork_held(const std::vector<std::string>& argv, const Confinement& confinement) {
+  int go_pipe[2], ready[2];
+  if (pipe2(go_pipe, O_CLOEXEC) != 0) return {};
+  if (pipe2(ready, O_CLOEXEC) != 0) {
+    close(go_pipe[0]);
+    close(go_pipe[1]);
+    return {};
+  }
   pid_t pid = fork();
   if (pid == 0) {
-    close(p[1]);
-    char go = 0;
-    if (read(p[0], &go, 1) != 1) _exit(127);  // capscope gave up
+    close(go_pipe[1]);
+    close(ready[0]);
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
-    if (bounding)
-      for (int cap = 0; cap < 64; ++cap)
-        if (!(*bounding & (1ULL << cap))) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (std::string why = confine(confinement); !why.empty()) {
+      fmt::print(stderr, "capscope: {}\n", why);
+      _exit(127);
+    }
+    char go = 1;
+    if (write(ready[1], &go, 1) != 1 || read(go_pipe[0], &go, 1) != 1)
+      _exit(127);  // capscope gave up
     execvp(args[0], args.data());
     fmt::print(stderr, "capscope: cannot run {}: {}\n", argv[0], std::strerror(errno));
     _exit(127);
   }
-  close(p[0]);
-  return {pid, p[1]};
+  close(go_pipe[0]);
+  close(ready[1]);
+  char confined = 0;
+  bool ok = pid > 0 && read(ready[0], &confined, 1) == 1;
+  close(ready[0]);
+  if (pid > 0 && !ok) {  // it said why on stderr
+    close(go_pipe[1]);
+    waitpid(pid, nullptr, 0);
+    return {.pid = -1, .release_fd = -1, .confine_failed = true};
+  }
+  return {pid, go_pipe[1]};
 }
 
 bool join_cgroup(const OwnCgroup& cg, pid_t pid, std::string* error) {
@@ -249,10 +351,18 @@ std::string save_aside(const profile::Profile& p) {
   return "";
 }
 
-int report(const RecordOptions& o, const profile::Profile& merged) {
-  advice::Format f{};
-  advice::parse_format(o.format, &f);
+// -o yaml is the JSON report written as YAML (the generic converter), so the
+// two carry the same fields.
+std::string report_text(const RecordOptions& o, const profile::Profile& merged) {
+  bool yaml = o.format == "yaml";
+  advice::Format f = advice::Format::Json;
+  if (!yaml) advice::parse_format(o.format, &f);
   std::string text = advice::render(advice::advise(merged), merged, f);
+  return yaml ? util::json_to_yaml(nlohmann::ordered_json::parse(text)) : text;
+}
+
+int report(const RecordOptions& o, const profile::Profile& merged) {
+  std::string text = report_text(o, merged);
   if (o.report_file.empty()) {
     std::cerr << text;
     return kExitOk;
@@ -263,8 +373,7 @@ int report(const RecordOptions& o, const profile::Profile& merged) {
   return kExitOk;
 }
 
-// One recorded run of the subject. With `bounding`, the command runs with its
-// bounding set cut to those capabilities (--verify).
+// One recorded run of the subject, its command run under `confinement`.
 struct RunOnce {
   profile::Profile profile;
   int status = -1;  // the command's exit status; -1 without a command
@@ -272,7 +381,7 @@ struct RunOnce {
 
 std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& name,
                                   capture::Backend backend, bool verbose,
-                                  std::optional<uint64_t> bounding, std::string* error) {
+                                  const Confinement& confinement, std::string* error) {
   std::optional<OwnCgroup> own;
   uint64_t cgroup_id = 0;
   if (!o.command.empty()) {
@@ -292,7 +401,10 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
-    child = fork_held(o.command, bounding);
+    child = fork_held(o.command, confinement);
+    if (child.confine_failed)
+      return *error = "the command could not be started as asked (the reason is above)",
+             std::nullopt;
     if (child.pid < 0)
       return *error = fmt::format("cannot fork: {}", std::strerror(errno)), std::nullopt;
     if (!join_cgroup(*own, child.pid, error)) {
@@ -323,7 +435,8 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     }
   }
   spdlog::info("recording \"{}\" with the {} backend{}", name,
-               capture::backend_name(cap->backend()), bounding ? " (confined, to verify)" : "");
+               capture::backend_name(cap->backend()),
+               confinement.bounding ? " (confined, to verify)" : "");
   // Like time(1): Ctrl-C is the command's to handle; capscope waits for it to end.
   std::signal(SIGINT, child.pid > 0 ? SIG_IGN : on_stop_signal);
   std::signal(SIGQUIT, child.pid > 0 ? SIG_IGN : SIG_DFL);
@@ -377,10 +490,10 @@ std::string what_changed(const RunOnce& base, const RunOnce& confined) {
 // --verify: run again confined to the advice, then with each advised
 // capability taken away in turn, and say what holds.
 int verify(const RecordOptions& o, const std::string& name, capture::Backend backend, bool verbose,
-           const RunOnce& base, const std::vector<int>& advised) {
+           const RunAs* user, const RunOnce& base, const std::vector<int>& advised) {
   std::string error;
   uint64_t mask = tables::mask_of(advised);
-  auto confined = record_run(o, name, backend, verbose, mask, &error);
+  auto confined = record_run(o, name, backend, verbose, {mask, user}, &error);
   if (!confined) return failure("--verify: " + error);
   std::string names = advised.empty() ? "no capabilities" : [&] {
     std::vector<std::string> v;
@@ -388,18 +501,18 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
     for (int c : advised) v.push_back(tables::cap_short_name(c));
     return fmt::format("{}", fmt::join(v, ","));
   }();
+  std::string how = user ? "bounding and ambient sets, as user " + user->name
+                         : std::string("bounding set, as root");
   std::string changed = what_changed(base, *confined);
   if (!changed.empty()) {
-    std::cerr << fmt::format("verify: confined to {} (bounding set, as root) it fails: {}\n", names,
-                             changed);
+    std::cerr << fmt::format("verify: confined to {} ({}) it fails: {}\n", names, how, changed);
     return kExitFailure;
   }
   std::cerr << fmt::format(
-      "verify: confined to {} (bounding set, as root): exit {} as before, no new denials: the "
-      "advice holds\n",
-      names, confined->status);
+      "verify: confined to {} ({}): exit {} as before, no new denials: the advice holds\n", names,
+      how, confined->status);
   for (int cap : advised) {
-    auto fewer = record_run(o, name, backend, verbose, mask & ~(1ULL << cap), &error);
+    auto fewer = record_run(o, name, backend, verbose, {mask & ~(1ULL << cap), user}, &error);
     if (!fewer) return failure("--verify: " + error);
     std::string broke = what_changed(base, *fewer);
     std::cerr << fmt::format(
@@ -411,9 +524,9 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
 
 int run_record(const RecordOptions& o, const GlobalOptions& g) {
   advice::Format fmt_check{};
-  if (!advice::parse_format(o.format, &fmt_check))
+  if (o.format != "yaml" && !advice::parse_format(o.format, &fmt_check))
     return usage_error(fmt::format(
-        "-o {}: not a report format (text, json, k8s, docker, compose, systemd, setcap)",
+        "-o {}: not a report format (text, json, yaml, k8s, docker, compose, systemd, setcap)",
         o.format));
   int subjects = !o.command.empty() + !o.cgroup.empty() + (o.pid != 0);
   if (subjects != 1)
@@ -434,10 +547,17 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   if (auto why = privilege_problem(); !why.empty()) return failure(why);
 
   std::string error;
+  std::optional<RunAs> user;
+  if (!o.user.empty()) {
+    if (o.command.empty()) return usage_error("--user needs -- CMD ARGS...");
+    user = resolve_user(o.user, &error);
+    if (!user) return usage_error(error);
+  }
   // The store first: a bad --db fails before anything runs.
   auto db = store::ProfileStore::open(o.db, &error);
   if (!db) return failure(error);
-  auto run = record_run(o, name, *backend, g.verbose, std::nullopt, &error);
+  const RunAs* as = user ? &*user : nullptr;
+  auto run = record_run(o, name, *backend, g.verbose, {std::nullopt, as}, &error);
   if (!run) return failure(error);
   const profile::Profile& p = run->profile;
   if (!db->merge_save(p, &error)) {
@@ -454,7 +574,7 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   auto merged = db->load(name, &load_error).value_or(p);
   int rc = report(o, merged);
   if (o.verify) {
-    int vrc = verify(o, name, *backend, g.verbose, *run, merged.needed());
+    int vrc = verify(o, name, *backend, g.verbose, as, *run, merged.needed());
     if (vrc != kExitOk) return vrc;
   }
   if (run->status >= 0) return run->status;
@@ -471,7 +591,7 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
   r->add_option("--db", o->db, "Profile database")->capture_default_str();
   r->add_option("--report", o->report_file, "Write the report here instead of stderr");
   r->add_option("-o,--output", o->format,
-                "Report format: text, json, k8s, docker, compose, systemd, setcap")
+                "Report format: text, json, yaml, k8s, docker, compose, systemd, setcap")
       ->capture_default_str();
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
   r->add_option("--pid", o->pid, "Record a running process and its descendants, until it exits");
@@ -479,6 +599,9 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
   r->add_flag("--verify", o->verify,
               "Then run the command again confined to the advice, and once without each advised "
               "capability, and report what holds");
+  r->add_option("--user", o->user,
+                "Run the command as this user (name or uid), holding the bounding set's "
+                "capabilities as ambient ones; --verify then confines those");
   r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();
   r->add_option("command", o->command, "The command to run and record (after --)");

@@ -12,49 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "helpers.h"
+#include "record_fixture.h"
 
 using nlohmann::json;
 using namespace capscope::runtime_test;
 
 namespace {
-
-class RecordRuntime : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
-    dir_ = fs::temp_directory_path() / ("capscope-record-" + std::to_string(getpid()));
-    fs::create_directories(dir_);
-    db_ = (dir_ / "profiles.db").string();
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // `capscope record` with the backend under test; returns its exit status.
-  int record(const std::string& name, const std::string& command, const std::string& extra = "") {
-    std::string backend = test_backend().empty() ? "" : " --backend " + test_backend();
-    return sh(capscope_binary() + " record --db " + db_ + " --name " + name + backend + " -o json" +
-              " --report " + report_file() + " " + extra + " -- " + command + " 2>" +
-              (dir_ / "stderr").string());
-  }
-  std::string report_file() const { return (dir_ / "report.json").string(); }
-  json report() const { return json::parse(read_file(report_file())); }
-  std::string stderr_text() const { return read_file(dir_ / "stderr"); }
-  // Waits (up to 30 s: a guest under emulation is slow) until a spawned
-  // `record` says it is recording.
-  bool wait_recording() const {
-    for (int i = 0; i < 600; ++i) {
-      if (stderr_text().find("recording") != std::string::npos) return true;
-      usleep(50'000);
-    }
-    return false;
-  }
-  std::string advise(const std::string& name, const std::string& format) {
-    return capture(capscope_binary() + " advise " + name + " --db " + db_ + " -f " + format);
-  }
-
-  fs::path dir_;
-  std::string db_;
-};
 
 // /bin/true makes only the mmap/brk/execve probes: no capability to add.
 TEST_F(RecordRuntime, TrueNeedsNoCapabilities) {
