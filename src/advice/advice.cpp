@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "enrich/file_privilege.h"
 #include "tables/capabilities.h"
 
 namespace capscope::advice {
@@ -21,6 +22,7 @@ using profile::UseStats;
 // (the container runtimes' historical defaults); "restricted" allows only
 // NET_BIND_SERVICE.
 constexpr int kNetBindService = 10;
+constexpr int kSysAdmin = 21;
 constexpr int kBaselineCaps[] = {29 /*AUDIT_WRITE*/,
                                  0 /*CHOWN*/,
                                  1 /*DAC_OVERRIDE*/,
@@ -74,6 +76,101 @@ CapAdvice advise_cap(const Profile& p, int cap) {
   return c;
 }
 
+// "cap_net_bind_service": setcap's spelling.
+std::string setcap_name(int cap) {
+  std::string n = "cap_" + tables::cap_short_name(cap);
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  return n;
+}
+
+// A workload whose processes all ran as a non-root user.
+bool ran_as_user_only(const Profile& p) { return p.held.ran_as_user && !p.held.ran_as_root; }
+
+std::string privilege_of(const FilePrivilege& f) {
+  std::vector<std::string> v;
+  if (f.setuid) v.push_back(fmt::format("set-user-ID uid {}", f.owner_uid));
+  if (f.setgid) v.push_back(fmt::format("set-group-ID gid {}", f.owner_gid));
+  if (f.caps) v.push_back("file capabilities " + setcap_text(*f.caps));
+  return fmt::format("{}", fmt::join(v, ", "));
+}
+
+Escalation escalation_of(const Profile& p, const std::vector<CapAdvice>& add) {
+  Escalation e;
+  for (const auto& [path, b] : p.privileged_binaries)
+    if (b.raised > 0) {
+      e.raised_by_exec = true;
+      e.evidence = fmt::format("keep it allowed: {} raised its privileges through exec {} ({})",
+                               path, times(b.raised), privilege_of(b.file));
+      return e;
+    }
+  if (ran_as_user_only(p) && !add.empty()) {
+    e.needs_file_caps = true;
+    e.evidence =
+        "keep it allowed where the capabilities come from file capabilities (non-root, no "
+        "ambient set): no_new_privs turns them off";
+    return e;
+  }
+  e.evidence = "safe to forbid: no process gained privileges through exec";
+  for (const auto& [path, b] : p.privileged_binaries)
+    if (b.held_back > 0)
+      e.evidence += fmt::format("; {} ({}) already ran without them under no_new_privs", path,
+                                privilege_of(b.file));
+  if (std::any_of(add.begin(), add.end(), [](const CapAdvice& c) { return c.cap == kSysAdmin; }))
+    e.evidence += " (Kubernetes allows escalation anyway for a container given SYS_ADMIN)";
+  return e;
+}
+
+// Each binary that made a needed check, and the needed capabilities it checked.
+std::map<std::string, std::vector<int>> needs_by_binary(const std::vector<CapAdvice>& add,
+                                                        const Profile& p) {
+  std::map<std::string, std::vector<int>> out;
+  for (const auto& c : add)
+    for (const auto& [key, stats] : p.rows_of(c.cap)) {
+      if (!key.audit) continue;
+      for (const auto& [bin, use] : stats->binaries) {
+        auto& v = out[bin];
+        if (std::find(v.begin(), v.end(), c.cap) == v.end()) v.push_back(c.cap);
+      }
+    }
+  return out;
+}
+
+std::string setcap_list(const std::vector<int>& caps) {
+  std::vector<std::string> names;
+  names.reserve(caps.size());
+  for (int cap : caps) names.push_back(setcap_name(cap));
+  return fmt::format("{}", fmt::join(names, ","));
+}
+
+// Kubernetes' runtimes and Docker give a non-root container its added
+// capabilities in the bounding and inheritable sets only; without an ambient
+// set, exec as non-root clears the rest. What does work, one line each.
+std::vector<std::string> non_root_plan(const std::vector<CapAdvice>& add, const Profile& p) {
+  if (!ran_as_user_only(p) || add.empty()) return {};
+  std::vector<std::string> plan = {
+      "it ran as a non-root user: Kubernetes and Docker put added capabilities only in the "
+      "bounding and inheritable sets (they set no ambient capabilities), so the process gets "
+      "them only from file capabilities on its binary, set in the image, with "
+      "allowPrivilegeEscalation left true:"};
+  for (const auto& [bin, caps] : needs_by_binary(add, p)) {
+    auto known = p.privileged_binaries.find(bin);
+    if (known != p.privileged_binaries.end() && known->second.file.caps &&
+        (tables::mask_of(caps) & ~known->second.file.caps->permitted) == 0)
+      plan.push_back(
+          fmt::format("  {} already carries {}", bin, setcap_text(*known->second.file.caps)));
+    else
+      plan.push_back(fmt::format("  setcap {}+ep {}", setcap_list(caps), bin));
+  }
+  if (add.size() == 1 && add[0].cap == kNetBindService)
+    plan.emplace_back(
+        "or, with no capability at all: the pod sysctl net.ipv4.ip_unprivileged_port_start set "
+        "to the lowest port it binds");
+  plan.emplace_back(
+      "Podman makes added capabilities ambient for a non-root user, and systemd does with "
+      "AmbientCapabilities=: there no file capabilities are needed");
+  return plan;
+}
+
 std::string k8s_list(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += "      - " + n + "\n";
@@ -101,7 +198,11 @@ std::string render_k8s(const Advice& a, const Profile& p) {
     out += fmt::format("# probed only (no-audit checks, not needed): {}\n", fmt::join(names, ", "));
   }
   for (const auto& w : a.warnings) out += "# warning: " + w + "\n";
-  out += "securityContext:\n  capabilities:\n    drop:\n      - ALL\n";
+  out += "# allowPrivilegeEscalation: " + a.escalation.evidence + "\n";
+  for (const auto& line : a.non_root_plan) out += "# " + line + "\n";
+  out += fmt::format("securityContext:\n  allowPrivilegeEscalation: {}\n",
+                     a.escalation.can_forbid() ? "false" : "true");
+  out += "  capabilities:\n    drop:\n      - ALL\n";
   if (!a.add.empty()) out += "    add:\n" + k8s_list(short_names(a));
   return out;
 }
@@ -115,6 +216,7 @@ std::string render_compose(const Advice& a, const Profile& p) {
     out += "    cap_add:\n";
     for (const auto& n : short_names(a)) out += "      - " + n + "\n";
   }
+  if (a.escalation.can_forbid()) out += "    security_opt:\n      - no-new-privileges:true\n";
   return out;
 }
 
@@ -127,45 +229,30 @@ std::string render_systemd(const Advice& a, const Profile& p) {
   std::string caps = fmt::format("{}", fmt::join(names, " "));
   std::string out = "# " + header(a, p) + "\n[Service]\n";
   out += "CapabilityBoundingSet=" + caps + "\n";
-  if (names.empty())
-    out += "NoNewPrivileges=yes\n";
-  else if (p.held.ran_as_user)
+  if (!names.empty() && p.held.ran_as_user)
     out += "AmbientCapabilities=" + caps + "\n";
-  else
+  else if (!names.empty())
     out += "# it ran as root; with User= set, add AmbientCapabilities=" + caps + "\n";
+  // Ambient capabilities survive no_new_privs: only a raising exec needs it off.
+  if (!a.escalation.raised_by_exec) out += "NoNewPrivileges=yes\n";
   return out;
-}
-
-// "cap_net_bind_service": setcap's spelling.
-std::string setcap_name(int cap) {
-  std::string n = "cap_" + tables::cap_short_name(cap);
-  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
-  return n;
 }
 
 // setcap lines for each binary that made a needed check: the capabilities it
 // needed, permitted and effective, for running it as a non-root user.
 std::string render_setcap(const Advice& a, const Profile& p) {
-  std::map<std::string, std::vector<std::string>> per_binary;
-  for (const auto& c : a.add)
-    for (const auto& [key, stats] : p.rows_of(c.cap)) {
-      if (!key.audit) continue;
-      for (const auto& [bin, use] : stats->binaries) {
-        auto& v = per_binary[bin];
-        if (std::find(v.begin(), v.end(), setcap_name(c.cap)) == v.end())
-          v.push_back(setcap_name(c.cap));
-      }
-    }
+  auto per_binary = needs_by_binary(a.add, p);
   std::string out = "# " + header(a, p) + "\n";
   if (per_binary.empty()) out += "# no binary needs a capability\n";
   for (const auto& [bin, caps] : per_binary)
-    out += fmt::format("setcap {}+ep {}\n", fmt::join(caps, ","), bin);
+    out += fmt::format("setcap {}+ep {}\n", setcap_list(caps), bin);
   return out;
 }
 
 std::string render_docker(const Advice& a) {
   std::string out = "--cap-drop=ALL";
   for (const auto& n : short_names(a)) out += " --cap-add=" + n;
+  if (a.escalation.can_forbid()) out += " --security-opt=no-new-privileges";
   return out + "\n";
 }
 
@@ -195,6 +282,9 @@ std::string render_json(const Advice& a, const Profile& p) {
   for (int cap : a.probes) probes.push_back(tables::cap_short_name(cap));
   j["probes"] = probes;
   j["pod_security_standard"] = pss_name(a.pss);
+  j["allow_privilege_escalation"] = !a.escalation.can_forbid();
+  j["privilege_escalation"] = a.escalation.evidence;
+  j["non_root_plan"] = a.non_root_plan;
   j["warnings"] = a.warnings;
   return j.dump(2) + "\n";
 }
@@ -207,6 +297,8 @@ std::string render_text(const Advice& a, const Profile& p) {
   for (int cap : a.probes)
     out += fmt::format("  {:<20} probed only (no-audit): not needed\n", tables::cap_name(cap));
   for (const auto& w : a.warnings) out += "  warning: " + w + "\n";
+  out += "  privilege escalation: " + a.escalation.evidence + "\n";
+  for (const auto& line : a.non_root_plan) out += "  " + line + "\n";
   out += "  docker/podman: " + render_docker(a);
   return out;
 }
@@ -230,6 +322,8 @@ Advice advise(const Profile& p) {
   for (int cap : p.needed()) a.add.push_back(advise_cap(p, cap));
   a.probes = p.probes_only();
   a.pss = pss_level_for(p.needed());
+  a.escalation = escalation_of(p, a.add);
+  a.non_root_plan = non_root_plan(a.add, p);
   if (a.pss != PssLevel::Restricted)
     a.warnings.push_back(fmt::format(
         "the Pod Security Standards \"restricted\" profile allows adding only NET_BIND_SERVICE; "

@@ -19,11 +19,25 @@ struct CapAdvice {
 // Pod Security Standards levels a set of added capabilities fits.
 enum class PssLevel { Restricted, Baseline, Privileged };
 
+// Whether the workload can run with no_new_privs (Kubernetes'
+// allowPrivilegeEscalation: false, docker's no-new-privileges), which stops
+// set-user-ID, set-group-ID and file capabilities from raising anything at exec.
+struct Escalation {
+  bool raised_by_exec = false;   // a binary's set-ID bits or file capabilities raised privileges
+  bool needs_file_caps = false;  // non-root without ambient capabilities: only file caps work
+  std::string evidence;          // one line
+  [[nodiscard]] bool can_forbid() const { return !raised_by_exec && !needs_file_caps; }
+};
+
 struct Advice {
   std::string profile;
   std::vector<CapAdvice> add;  // needed: audited checks, ascending by number
   std::vector<int> probes;     // no-audit only: listed, never added
   PssLevel pss = PssLevel::Restricted;
+  Escalation escalation;
+  // It ran as a non-root user and needs capabilities: how they can reach it,
+  // one line each (a runtime's add list alone does not do it).
+  std::vector<std::string> non_root_plan;
   std::vector<std::string> warnings;
 };
 

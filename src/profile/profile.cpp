@@ -35,6 +35,13 @@ void HeldSets::merge(const HeldSets& o) {
   no_new_privs |= o.no_new_privs;
 }
 
+void PrivilegedBinary::merge(const PrivilegedBinary& o) {
+  file = o.file;  // the newest run's view of the file
+  execs += o.execs;
+  raised += o.raised;
+  held_back += o.held_back;
+}
+
 void Profile::add(const Observation& o) {
   UseStats one;
   one.count = o.count;
@@ -53,6 +60,7 @@ void Profile::merge(const Profile& o) {
   last_run_ns = std::max(last_run_ns, o.last_run_ns);
   for (const auto& [key, stats] : o.uses) uses[key].merge(stats);
   held.merge(o.held);
+  for (const auto& [path, b] : o.privileged_binaries) privileged_binaries[path].merge(b);
 }
 
 std::vector<int> Profile::needed() const {

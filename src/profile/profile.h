@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "enrich/file_privilege.h"
 #include "model/records.h"
 
 namespace capscope::profile {
@@ -51,6 +52,17 @@ struct HeldSets {
   void merge(const HeldSets& o);
 };
 
+// An executed binary that carries privilege of its own (a set-ID bit or file
+// capabilities), and what its execs did with it. Only such binaries are kept.
+struct PrivilegedBinary {
+  FilePrivilege file;
+  uint64_t execs = 0;
+  uint64_t raised = 0;     // execs that raised the process's ids or capabilities through it
+  uint64_t held_back = 0;  // execs where no_new_privs kept its privilege from the process
+
+  void merge(const PrivilegedBinary& o);
+};
+
 // One observed check group, as the recorder hands it over.
 struct Observation {
   UseKey key;
@@ -71,6 +83,7 @@ struct Profile {
   uint64_t first_run_ns = 0, last_run_ns = 0;
   std::map<UseKey, UseStats> uses;
   HeldSets held;
+  std::map<std::string, PrivilegedBinary> privileged_binaries;  // by path
 
   void add(const Observation& o);
   // Union of capabilities, summed counts and durations, runs added up.

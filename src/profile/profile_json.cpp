@@ -164,11 +164,76 @@ bool read_use(const json& u, size_t i, Profile* p, ImportError* error) {
   return true;
 }
 
+ordered_json privileged_to_json(const std::string& path, const PrivilegedBinary& b) {
+  ordered_json j = {{"path", path},
+                    {"setuid", b.file.setuid},
+                    {"setgid", b.file.setgid},
+                    {"owner_uid", b.file.owner_uid},
+                    {"owner_gid", b.file.owner_gid}};
+  if (b.file.caps)
+    j["file_capabilities"] = {{"permitted", cap_list(b.file.caps->permitted)},
+                              {"inheritable", cap_list(b.file.caps->inheritable)},
+                              {"effective", b.file.caps->effective},
+                              {"rootid", b.file.caps->rootid}};
+  j["execs"] = b.execs;
+  j["raised"] = b.raised;
+  j["held_back"] = b.held_back;
+  return j;
+}
+
+bool read_file_caps(const json& j, const std::string& where, const json::json_pointer& at,
+                    FileCaps* caps, ImportError* error) {
+  Fields f(j, where + ".file_capabilities", at, error);
+  std::vector<std::string> permitted, inheritable;
+  if (!f.may("permitted", &permitted) || !f.may("inheritable", &inheritable) ||
+      !f.may("effective", &caps->effective) || !f.may("rootid", &caps->rootid))
+    return false;
+  for (auto [names, mask] :
+       {std::pair{&permitted, &caps->permitted}, {&inheritable, &caps->inheritable}})
+    for (const auto& n : *names) {
+      auto cap = tables::cap_from_name(n);
+      if (!cap)
+        return fail_at(error, at,
+                       fmt::format("{}.file_capabilities: unknown capability \"{}\"", where, n));
+      *mask |= 1ULL << *cap;
+    }
+  return true;
+}
+
+bool read_privileged(const json& list, Profile* p, ImportError* error) {
+  auto at = json::json_pointer("/privileged_binaries");
+  if (!list.is_array())
+    return fail_at(error, at, "profile: field \"privileged_binaries\" has the wrong type");
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string where = fmt::format("privileged_binaries[{}]", i);
+    Fields f(list[i], where, at / i, error);
+    std::string path;
+    PrivilegedBinary b;
+    if (!f.need("path", &path) || !f.may("setuid", &b.file.setuid) ||
+        !f.may("setgid", &b.file.setgid) || !f.may("owner_uid", &b.file.owner_uid) ||
+        !f.may("owner_gid", &b.file.owner_gid) || !f.may("execs", &b.execs) ||
+        !f.may("raised", &b.raised) || !f.may("held_back", &b.held_back))
+      return false;
+    if (list[i].contains("file_capabilities")) {
+      FileCaps caps;
+      if (!read_file_caps(list[i]["file_capabilities"], where, at / i / "file_capabilities", &caps,
+                          error))
+        return false;
+      b.file.caps = caps;
+    }
+    p->privileged_binaries[path].merge(b);
+  }
+  return true;
+}
+
 }  // namespace
 
 ordered_json to_export_json(const Profile& p) {
   ordered_json uses = ordered_json::array();
   for (const auto& [k, s] : p.uses) uses.push_back(use_to_json(k, s));
+  ordered_json privileged = ordered_json::array();
+  for (const auto& [path, b] : p.privileged_binaries)
+    privileged.push_back(privileged_to_json(path, b));
   return {{"capscope_profile", kExportFormatVersion},
           {"name", p.name},
           {"subject", p.subject},
@@ -185,7 +250,8 @@ ordered_json to_export_json(const Profile& p) {
             {"ran_as_root", p.held.ran_as_root},
             {"ran_as_user", p.held.ran_as_user},
             {"no_new_privs", p.held.no_new_privs}}},
-          {"uses", uses}};
+          {"uses", uses},
+          {"privileged_binaries", privileged}};
 }
 
 std::optional<Profile> from_export_json(const json& j, ImportError* error) {
@@ -215,6 +281,8 @@ std::optional<Profile> from_export_json(const json& j, ImportError* error) {
   }
   for (size_t i = 0; i < uses.size(); ++i)
     if (!read_use(uses[i], i, &p, error)) return std::nullopt;
+  if (j.contains("privileged_binaries") && !read_privileged(j["privileged_binaries"], &p, error))
+    return std::nullopt;
   return p;
 }
 

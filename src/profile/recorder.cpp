@@ -42,6 +42,29 @@ void Recorder::on_exec(const ExecRecord& e) {
   if (subject_cgroup_ != 0 && e.cgroup_id != subject_cgroup_) return;
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
   add_held(e.caps, e.euid, e.no_new_privs);
+  note_privileged_exec(e);
+}
+
+// Whether the exec used the binary's own privilege: set-ID bits make the
+// effective id the file's owner while the real id stays; file capabilities
+// give a non-root process permitted capabilities beyond its ambient ones.
+// no_new_privs keeps both from happening. The file is read through
+// /proc/PID/exe (right in any mount namespace) while the process lives.
+void Recorder::note_privileged_exec(const ExecRecord& e) {
+  auto file = read_file_privilege("/proc/" + std::to_string(e.pid) + "/exe");
+  if (!file && e.filename.starts_with('/')) file = read_file_privilege(e.filename);
+  if (!file || !file->any()) return;
+  bool raised = (file->setuid && e.euid == file->owner_uid && e.uid != e.euid) ||
+                (file->setgid && e.egid == file->owner_gid && e.gid != e.egid) ||
+                (file->caps && e.euid != 0 && (e.caps.permitted & ~e.caps.ambient) != 0);
+  bool could_raise = (file->setuid && file->owner_uid != e.uid) ||
+                     (file->setgid && file->owner_gid != e.gid) || (file->caps && e.euid != 0);
+  PrivilegedBinary b;
+  b.file = *file;
+  b.execs = 1;
+  b.raised = raised ? 1 : 0;
+  b.held_back = !raised && could_raise && e.no_new_privs ? 1 : 0;
+  profile_.privileged_binaries[e.filename].merge(b);
 }
 
 void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {

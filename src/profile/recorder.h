@@ -48,6 +48,7 @@ class Recorder {
   void on_fork(const ForkRecord& f);
   void on_check(const CapCheck& c);
   void add_held(const CapSets& caps, uint32_t euid, bool no_new_privs);
+  void note_privileged_exec(const ExecRecord& e);
   [[nodiscard]] const Program* program_of(uint32_t pid, uint32_t exec_seq) const;
   [[nodiscard]] uint64_t wall(uint64_t mono_ns) const;
 

@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS use_binaries(
   profile TEXT NOT NULL, cap INTEGER NOT NULL, granted INTEGER NOT NULL, audit INTEGER NOT NULL,
   binary TEXT NOT NULL, sample_args TEXT NOT NULL, count INTEGER NOT NULL,
   PRIMARY KEY(profile, cap, granted, audit, binary));
+CREATE TABLE IF NOT EXISTS privileged_binaries(
+  profile TEXT NOT NULL, binary TEXT NOT NULL, setuid INTEGER NOT NULL, setgid INTEGER NOT NULL,
+  owner_uid INTEGER NOT NULL, owner_gid INTEGER NOT NULL, has_file_caps INTEGER NOT NULL,
+  file_permitted INTEGER NOT NULL, file_inheritable INTEGER NOT NULL,
+  file_effective INTEGER NOT NULL, file_rootid INTEGER NOT NULL,
+  execs INTEGER NOT NULL, raised INTEGER NOT NULL, held_back INTEGER NOT NULL,
+  PRIMARY KEY(profile, binary));
 )sql";
 
 // A prepared statement, finalized on scope exit.
@@ -194,7 +201,49 @@ std::optional<Profile> ProfileStore::load(const std::string& name, std::string* 
     *error = describe(bins.rc(), "cannot read profile " + name);
     return std::nullopt;
   }
+  if (!load_privileged_binaries(&p, error)) return std::nullopt;
   return p;
+}
+
+bool ProfileStore::load_privileged_binaries(Profile* p, std::string* error) {
+  Stmt s(db_,
+         "SELECT binary, setuid, setgid, owner_uid, owner_gid, has_file_caps, file_permitted, "
+         "file_inheritable, file_effective, file_rootid, execs, raised, held_back "
+         "FROM privileged_binaries WHERE profile = ?1");
+  s.bind(1, p->name);
+  while (s.step() == SQLITE_ROW) {
+    profile::PrivilegedBinary& b = p->privileged_binaries[s.text(0)];
+    b.file.setuid = s.i64(1) != 0;
+    b.file.setgid = s.i64(2) != 0;
+    b.file.owner_uid = static_cast<uint32_t>(s.i64(3));
+    b.file.owner_gid = static_cast<uint32_t>(s.i64(4));
+    if (s.i64(5) != 0)
+      b.file.caps = FileCaps{static_cast<uint64_t>(s.i64(6)), static_cast<uint64_t>(s.i64(7)),
+                             s.i64(8) != 0, static_cast<uint32_t>(s.i64(9))};
+    b.execs = s.i64(10);
+    b.raised = s.i64(11);
+    b.held_back = s.i64(12);
+  }
+  if (s.rc() == SQLITE_DONE) return true;
+  *error = describe(s.rc(), "cannot read profile " + p->name);
+  return false;
+}
+
+bool ProfileStore::write_privileged_binaries(const Profile& p, std::string* error) {
+  Stmt s(db_,
+         "INSERT INTO privileged_binaries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
+  for (const auto& [path, b] : p.privileged_binaries) {
+    s.reset();
+    FileCaps caps = b.file.caps.value_or(FileCaps{});
+    s.bind(1, p.name).bind(2, path).bind(3, b.file.setuid ? 1 : 0).bind(4, b.file.setgid ? 1 : 0);
+    s.bind(5, b.file.owner_uid).bind(6, b.file.owner_gid).bind(7, b.file.caps ? 1 : 0);
+    s.bind(8, static_cast<int64_t>(caps.permitted)).bind(9, static_cast<int64_t>(caps.inheritable));
+    s.bind(10, caps.effective ? 1 : 0).bind(11, caps.rootid);
+    s.bind(12, static_cast<int64_t>(b.execs)).bind(13, static_cast<int64_t>(b.raised));
+    s.bind(14, static_cast<int64_t>(b.held_back));
+    if (s.step() != SQLITE_DONE) return *error = describe(s.rc(), "cannot save " + p.name), false;
+  }
+  return true;
 }
 
 bool ProfileStore::erase_rows(const std::string& name, const std::string& what, bool* found,
@@ -203,7 +252,8 @@ bool ProfileStore::erase_rows(const std::string& name, const std::string& what, 
   for (const char* del :
        {"DELETE FROM profiles WHERE name = ?1", "DELETE FROM uses WHERE profile = ?1",
         "DELETE FROM use_syscalls WHERE profile = ?1",
-        "DELETE FROM use_binaries WHERE profile = ?1"}) {
+        "DELETE FROM use_binaries WHERE profile = ?1",
+        "DELETE FROM privileged_binaries WHERE profile = ?1"}) {
     Stmt s(db_, del);
     s.bind(1, name);
     if (s.step() != SQLITE_DONE) return *error = describe(s.rc(), what), false;
@@ -248,7 +298,7 @@ bool ProfileStore::write_profile(const Profile& p, std::string* error) {
       if (bin.step() != SQLITE_DONE) return *error = describe(bin.rc(), "cannot save " + n), false;
     }
   }
-  return true;
+  return write_privileged_binaries(p, error);
 }
 
 bool ProfileStore::merge_save(const Profile& p, std::string* error) {

@@ -81,7 +81,7 @@ add_program() {
 }
 
 # The commands the runtime tests run, as the host has them.
-GUEST_COMMANDS=(sh dash bash chown nice chroot unshare mount umount dmesg setpriv setsid true cat
+GUEST_COMMANDS=(sh dash bash chown nice chroot unshare mount umount dmesg setpriv setsid setcap true cat
   sleep awk mountpoint grep sed id touch kill ls rm mkdir echo env)
 
 build_initramfs() {

@@ -25,7 +25,7 @@ TEST_F(RecordRuntime, TrueNeedsNoCapabilities) {
   json r = report();
   EXPECT_TRUE(r.at("add").empty()) << r.dump();
   EXPECT_EQ(r.at("probes"), json::array({"SYS_ADMIN"})) << r.dump();
-  EXPECT_EQ(advise("true", "docker"), "--cap-drop=ALL");
+  EXPECT_EQ(advise("true", "docker"), "--cap-drop=ALL --security-opt=no-new-privileges");
 }
 
 // chown as root needs CHOWN (audited, granted, in fchownat by /usr/bin/chown),
@@ -96,7 +96,8 @@ TEST_F(RecordRuntime, DiffFlagsNewNeedsAndExportImportRoundTrips) {
   ASSERT_EQ(sh(bin + "import " + as_yaml + " --name v2yaml" + db + " >/dev/null"), 0);
   std::string same = capture(bin + "diff v2 v2yaml" + db + "; echo rc=$?");
   EXPECT_NE(same.find("v2 and v2yaml need the same capabilities\nrc=0"), std::string::npos) << same;
-  EXPECT_EQ(advise("v2copy", "docker"), "--cap-drop=ALL --cap-add=CHOWN --cap-add=SYS_NICE");
+  EXPECT_EQ(advise("v2copy", "docker"),
+            "--cap-drop=ALL --cap-add=CHOWN --cap-add=SYS_NICE --security-opt=no-new-privileges");
 }
 
 // --pid follows a running process and what it forks, until it exits; a chown
@@ -186,7 +187,8 @@ TEST_F(RecordRuntime, LockedStoreSavesTheRunAsideForImport) {
   ASSERT_EQ(sh(capscope_binary() + " profile import " + aside + " --db " + db_ + " >/dev/null"), 0)
       << aside;
   fs::remove(aside);
-  EXPECT_EQ(advise("aside", "docker"), "--cap-drop=ALL --cap-add=CHOWN");
+  EXPECT_EQ(advise("aside", "docker"),
+            "--cap-drop=ALL --cap-add=CHOWN --security-opt=no-new-privileges");
 }
 
 TEST_F(RecordRuntime, BadInputFailsWithOneLine) {

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -73,12 +74,21 @@ TEST_F(NginxRuntime, AdviceIsExactAndHoldsConfined) {
 class NeedsRuntime : public RecordRuntime {
  protected:
   // cs_needs FILE PORT: a root-owned file to chown, a low port to bind.
-  std::string needs_command() {
+  std::string needs_command(const std::string& program = helpers_dir() + "/cs_needs") {
     fs::path target = dir_ / "target";
     std::ofstream(target) << "x";
     int port = free_low_port();
     EXPECT_GT(port, 0) << "no free port below 1024 on 127.0.0.1";
-    return helpers_dir() + "/cs_needs " + target.string() + " " + std::to_string(port);
+    return program + " " + target.string() + " " + std::to_string(port);
+  }
+  // A copy of cs_needs in the test's directory, to give privilege of its own.
+  std::string needs_copy() {
+    fs::path copy = dir_ / "cs_needs_copy";
+    fs::copy_file(helpers_dir() + "/cs_needs", copy);
+    return copy.string();
+  }
+  json exported(const std::string& name) {
+    return json::parse(capture(capscope_binary() + " profile export " + name + " --db " + db_));
   }
 };
 
@@ -112,6 +122,54 @@ TEST_F(NeedsRuntime, AnUnknownUserIsRefusedBeforeAnythingRuns) {
   EXPECT_EQ(record("needs", "/bin/true", "--user capscope-no-such-user"), 2);
   EXPECT_TRUE(contains(stderr_text(), "--user capscope-no-such-user: no such user"))
       << stderr_text();
+}
+
+// The three capabilities as file capabilities, run as nobody: the exec raises
+// them (it clears the ambient set of a binary with file capabilities), so the
+// profile keeps the binary and the advice keeps privilege escalation allowed.
+TEST_F(NeedsRuntime, FileCapabilitiesAreRecordedAndKeepEscalationAllowed) {
+  std::string copy = needs_copy();
+  ASSERT_EQ(sh("setcap cap_chown,cap_net_bind_service,cap_sys_nice+ep " + copy), 0);
+  ASSERT_EQ(record("fcaps", needs_command(copy), "--user nobody"), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("add"), json::array({"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"})) << r.dump();
+  EXPECT_EQ(r.at("allow_privilege_escalation"), true) << r.dump();
+  std::string why = r.at("privilege_escalation");
+  EXPECT_TRUE(contains(why, copy + " raised its privileges through exec once (file capabilities "
+                                   "cap_chown,cap_net_bind_service,cap_sys_nice+ep)"))
+      << why;
+  EXPECT_TRUE(contains(r.at("non_root_plan").dump(), copy + " already carries")) << r.dump();
+  json p = exported("fcaps");
+  ASSERT_EQ(p.at("privileged_binaries").size(), 1u) << p.dump();
+  json b = p.at("privileged_binaries")[0];
+  EXPECT_EQ(b.at("path"), copy);
+  EXPECT_EQ(b.at("file_capabilities").at("permitted"),
+            json::array({"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SYS_NICE"}));
+  EXPECT_EQ(b.at("raised"), 1);
+}
+
+// Set-user-ID root, run as nobody: the exec raises the euid to 0.
+TEST_F(NeedsRuntime, SetUserIdExecIsRecordedAndKeepsEscalationAllowed) {
+  std::string copy = needs_copy();
+  ASSERT_EQ(chmod(copy.c_str(), 04755), 0);
+  ASSERT_EQ(record("suid", needs_command(copy), "--user nobody"), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("allow_privilege_escalation"), true) << r.dump();
+  std::string why = r.at("privilege_escalation");
+  EXPECT_TRUE(contains(why, copy + " raised its privileges through exec once (set-user-ID uid 0)"))
+      << why;
+  json b = exported("suid").at("privileged_binaries").at(0);
+  EXPECT_EQ(b.at("setuid"), true);
+  EXPECT_EQ(b.at("owner_uid"), 0);
+}
+
+// The same program without privilege of its own: nothing raised, so
+// no_new_privs is safe.
+TEST_F(NeedsRuntime, WithoutPrivilegedBinariesEscalationCanBeForbidden) {
+  ASSERT_EQ(record("plain", needs_command()), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("allow_privilege_escalation"), false) << r.dump();
+  EXPECT_TRUE(exported("plain").at("privileged_binaries").empty());
 }
 
 }  // namespace

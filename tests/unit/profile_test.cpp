@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "advice/advice.h"
 #include "profile/profile.h"
 #include "profile/profile_json.h"
@@ -20,7 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kChown = 0, kSysAdmin = 21, kSysNice = 23, kNetBind = 10, kSysModule = 16;
+constexpr int kChown = 0, kSysAdmin = 21, kSysNice = 23, kNetBind = 10, kSysModule = 16,
+              kNetRaw = 13;
 
 Observation obs(int cap, bool granted, bool audit, uint64_t count, std::string syscall,
                 std::string binary, std::string args = "") {
@@ -44,6 +47,21 @@ Profile web() {
   p.add(obs(kChown, true, true, 3, "fchownat", "/usr/bin/chown", "1:1 /tmp/f"));
   p.add(obs(kSysAdmin, true, false, 40, "mmap", "/usr/sbin/nginx"));
   p.add(obs(kSysNice, false, true, 2, "setpriority", "/usr/bin/nice", "-n -20 true"));
+  // ping ran with its file capability but did not need to raise it: it ran as root.
+  profile::PrivilegedBinary ping;
+  ping.file.caps = FileCaps{1ULL << kNetRaw, 0, true, 0};
+  ping.execs = 2;
+  p.privileged_binaries["/usr/bin/ping"] = ping;
+  return p;
+}
+
+// A web server run as a non-root user that needed to bind a low port.
+Profile non_root_server() {
+  Profile p;
+  p.name = "srv";
+  p.runs = 1;
+  p.held.ran_as_user = true;
+  p.add(obs(kNetBind, true, true, 1, "bind", "/usr/bin/srv"));
   return p;
 }
 
@@ -109,7 +127,75 @@ TEST(Advice, ProbesAreNeverAdded) {
   auto a = advice::advise(p);
   EXPECT_TRUE(a.add.empty());
   EXPECT_EQ(a.probes, (std::vector<int>{kSysAdmin}));
-  EXPECT_EQ(advice::render(a, p, advice::Format::Docker), "--cap-drop=ALL\n");
+  EXPECT_EQ(advice::render(a, p, advice::Format::Docker),
+            "--cap-drop=ALL --security-opt=no-new-privileges\n");
+}
+
+// A set-user-ID binary that raised the euid of a process: no_new_privs would
+// break it, so the advice keeps escalation allowed and names the binary.
+TEST(Advice, ARaisingExecKeepsEscalationAllowed) {
+  Profile p = web();
+  profile::PrivilegedBinary su;
+  su.file.setuid = true;
+  su.execs = 3;
+  su.raised = 2;
+  p.privileged_binaries["/usr/bin/su"] = su;
+  auto a = advice::advise(p);
+  EXPECT_FALSE(a.escalation.can_forbid());
+  EXPECT_NE(a.escalation.evidence.find("/usr/bin/su raised its privileges through exec 2 times "
+                                       "(set-user-ID uid 0)"),
+            std::string::npos)
+      << a.escalation.evidence;
+  std::string k8s = advice::render(a, p, advice::Format::K8s);
+  EXPECT_NE(k8s.find("  allowPrivilegeEscalation: true\n"), std::string::npos) << k8s;
+  EXPECT_EQ(advice::render(a, p, advice::Format::Docker).find("no-new-privileges"),
+            std::string::npos);
+  EXPECT_EQ(advice::render(a, p, advice::Format::Systemd).find("NoNewPrivileges"),
+            std::string::npos);
+}
+
+TEST(Advice, NoRaisingExecLetsEscalationBeForbidden) {
+  auto a = advice::advise(web());
+  EXPECT_TRUE(a.escalation.can_forbid()) << a.escalation.evidence;
+  EXPECT_NE(advice::render(a, web(), advice::Format::K8s).find("allowPrivilegeEscalation: false"),
+            std::string::npos);
+}
+
+// Non-root: Kubernetes sets no ambient capabilities, so add: alone would do
+// nothing; the advice gives file capabilities (or the port sysctl) instead.
+TEST(Advice, NonRootWorkloadsGetWhatActuallyWorks) {
+  Profile p = non_root_server();
+  auto a = advice::advise(p);
+  ASSERT_EQ(a.add.size(), 1u);
+  EXPECT_TRUE(a.escalation.needs_file_caps);
+  EXPECT_FALSE(a.escalation.can_forbid());
+  std::string plan = fmt::format("{}", fmt::join(a.non_root_plan, "\n"));
+  EXPECT_NE(plan.find("  setcap cap_net_bind_service+ep /usr/bin/srv"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("net.ipv4.ip_unprivileged_port_start"), std::string::npos) << plan;
+  std::string k8s = advice::render(a, p, advice::Format::K8s);
+  EXPECT_NE(k8s.find("# it ran as a non-root user"), std::string::npos) << k8s;
+  EXPECT_NE(k8s.find("allowPrivilegeEscalation: true"), std::string::npos) << k8s;
+  // systemd's ambient set needs no file capabilities, so no_new_privs is fine there.
+  std::string unit = advice::render(a, p, advice::Format::Systemd);
+  EXPECT_NE(unit.find("AmbientCapabilities=CAP_NET_BIND_SERVICE\nNoNewPrivileges=yes\n"),
+            std::string::npos)
+      << unit;
+}
+
+TEST(Advice, NonRootBinaryThatAlreadyCarriesItsCapabilitiesIsSaidSo) {
+  Profile p = non_root_server();
+  p.add(obs(kChown, true, true, 1, "chown", "/usr/bin/srv"));
+  profile::PrivilegedBinary srv;
+  srv.file.caps = FileCaps{(1ULL << kNetBind) | (1ULL << kChown), 0, true, 0};
+  srv.execs = srv.raised = 1;
+  p.privileged_binaries["/usr/bin/srv"] = srv;
+  auto a = advice::advise(p);
+  std::string plan = fmt::format("{}", fmt::join(a.non_root_plan, "\n"));
+  EXPECT_NE(plan.find("/usr/bin/srv already carries cap_chown,cap_net_bind_service+ep"),
+            std::string::npos)
+      << plan;
+  EXPECT_EQ(plan.find("ip_unprivileged_port_start"), std::string::npos) << plan;  // two caps
+  EXPECT_TRUE(a.escalation.raised_by_exec);
 }
 
 TEST(Advice, DeniedNeedsSayTheWorkloadTriedAndFailed) {
@@ -163,6 +249,31 @@ TEST(ProfileExport, RoundTrips) {
   }
 }
 
+TEST(ProfileExport, PrivilegedBinariesRoundTrip) {
+  Profile p = web();
+  profile::PrivilegedBinary su;
+  su.file = {true, false, 0, 0, FileCaps{1ULL << kChown, 1ULL << kSysNice, false, 1000}};
+  su.execs = 4;
+  su.raised = 3;
+  su.held_back = 1;
+  p.privileged_binaries["/usr/bin/su"] = su;
+  std::string error;
+  auto back =
+      profile::from_export_json(nlohmann::json::parse(profile::to_export_json(p).dump()), &error);
+  ASSERT_TRUE(back) << error;
+  ASSERT_EQ(back->privileged_binaries.size(), 2u);
+  const auto& b = back->privileged_binaries.at("/usr/bin/su");
+  EXPECT_TRUE(b.file.setuid);
+  ASSERT_TRUE(b.file.caps);
+  EXPECT_EQ(b.file.caps->permitted, 1ULL << kChown);
+  EXPECT_EQ(b.file.caps->inheritable, 1ULL << kSysNice);
+  EXPECT_EQ(b.file.caps->rootid, 1000u);
+  EXPECT_EQ(b.execs, 4u);
+  EXPECT_EQ(b.raised, 3u);
+  EXPECT_EQ(b.held_back, 1u);
+  EXPECT_FALSE(back->privileged_binaries.at("/usr/bin/ping").file.setuid);
+}
+
 TEST(ProfileExport, ErrorsNameTheField) {
   std::string error;
   using nlohmann::json;
@@ -205,6 +316,12 @@ TEST_F(StoreTest, SaveLoadMergesRuns) {
   EXPECT_EQ(p->uses.at({kSysNice, false, true}).binaries.at("/usr/bin/nice").sample_args,
             "-n -20 true");
   EXPECT_EQ(p->needed(), web().needed());
+  ASSERT_EQ(p->privileged_binaries.size(), 1u);
+  const auto& ping = p->privileged_binaries.at("/usr/bin/ping");
+  EXPECT_EQ(ping.execs, 4u);  // two runs of two
+  ASSERT_TRUE(ping.file.caps);
+  EXPECT_EQ(ping.file.caps->permitted, 1ULL << kNetRaw);
+  EXPECT_TRUE(ping.file.caps->effective);
   auto all = db->list(&error);
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 1u);
