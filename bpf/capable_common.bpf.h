@@ -351,15 +351,33 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
  */
 const volatile bool cs_walk_direct = false;
 
-static __always_inline int cs_walk_callsites(const struct cs_config *cfg, __u64 anchor, __u64 *miss)
+/*
+ * The address `ctx` points to, as a plain number: copying the pointer
+ * through memory hides it from the verifier, which forbids arithmetic on a
+ * context pointer. Done only when the walk reads through helpers, or for a
+ * sample.
+ */
+static __always_inline __u64 cs_stack_anchor(void *ctx)
+{
+	__u64 anchor = 0;
+
+	bpf_probe_read_kernel(&anchor, sizeof(anchor), &ctx);
+	return anchor;
+}
+
+static __always_inline int cs_walk_callsites(const struct cs_config *cfg, void *ctx, __u64 *miss)
 {
 	__u64 off = cfg->walk_start;
+	__u64 anchor = 0;
 	__u64 *stk = NULL;
 	int i;
 
 	*miss = 0;
+	/* The cast takes ctx as it is (its argument's type is ignored): no helper call. */
 	if (cs_walk_direct)
-		stk = bpf_rdonly_cast((void *)anchor, 0);
+		stk = bpf_rdonly_cast(ctx, 0);
+	else
+		anchor = cs_stack_anchor(ctx);
 	for (i = 0; i < CS_MAX_WALK; i++) {
 		struct cs_callsite *site;
 		__u64 ip = 0;
@@ -425,24 +443,11 @@ static __always_inline struct cs_audit cs_audit_from_opts(__u32 opts)
 	return a;
 }
 
-/*
- * The address `ctx` points to, as a plain number: copying the pointer
- * through memory hides it from the verifier, which forbids arithmetic on a
- * context pointer. Done only when a walk is needed.
- */
-static __always_inline __u64 cs_stack_anchor(void *ctx)
-{
-	__u64 anchor = 0;
-
-	bpf_probe_read_kernel(&anchor, sizeof(anchor), &ctx);
-	return anchor;
-}
-
 static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
-						    struct cs_counters *cnt, __u64 anchor,
+						    struct cs_counters *cnt, void *ctx,
 						    struct cs_audit *a)
 {
-	int d = cs_walk_callsites(cfg, anchor, &a->miss);
+	int d = cs_walk_callsites(cfg, ctx, &a->miss);
 
 	if (d > 0 && d != CS_SITE_SAMPLE) {
 		cs_audit_from_site(a, d);
@@ -453,7 +458,7 @@ static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
 	a->flags = CS_F_AUDIT;
 	cs_count(cnt, CS_CNT_WALK_MISS);
 	a->sample = cfg->learn != 0;
-	a->anchor = anchor;
+	a->anchor = cs_stack_anchor(ctx);
 }
 
 /* --unique: the state of a mount namespace, created on first use. */
@@ -625,6 +630,39 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	cs_task_comm(task, e->comm);
 }
 
+/*
+ * record: aggregation in the kernel.
+ *
+ * A check is counted in this CPU's slot of agg_cache, a per-CPU direct-mapped
+ * array: a repeated key costs one inlined lookup, a compare and a plain add,
+ * where the hash map costs a 32-byte jhash, a bucket walk and an atomic add.
+ * A slot taken by another key is evicted into the agg hash map (adding its
+ * count there); if the hash map is full the slot is kept and the check goes
+ * to the hash map itself, or out as a record (cs_handle_check).
+ *
+ * Draining without losing or double counting. Both maps come in two banks
+ * (slot index bank * CS_AGG_SLOTS + slot; the bank is part of the hash key),
+ * and a program run reads cs_config.agg_bank once and touches only that
+ * bank. User space (BpfCapture::drain_aggregates) flips agg_bank, then waits
+ * for an RCU grace period (membarrier(MEMBARRIER_CMD_GLOBAL) is
+ * synchronize_rcu()): every program run is an RCU read-side critical section
+ * (tracepoint and kprobe programs run with preemption off, trampolines under
+ * rcu_read_lock()), so once it returns every run that could have read the old
+ * bank number has finished, its writes visible, and every later run uses the
+ * new bank. The old bank is then quiescent: user space reads every slot of
+ * it on every CPU and every hash entry of it, and zeroes or deletes each
+ * before the next flip makes the bank live again. Each check is counted once,
+ * in the bank it read, and that bank is drained exactly once after it. (With
+ * one map, a lookup-and-delete could copy an entry while a program on another
+ * CPU held a pointer to it, and that program's add was lost.)
+ *
+ * Per-CPU slots need no atomics: only programs on their CPU write them, and
+ * two runs on one CPU do not interleave (a tracepoint or kprobe program runs
+ * with preemption off, and a program nested under itself by an interrupt is
+ * skipped by the kernel's recursion guard). Trampoline programs may be
+ * preempted, so the fexit backend (CS_AGG_NO_PERCPU_CACHE) counts in the
+ * hash map only.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CS_AGG_MAX_ENTRIES);
@@ -632,10 +670,71 @@ struct {
 	__type(value, struct cs_agg_val);
 } agg SEC(".maps");
 
-/* record: count a decided check in the agg map; false if the map is full. */
-static __always_inline bool cs_aggregate(struct task_struct *task, __u64 pid_tgid,
-					 const struct cs_check_args *args, const struct cs_audit *a,
-					 __u64 now)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * CS_AGG_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_agg_slot);
+} agg_cache SEC(".maps");
+
+/*
+ * record's clock. bpf_ktime_get_ns() costs more than all the rest of a cached
+ * count on a virtual machine (its TSC read is ordered); jiffies are a plain
+ * load. The time of the first aggregated check of each jiffy on a CPU stands
+ * for every later one in that jiffy, so times are CLOCK_MONOTONIC, up to one
+ * tick (1-10 ms) early, and bpf_ktime_get_ns() runs at most HZ times a second
+ * per CPU.
+ */
+static __always_inline __u64 cs_tick_now(struct cs_counters *cnt)
+{
+	__u64 j = bpf_jiffies64();
+
+	if (!cnt)
+		return bpf_ktime_get_ns();
+	if (cnt->tick_jiffies != j || !cnt->tick_ns) {
+		cnt->tick_jiffies = j;
+		cnt->tick_ns = bpf_ktime_get_ns();
+	}
+	return cnt->tick_ns;
+}
+
+/* Adds `add` to the hash map's entry for k; false if the map is full. */
+static __noinline bool cs_agg_add(const struct cs_agg_key *k, const struct cs_agg_val *add)
+{
+	struct cs_agg_val *v = bpf_map_lookup_elem(&agg, k);
+
+	if (!v) {
+		if (bpf_map_update_elem(&agg, k, add, BPF_NOEXIST) == 0)
+			return true;
+		v = bpf_map_lookup_elem(&agg, k); /* another CPU added it meanwhile */
+		if (!v)
+			return false;
+	}
+	/* Other CPUs evict into the same entry: the count is atomic, the times approximate. */
+	__sync_fetch_and_add(&v->count, add->count);
+	if (add->first_ns < v->first_ns)
+		v->first_ns = add->first_ns;
+	if (add->last_ns > v->last_ns)
+		v->last_ns = add->last_ns;
+	return true;
+}
+
+/* The key as four words, for hashing and comparing. */
+struct cs_agg_words {
+	__u64 w[4];
+};
+
+static __always_inline __u32 cs_agg_slot_of(const struct cs_agg_words *k)
+{
+	__u64 h = ((k->w[0] ^ k->w[1]) * 0x9E3779B97F4A7C15ULL ^ k->w[2]) * 0xC2B2AE3D27D4EB4FULL;
+
+	return (__u32)(((h ^ k->w[3]) * 0x165667B19E3779F9ULL) >> 56) & (CS_AGG_SLOTS - 1);
+}
+
+/* record: count a decided check; false if the full hash map cannot take it. */
+static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_counters *cnt,
+					 struct task_struct *task, __u64 pid_tgid,
+					 const struct cs_check_args *args, const struct cs_audit *a)
 {
 	__u16 ignored = 0;
 	struct cs_agg_key k = {
@@ -647,19 +746,40 @@ static __always_inline bool cs_aggregate(struct task_struct *task, __u64 pid_tgi
 		.flags = (args->ret == 0 ? CS_AGG_GRANTED : 0) |
 			 ((a->flags & CS_F_AUDIT) ? CS_AGG_AUDIT : 0) |
 			 ((a->flags & CS_F_INSETID) ? CS_AGG_INSETID : 0),
+		/* Read once: the whole run uses one bank (see above). */
+		.bank = *(volatile const __u32 *)&cfg->agg_bank & 1,
 	};
-	struct cs_agg_val first = { .count = 1, .first_ns = now, .last_ns = now };
-	struct cs_agg_val *v = bpf_map_lookup_elem(&agg, &k);
+	const struct cs_agg_words *kw = (const void *)&k;
+	__u64 now = cs_tick_now(cnt);
+	struct cs_agg_val one = {.count = 1, .first_ns = now, .last_ns = now};
+	struct cs_agg_slot *slot;
+	struct cs_agg_words *sw;
+	__u32 idx;
 
-	if (!v) {
-		if (bpf_map_update_elem(&agg, &k, &first, BPF_NOEXIST) == 0)
-			return true;
-		v = bpf_map_lookup_elem(&agg, &k); /* another CPU added it meanwhile */
-		if (!v)
-			return false;
+#ifdef CS_AGG_NO_PERCPU_CACHE
+	return cs_agg_add(&k, &one);
+#endif
+	idx = k.bank * CS_AGG_SLOTS + cs_agg_slot_of(kw);
+	slot = bpf_map_lookup_elem(&agg_cache, &idx);
+	if (!slot)
+		return cs_agg_add(&k, &one);
+	sw = (void *)&slot->key;
+	if (slot->val.count && sw->w[0] == kw->w[0] && sw->w[1] == kw->w[1] &&
+	    sw->w[2] == kw->w[2] && sw->w[3] == kw->w[3]) {
+		slot->val.count += 1;
+		slot->val.last_ns = now;
+		return true;
 	}
-	__sync_fetch_and_add(&v->count, 1);
-	v->last_ns = now;
+	if (slot->val.count) {
+		struct cs_agg_key old = slot->key;
+		struct cs_agg_val oldv = slot->val;
+
+		/* The hash map is full: the slot keeps its key, the check goes on without it. */
+		if (!cs_agg_add(&old, &oldv))
+			return cs_agg_add(&k, &one);
+	}
+	slot->key = k;
+	slot->val = one;
 	return true;
 }
 
@@ -744,7 +864,7 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	if (known)
 		a = *known;
 	else
-		cs_decide_audit_by_walk(cfg, cnt, cs_stack_anchor(ctx), &a);
+		cs_decide_audit_by_walk(cfg, cnt, ctx, &a);
 	if ((cfg->filter_flags & CS_FILT_AUDIT_ONLY) && !(a.flags & CS_F_AUDIT) &&
 	    a.source != CS_AUDIT_SRC_UNKNOWN) {
 		cs_count(cnt, CS_CNT_FILTERED);
@@ -758,8 +878,7 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	 */
 	decided = a.source != CS_AUDIT_SRC_UNKNOWN;
 	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
-		now = bpf_ktime_get_ns();
-		if (cs_aggregate(task, pid_tgid, args, &a, now)) {
+		if (cs_aggregate(cfg, cnt, task, pid_tgid, args, &a)) {
 			cs_count(cnt, CS_CNT_AGGREGATED);
 			return 0;
 		}

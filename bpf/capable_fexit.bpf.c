@@ -6,6 +6,12 @@
  * stable kernels); user space reads which from the kernel BTF and says so
  * in config.opts_kind.
  */
+/*
+ * Trampoline programs run with migration, not preemption, disabled: under a
+ * fully preemptible kernel this program and an inlined caller's could
+ * interleave on one CPU, which record's per-CPU cache does not allow.
+ */
+#define CS_AGG_NO_PERCPU_CACHE 1
 #include "capable_common.bpf.h"
 #include "inlined_callers.bpf.h"
 

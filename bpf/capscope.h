@@ -267,6 +267,12 @@ enum cs_counter {
 struct cs_counters {
 	__u64 v[CS_CNT_MAX];
 	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
+	/*
+	 * record's clock (cs_tick_now): bpf_ktime_get_ns() as read at the first
+	 * aggregated check of jiffy tick_jiffies on this CPU.
+	 */
+	__u64 tick_jiffies;
+	__u64 tick_ns;
 };
 
 /* Scopes of --rate-limit. */
@@ -313,14 +319,24 @@ struct cs_config {
 	 * buffer how much is unread would touch the reader's cache line.
 	 */
 	__u64 wakeup_bytes;
+	/*
+	 * record: which bank of the aggregation maps checks go to (0 or 1). User
+	 * space flips it to drain the other (see cs_aggregate, drain_aggregates).
+	 */
+	__u32 agg_bank;
+	__u32 pad;
 };
 
 /*
- * record: decided checks are counted in a hash map instead of crossing to user
- * space one by one; user space drains it (lookup-and-delete) as it goes. A
- * check the full map cannot take goes out as an ordinary record.
+ * record: decided checks are counted in the kernel instead of crossing to user
+ * space one by one: in a per-CPU direct-mapped cache (agg_cache) first, whose
+ * evicted entries go to a hash map (agg). Both come in two banks, selected by
+ * cs_config.agg_bank; user space drains the bank the programs no longer use
+ * (see cs_aggregate). A check the full map cannot take goes out as an
+ * ordinary record.
  */
 #define CS_AGG_MAX_ENTRIES 65536
+#define CS_AGG_SLOTS 256 /* per CPU and bank; a power of two */
 #define CS_AGG_GRANTED (1u << 0)
 #define CS_AGG_AUDIT (1u << 1)
 #define CS_AGG_INSETID (1u << 2)
@@ -332,13 +348,20 @@ struct cs_agg_key {
 	__s32 syscall_nr; /* -1 outside a syscall */
 	__s32 cap;
 	__u32 flags;      /* CS_AGG_* */
-	__u32 pad;
+	__u32 bank;       /* cs_config.agg_bank when counted */
 };
 
+/* Times: CLOCK_MONOTONIC to the tick (cs_tick_now): up to one jiffy early. */
 struct cs_agg_val {
 	__u64 count;
-	__u64 first_ns;   /* bpf_ktime_get_ns() */
+	__u64 first_ns;
 	__u64 last_ns;
+};
+
+/* A slot of the per-CPU cache; count 0: free. */
+struct cs_agg_slot {
+	struct cs_agg_key key;
+	struct cs_agg_val val;
 };
 
 /* Keys of the filter-set maps (pid, tid, uid, gid, cgroup, comm). */

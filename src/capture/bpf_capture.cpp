@@ -3,9 +3,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <linux/membarrier.h>
 #include <spdlog/spdlog.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -319,26 +322,79 @@ bool BpfCapture::follow(uint32_t pid) {
   return bpf_map_update_elem(map_fd(impl_->skel.obj, "follow_pids"), &pid, &one, BPF_ANY) == 0;
 }
 
+namespace {
+
+AggregateEntry entry_of(const cs_agg_key& k, const cs_agg_val& v) {
+  return {k.cgroup_id,
+          k.pid,
+          k.exec_seq,
+          k.syscall_nr,
+          k.cap,
+          (k.flags & CS_AGG_GRANTED) != 0,
+          (k.flags & CS_AGG_AUDIT) != 0,
+          (k.flags & CS_AGG_INSETID) != 0,
+          v.count,
+          v.first_ns,
+          v.last_ns};
+}
+
+// Returns once every BPF program run that started before the call has
+// finished: MEMBARRIER_CMD_GLOBAL is synchronize_rcu(), and every run is an
+// RCU read-side critical section. On one CPU the kernel skips the wait: no
+// tracepoint or kprobe run (preemption off) is in progress while we run.
+bool wait_for_program_runs() { return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0; }
+
+}  // namespace
+
+// The programs count in one bank of the per-CPU cache and the hash map
+// (cs_config.agg_bank); see cs_aggregate in bpf/capable_common.bpf.h for why
+// flipping the bank and waiting for the runs that read the old number makes
+// the old bank ours alone: each count is drained exactly once.
 int BpfCapture::drain_aggregates(const std::function<void(const AggregateEntry&)>& sink) {
   int fd = map_fd(impl_->skel.obj, "agg");
-  if (fd < 0) return -ENOENT;
-  // Keys first, then lookup-and-delete each: deleting while iterating would
-  // restart the walk from the beginning.
+  int cache_fd = map_fd(impl_->skel.obj, "agg_cache");
+  int ncpu = libbpf_num_possible_cpus();
+  if (fd < 0 || cache_fd < 0 || ncpu <= 0) return -ENOENT;
+  uint32_t old_bank = impl_->config.agg_bank & 1;
+  impl_->config.agg_bank = old_bank ^ 1;
+  write_config();
+  if (!wait_for_program_runs()) {
+    // nohz_full kernels refuse MEMBARRIER_CMD_GLOBAL: a run lasts microseconds,
+    // so a pause this long is the next best thing (not a proof).
+    spdlog::debug("membarrier: {}; pausing instead", errno_text(errno));
+    usleep(50 * 1000);
+  }
+  int drained = 0;
+  // The per-CPU cache of the old bank: each slot index on every CPU, zeroed
+  // before its counts are handed on (a slot that cannot be zeroed keeps its
+  // counts for a later drain of this bank rather than have them twice).
+  std::vector<cs_agg_slot> slots(static_cast<size_t>(ncpu));
+  const std::vector<cs_agg_slot> zeros(static_cast<size_t>(ncpu));
+  for (uint32_t i = 0; i < CS_AGG_SLOTS; ++i) {
+    uint32_t idx = old_bank * CS_AGG_SLOTS + i;
+    if (bpf_map_lookup_elem(cache_fd, &idx, slots.data()) != 0) continue;
+    bool used = std::ranges::any_of(slots, [](const cs_agg_slot& s) { return s.val.count != 0; });
+    if (!used || bpf_map_update_elem(cache_fd, &idx, zeros.data(), BPF_ANY) != 0) continue;
+    for (const cs_agg_slot& s : slots) {
+      if (s.val.count == 0) continue;
+      sink(entry_of(s.key, s.val));
+      ++drained;
+    }
+  }
+  // The hash map's entries of the old bank. Keys first, then lookup-and-delete
+  // each: deleting while iterating would restart the walk from the beginning.
   std::vector<cs_agg_key> keys;
   cs_agg_key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
+    if (next.bank == old_bank) keys.push_back(next);
     key = next;
     prev = &key;
   }
-  int drained = 0;
   for (const cs_agg_key& k : keys) {
     cs_agg_val v{};
     if (bpf_map_lookup_and_delete_elem(fd, &k, &v) != 0) continue;
-    sink({k.cgroup_id, k.pid, k.exec_seq, k.syscall_nr, k.cap, (k.flags & CS_AGG_GRANTED) != 0,
-          (k.flags & CS_AGG_AUDIT) != 0, (k.flags & CS_AGG_INSETID) != 0, v.count, v.first_ns,
-          v.last_ns});
+    sink(entry_of(k, v));
     ++drained;
   }
   return drained;

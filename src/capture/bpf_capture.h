@@ -75,9 +75,10 @@ class BpfCapture {
   int poll(int timeout_ms, const RecordHandler& handler);
 
   [[nodiscard]] KernelCounters counters() const;
-  // record: takes every entry out of the aggregation map (atomically per
-  // entry: a check counted meanwhile lands in a new entry). Returns the
-  // number drained, or a negative errno.
+  // record: takes out every check counted so far (the kernel's per-CPU cache
+  // and hash map; a check counted meanwhile is left for the next drain, and
+  // one key may come in several entries, to be added up). Waits for an RCU
+  // grace period (milliseconds). Returns the number of entries, or a negative errno.
   int drain_aggregates(const std::function<void(const AggregateEntry&)>& sink);
   // record --pid: follow one more process (one that existed before the capture).
   bool follow(uint32_t pid);
