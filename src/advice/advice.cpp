@@ -184,8 +184,10 @@ std::vector<std::string> short_names(const Advice& a) {
 }
 
 std::string header(const Advice& a, const Profile& p) {
-  return fmt::format("capscope advice for \"{}\": {} run{}, {:.1f}s recorded", a.profile, p.runs,
-                     p.runs == 1 ? "" : "s", static_cast<double>(p.recorded_ns) / 1e9);
+  std::string h =
+      fmt::format("capscope advice for \"{}\": {} run{}, {:.1f}s recorded", a.profile, p.runs,
+                  p.runs == 1 ? "" : "s", static_cast<double>(p.recorded_ns) / 1e9);
+  return a.verified.empty() ? h : h + "; " + a.verified;
 }
 
 std::string render_k8s(const Advice& a, const Profile& p) {
@@ -285,6 +287,7 @@ std::string render_json(const Advice& a, const Profile& p) {
   j["allow_privilege_escalation"] = !a.escalation.can_forbid();
   j["privilege_escalation"] = a.escalation.evidence;
   j["non_root_plan"] = a.non_root_plan;
+  if (!a.verified.empty()) j["verified"] = a.verified;
   j["warnings"] = a.warnings;
   return j.dump(2) + "\n";
 }

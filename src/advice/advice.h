@@ -39,6 +39,8 @@ struct Advice {
   // one line each (a runtime's add list alone does not do it).
   std::vector<std::string> non_root_plan;
   std::vector<std::string> warnings;
+  // Set by record --verify: what confined runs showed, one line (empty: not verified).
+  std::string verified;
 };
 
 Advice advise(const profile::Profile& p);

@@ -353,16 +353,20 @@ std::string save_aside(const profile::Profile& p) {
 
 // -o yaml is the JSON report written as YAML (the generic converter), so the
 // two carry the same fields.
-std::string report_text(const RecordOptions& o, const profile::Profile& merged) {
+std::string report_text(const RecordOptions& o, const profile::Profile& merged,
+                        const std::string& verified) {
   bool yaml = o.format == "yaml";
   advice::Format f = advice::Format::Json;
   if (!yaml) advice::parse_format(o.format, &f);
-  std::string text = advice::render(advice::advise(merged), merged, f);
+  advice::Advice a = advice::advise(merged);
+  a.verified = verified;
+  std::string text = advice::render(a, merged, f);
   return yaml ? util::json_to_yaml(nlohmann::ordered_json::parse(text)) : text;
 }
 
-int report(const RecordOptions& o, const profile::Profile& merged) {
-  std::string text = report_text(o, merged);
+int report(const RecordOptions& o, const profile::Profile& merged,
+           const std::string& verified = "") {
+  std::string text = report_text(o, merged, verified);
   if (o.report_file.empty()) {
     std::cerr << text;
     return kExitOk;
@@ -489,8 +493,10 @@ std::string what_changed(const RunOnce& base, const RunOnce& confined) {
 
 // --verify: run again confined to the advice, then with each advised
 // capability taken away in turn, and say what holds.
+// *verdict: one line for the report, saying what was verified and how.
 int verify(const RecordOptions& o, const std::string& name, capture::Backend backend, bool verbose,
-           const RunAs* user, const RunOnce& base, const std::vector<int>& advised) {
+           const RunAs* user, const RunOnce& base, const std::vector<int>& advised,
+           std::string* verdict) {
   std::string error;
   uint64_t mask = tables::mask_of(advised);
   auto confined = record_run(o, name, backend, verbose, {mask, user}, &error);
@@ -505,9 +511,13 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
                          : std::string("bounding set, as root");
   std::string changed = what_changed(base, *confined);
   if (!changed.empty()) {
+    *verdict = fmt::format("NOT verified: confined to {} ({}) it fails: {}", names, how, changed);
     std::cerr << fmt::format("verify: confined to {} ({}) it fails: {}\n", names, how, changed);
     return kExitFailure;
   }
+  *verdict =
+      fmt::format("verified by record --verify: confined to {} ({}) it ran as before", names, how);
+  std::vector<std::string> breaks, spare;
   std::cerr << fmt::format(
       "verify: confined to {} ({}): exit {} as before, no new denials: the advice holds\n", names,
       how, confined->status);
@@ -515,10 +525,15 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
     auto fewer = record_run(o, name, backend, verbose, {mask & ~(1ULL << cap), user}, &error);
     if (!fewer) return failure("--verify: " + error);
     std::string broke = what_changed(base, *fewer);
+    (broke.empty() ? spare : breaks).push_back(tables::cap_short_name(cap));
     std::cerr << fmt::format(
         "verify: without {}: {}\n", tables::cap_short_name(cap),
         broke.empty() ? "still works the same (not needed on this run)" : "breaks: " + broke);
   }
+  if (!breaks.empty())
+    *verdict += fmt::format("; without any one of {} it breaks", fmt::join(breaks, ", "));
+  if (!spare.empty())
+    *verdict += fmt::format("; without {} it still worked on this run", fmt::join(spare, ", "));
   return kExitOk;
 }
 
@@ -572,11 +587,12 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   }
   std::string load_error;
   auto merged = db->load(name, &load_error).value_or(p);
-  int rc = report(o, merged);
-  if (o.verify) {
-    int vrc = verify(o, name, *backend, g.verbose, as, *run, merged.needed());
-    if (vrc != kExitOk) return vrc;
-  }
+  // Verified advice says so: the report comes after the confined runs.
+  std::string verdict;
+  int vrc = o.verify ? verify(o, name, *backend, g.verbose, as, *run, merged.needed(), &verdict)
+                     : kExitOk;
+  int rc = report(o, merged, verdict);
+  if (vrc != kExitOk) return vrc;
   if (run->status >= 0) return run->status;
   return rc;
 }

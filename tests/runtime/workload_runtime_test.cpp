@@ -101,6 +101,11 @@ TEST_F(NeedsRuntime, AsRootItNeedsExactlyItsThreeCapabilities) {
   EXPECT_TRUE(contains(err, "(bounding set, as root)")) << err;
   // The exit status names what failed: 1 chown, 2 bind, 4 nice.
   EXPECT_TRUE(contains(err, "without SYS_NICE: breaks: exit 4 (was 0)")) << err;
+  // The report comes after the confined runs and says it was verified.
+  EXPECT_EQ(report().value("verified", ""),
+            "verified by record --verify: confined to CHOWN,NET_BIND_SERVICE,SYS_NICE (bounding "
+            "set, as root) it ran as before; without any one of CHOWN, NET_BIND_SERVICE, SYS_NICE "
+            "it breaks");
 }
 
 // As nobody, the capabilities come from the ambient set: the same three, none
