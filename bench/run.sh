@@ -111,6 +111,8 @@ run_mode() {
 }
 
 read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_json_devnull capscope_unique capscope_record}"
+# Every figure is relative to `none` (the loop with nothing attached): always measure it.
+[[ " ${MODES[*]} " == *" none "* ]] || MODES=(none "${MODES[@]}")
 declare -A samples lostv
 for r in $(seq 1 "$ROUNDS"); do
   for m in "${MODES[@]}"; do
