@@ -143,6 +143,8 @@ std::string yaml_list(const std::vector<std::string>& items, const std::string& 
 std::string k8s_form(const Comparison& c) {
   std::string out = "securityContext:\n";
   if (c.container.privileged) out += "  privileged: false\n";
+  out +=
+      fmt::format("  allowPrivilegeEscalation: {}\n", c.escalation.can_forbid() ? "false" : "true");
   out += "  capabilities:\n    drop:\n      - ALL\n";
   if (!c.recommended.empty()) out += "    add:\n" + yaml_list(short_names(c.recommended), "      ");
   return out;
@@ -154,12 +156,14 @@ std::string compose_form(const Comparison& c) {
   out += "    cap_drop:\n      - ALL\n";
   if (!c.recommended.empty())
     out += "    cap_add:\n" + yaml_list(short_names(c.recommended), "      ");
+  if (c.escalation.can_forbid()) out += "    security_opt:\n      - no-new-privileges:true\n";
   return out;
 }
 
 std::string docker_form(const Comparison& c) {
   std::string out = "--cap-drop=ALL";
   for (const auto& n : short_names(c.recommended)) out += " --cap-add=" + n;
+  if (c.escalation.can_forbid()) out += " --security-opt=no-new-privileges";
   if (c.container.privileged) out += "  (and without --privileged)";
   return out + "\n";
 }
@@ -238,6 +242,21 @@ std::string indent(const std::string& text, const std::string& prefix) {
   return out;
 }
 
+// "allowPrivilegeEscalation: today true (unset); set it false (safe to forbid: ...)", or
+// docker's and compose's no-new-privileges.
+std::string escalation_text(const Comparison& c) {
+  if (c.container.kind != SpecKind::Kubernetes)
+    return fmt::format("no-new-privileges: {} ({})",
+                       c.escalation.can_forbid() ? "turn it on" : "leave it off",
+                       c.escalation.evidence);
+  const auto& today = c.container.allow_privilege_escalation;
+  std::string now = today ? (*today ? "true" : "false") : "true (unset)";
+  bool forbid = c.escalation.can_forbid();
+  std::string verb = (today && *today == !forbid) ? "keep it" : "set it";
+  return fmt::format("allowPrivilegeEscalation: today {}; {} {} ({})", now, verb,
+                     forbid ? "false" : "true", c.escalation.evidence);
+}
+
 std::string render_one_text(const Comparison& c, const CurrentSpec& spec) {
   // A process is named by its pid already; a container also by where it is declared.
   std::string out = c.container.kind == SpecKind::Process
@@ -247,6 +266,7 @@ std::string render_one_text(const Comparison& c, const CurrentSpec& spec) {
   out += "  today: " + today_text(c) + "\n";
   for (const auto& l : c.lines) out += "  " + line_text(l) + "\n";
   if (c.lines.empty()) out += "  needs no capability and holds none: nothing to change\n";
+  if (c.container.kind != SpecKind::Process) out += "  " + escalation_text(c) + "\n";
   for (const auto& w : c.warnings) out += "  warning: " + w + "\n";
   out += default_text(c);
   out += "  recommended:\n" + indent(recommended_form(c), "    ");
@@ -285,6 +305,12 @@ nlohmann::ordered_json one_json(const Comparison& c) {
   j["keep"] = lines_json(c, Action::Keep);
   j["recommended"] = {{"drop", {"ALL"}}, {"add", short_names(c.recommended)}};
   j["default_removed"] = short_names(c.default_removed);
+  j["allow_privilege_escalation"] = {
+      {"today", ct.allow_privilege_escalation
+                    ? nlohmann::ordered_json(*ct.allow_privilege_escalation)
+                    : nlohmann::ordered_json(nullptr)},
+      {"advised", !c.escalation.can_forbid()},
+      {"why", c.escalation.evidence}};
   j["warnings"] = c.warnings;
   return j;
 }
@@ -297,6 +323,15 @@ Comparison compare(const Advice& a, const Profile& p, const CurrentContainer& c)
   out.held = held_caps(c);
   std::vector<int> needs = needs_of(a);
   out.recommended = needs;
+  out.escalation = a.escalation;
+  // The spec's user decides, not the recording's: non-root here means file capabilities.
+  if (c.kind != SpecKind::Process && runs_as_non_root(c) && !needs.empty() &&
+      out.escalation.can_forbid()) {
+    out.escalation.needs_file_caps = true;
+    out.escalation.evidence =
+        "keep it allowed: this container runs as a non-root user, so its capabilities can come "
+        "only from file capabilities, which no_new_privs turns off";
+  }
   add_drops(out, a, needs);
   add_needs(out, p, needs);
   if (c.runtime) {

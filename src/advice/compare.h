@@ -27,6 +27,7 @@ struct Comparison {
   std::vector<CompareLine> lines;    // drops, then adds, then keeps; each ascending
   std::vector<int> recommended;      // what to add after dropping ALL: the advised needs
   std::vector<int> default_removed;  // the runtime default's capabilities drop ALL removes
+  Escalation escalation;             // the profile's verdict on no_new_privs
   std::vector<std::string> warnings;
 };
 
