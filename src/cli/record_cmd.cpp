@@ -27,6 +27,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,8 @@
 #include "capture/features.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "enrich/cgroup_fs.h"
+#include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
 #include "filter/filter_spec.h"
 #include "profile/profile_json.h"
@@ -62,6 +65,7 @@ struct RecordOptions {
   std::string report_file;
   std::string format = "text";
   std::string cgroup;
+  std::string container;  // an id or id prefix
   uint32_t pid = 0;
   std::string duration;
   bool verify = false;
@@ -275,6 +279,7 @@ std::string subject_of(const RecordOptions& o) {
     return "command: " + cmd;
   }
   if (o.pid != 0) return fmt::format("pid: {} and its descendants", o.pid);
+  if (!o.container.empty()) return "container: " + o.container;
   return "cgroup: " + o.cgroup;
 }
 
@@ -291,6 +296,43 @@ std::vector<uint32_t> tree_of(uint32_t root) {
   return tree;
 }
 
+// The cgroups of the running container whose id starts with `prefix`: its own
+// and any beneath it (a runtime may nest one), by cgroup id.
+struct ContainerCgroups {
+  std::string id;
+  std::map<uint64_t, std::string> cgroups;  // id -> path
+};
+
+std::optional<ContainerCgroups> find_container(const std::string& prefix, std::string* error) {
+  if (prefix.empty() || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    *error = fmt::format(
+        "--container {}: give the container's id or a prefix of it (podman ps / docker ps "
+        "show it); names need the container runtime integration, not built yet",
+        prefix);
+    return std::nullopt;
+  }
+  std::map<std::string, ContainerCgroups> found;
+  CgroupFs().walk(
+      [&](uint64_t id, const std::string& path) {
+        CgroupMatch m = classify_cgroup(path);
+        if (m.kind == CgroupKind::Container && m.ref.id.starts_with(prefix))
+          found[m.ref.id].cgroups[id] = path;
+      },
+      1'000'000);
+  if (found.size() == 1) {
+    found.begin()->second.id = found.begin()->first;
+    return found.begin()->second;
+  }
+  *error = found.empty()
+               ? fmt::format(
+                     "--container {}: no running container has an id starting so (its "
+                     "cgroup was not found under the cgroup v2 hierarchy)",
+                     prefix)
+               : fmt::format("--container {}: {} containers have ids starting so; give more of it",
+                             prefix, found.size());
+  return std::nullopt;
+}
+
 // Running: present, and not a zombie waiting for its parent to reap it.
 bool alive(uint32_t pid) {
   auto st = ProcReader().read_stat(pid);
@@ -305,7 +347,7 @@ struct RunResult {
 };
 
 RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t child,
-                      uint32_t followed, std::chrono::nanoseconds limit) {
+                      const std::function<bool()>& subject_gone, std::chrono::nanoseconds limit) {
   auto start = Clock::now();
   auto last_drain = start;
   auto drain = [&] { cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); }); };
@@ -324,7 +366,7 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
       break;
     }
     if ((child <= 0 && g_stop.load()) || (limit.count() > 0 && now - start >= limit)) break;
-    if (followed != 0 && !alive(followed)) break;
+    if (subject_gone()) break;
   }
   // Records of the last moments are in the ring buffer: read them, then the map.
   cap.poll(0, handle);
@@ -387,21 +429,33 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
                                   capture::Backend backend, bool verbose,
                                   const Confinement& confinement, std::string* error) {
   std::optional<OwnCgroup> own;
-  uint64_t cgroup_id = 0;
+  std::set<uint64_t> cgroup_ids;
+  std::function<bool()> gone = [] { return false; };
   if (!o.command.empty()) {
     own = make_cgroup(error);
     if (!own) return std::nullopt;
-    cgroup_id = own->id;
+    cgroup_ids = {own->id};
   } else if (!o.cgroup.empty()) {
     auto id = cgroup_id_of(o.cgroup, error);
     if (!id) return std::nullopt;
-    cgroup_id = *id;
+    cgroup_ids = {*id};
+  } else if (!o.container.empty()) {
+    auto ct = find_container(o.container, error);
+    if (!ct) return std::nullopt;
+    for (const auto& [id, path] : ct->cgroups) cgroup_ids.insert(id);
+    // The container has stopped when its cgroups are gone.
+    gone = [paths = ct->cgroups] {
+      return std::none_of(paths.begin(), paths.end(),
+                          [](const auto& c) { return CgroupFs().id_of(c.second).has_value(); });
+    };
+  } else if (o.pid != 0) {
+    gone = [pid = o.pid] { return !alive(pid); };
   }
   capture::CaptureOptions copts;
   copts.backend = backend;
   copts.verbose_libbpf = verbose;
   copts.aggregate = true;
-  if (cgroup_id != 0) copts.filters.cgroup_ids = {cgroup_id};
+  copts.filters.cgroup_ids.assign(cgroup_ids.begin(), cgroup_ids.end());
   if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
@@ -426,7 +480,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     return std::nullopt;
   }
   util::ClockOffsets clocks = util::ClockOffsets::now();
-  profile::Recorder rec(name, subject_of(o), cgroup_id, clocks.monotonic_to_wall_offset_ns());
+  profile::Recorder rec(name, subject_of(o), cgroup_ids, clocks.monotonic_to_wall_offset_ns());
   if (o.pid != 0) {
     // After attaching: a process forked meanwhile is either in /proc now or
     // forked by one the kernel already follows.
@@ -451,7 +505,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     close(child.release_fd);
   }
   auto limit = parse_duration(o.duration).value_or(std::chrono::nanoseconds(0));
-  RunResult run = run_capture(*cap, rec, child.pid, o.pid, limit);
+  RunResult run = run_capture(*cap, rec, child.pid, gone, limit);
   auto k = cap->counters();
   cap.reset();
   if (own) {
@@ -543,9 +597,10 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
     return usage_error(fmt::format(
         "-o {}: not a report format (text, json, yaml, k8s, docker, compose, systemd, setcap)",
         o.format));
-  int subjects = !o.command.empty() + !o.cgroup.empty() + (o.pid != 0);
+  int subjects = !o.command.empty() + !o.cgroup.empty() + !o.container.empty() + (o.pid != 0);
   if (subjects != 1)
-    return usage_error("record needs one of -- CMD ARGS..., --cgroup PATH or --pid PID");
+    return usage_error(
+        "record needs one of -- CMD ARGS..., --cgroup PATH, --container ID or --pid PID");
   if (o.verify && o.command.empty()) return usage_error("--verify needs -- CMD ARGS...");
   if (o.pid != 0 && !alive(o.pid))
     return usage_error(fmt::format("--pid {}: no such process", o.pid));
@@ -558,6 +613,7 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   if (name.empty() && o.pid != 0) {
     if (auto info = ProcReader().read(o.pid)) name = info->comm;
   }
+  if (name.empty() && !o.container.empty()) name = o.container.substr(0, 12);
   if (name.empty()) return usage_error("--name is needed when recording a cgroup");
   if (auto why = privilege_problem(); !why.empty()) return failure(why);
 
@@ -611,6 +667,8 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
       ->capture_default_str();
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
   r->add_option("--pid", o->pid, "Record a running process and its descendants, until it exits");
+  r->add_option("--container", o->container,
+                "Record a running container (its id or an id prefix), until it stops");
   r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");
   r->add_flag("--verify", o->verify,
               "Then run the command again confined to the advice, and once without each advised "

@@ -15,9 +15,9 @@ std::string syscall_of(int32_t nr) { return nr < 0 ? "" : tables::syscall_name(n
 
 }  // namespace
 
-Recorder::Recorder(std::string name, std::string subject, uint64_t subject_cgroup,
+Recorder::Recorder(std::string name, std::string subject, std::set<uint64_t> subject_cgroups,
                    int64_t wall_minus_mono_ns)
-    : subject_cgroup_(subject_cgroup), wall_minus_mono_ns_(wall_minus_mono_ns) {
+    : subject_cgroups_(std::move(subject_cgroups)), wall_minus_mono_ns_(wall_minus_mono_ns) {
   profile_.name = std::move(name);
   profile_.subject = std::move(subject);
 }
@@ -39,7 +39,7 @@ void Recorder::on_exec(const ExecRecord& e) {
   ProgramKey key{e.pid, e.exec_seq};
   programs_[key] = {e.filename, output::tetragon_arguments(e.args)};
   current_[e.pid] = key;
-  if (subject_cgroup_ != 0 && e.cgroup_id != subject_cgroup_) return;
+  if (!in_subject(e.cgroup_id)) return;
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
   add_held(e.caps, e.euid, e.no_new_privs);
   note_privileged_exec(e);
@@ -103,7 +103,7 @@ const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) c
 }
 
 void Recorder::on_check(const CapCheck& c) {
-  if (subject_cgroup_ != 0 && c.cgroup_id != subject_cgroup_) return;
+  if (!in_subject(c.cgroup_id)) return;
   Observation o;
   o.key = {c.cap, c.granted(), c.audit};
   o.count = 1;

@@ -19,9 +19,9 @@ namespace capscope::profile {
 
 class Recorder {
  public:
-  // subject_cgroup: the cgroup v2 id recorded (0: whatever the kernel filters pass);
-  // wall_minus_mono_ns converts the kernel's monotonic times to wall clock.
-  Recorder(std::string name, std::string subject, uint64_t subject_cgroup,
+  // subject_cgroups: the cgroup v2 ids recorded (none: whatever the kernel filters
+  // pass); wall_minus_mono_ns converts the kernel's monotonic times to wall clock.
+  Recorder(std::string name, std::string subject, std::set<uint64_t> subject_cgroups,
            int64_t wall_minus_mono_ns);
 
   // record --pid: only these processes and their descendants count (their held
@@ -53,7 +53,11 @@ class Recorder {
   [[nodiscard]] uint64_t wall(uint64_t mono_ns) const;
 
   Profile profile_;
-  uint64_t subject_cgroup_;
+  [[nodiscard]] bool in_subject(uint64_t cgroup_id) const {
+    return subject_cgroups_.empty() || subject_cgroups_.contains(cgroup_id);
+  }
+
+  std::set<uint64_t> subject_cgroups_;
   int64_t wall_minus_mono_ns_;
   std::map<ProgramKey, Program> programs_;
   std::map<uint32_t, ProgramKey> current_;  // pid -> its program now

@@ -84,4 +84,19 @@ inline pid_t spawn(std::vector<std::string> args, const fs::path& err_file) {
   return pid;
 }
 
+// A busybox image for podman, built from Debian's busybox-static by
+// scripts/busybox-image.sh (no registry is reachable from the test machines).
+inline constexpr const char* kBusyboxImage = "localhost/capscope-busybox";
+
+// Empty, or why podman cannot run the test containers. Podman, runc and busybox-static
+// are part of the test set-up (scripts/install-deps.sh): their absence is a failure.
+inline std::string podman_problem() {
+  if (sh("command -v podman >/dev/null && command -v runc >/dev/null") != 0)
+    return "podman and runc are not installed: run scripts/install-deps.sh";
+  std::string build = std::string("bash ") + CAPSCOPE_SOURCE_DIR + "/scripts/busybox-image.sh " +
+                      kBusyboxImage + " >/dev/null 2>&1";
+  if (sh(build) != 0) return "scripts/busybox-image.sh could not build the busybox image";
+  return "";
+}
+
 }  // namespace capscope::runtime_test

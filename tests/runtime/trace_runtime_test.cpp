@@ -39,21 +39,6 @@ std::string cgroup2_mount() {
   return capture("awk '$3 == \"cgroup2\" { print $2; exit }' /proc/mounts");
 }
 
-// A busybox image for podman, built from Debian's busybox-static by
-// scripts/busybox-image.sh (no registry is reachable from the test machines).
-constexpr const char* kBusyboxImage = "localhost/capscope-busybox";
-
-// Empty, or why podman cannot run the test containers. Podman, runc and busybox-static
-// are part of the test set-up (scripts/install-deps.sh): their absence is a failure.
-std::string podman_problem() {
-  if (sh("command -v podman >/dev/null && command -v runc >/dev/null") != 0)
-    return "podman and runc are not installed: run scripts/install-deps.sh";
-  std::string build = std::string("bash ") + CAPSCOPE_SOURCE_DIR + "/scripts/busybox-image.sh " +
-                      kBusyboxImage + " >/dev/null 2>&1";
-  if (sh(build) != 0) return "scripts/busybox-image.sh could not build the busybox image";
-  return "";
-}
-
 // What the running kernel offers, read from the kernel itself (not from capscope).
 bool kernel_has_tracepoint() { return sh("grep -qw __traceiter_cap_capable /proc/kallsyms") == 0; }
 bool kernel_has_kprobes() { return fs::exists("/sys/bus/event_source/devices/kprobe/type"); }

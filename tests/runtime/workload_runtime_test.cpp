@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -175,6 +176,50 @@ TEST_F(NeedsRuntime, WithoutPrivilegedBinariesEscalationCanBeForbidden) {
   json r = report();
   EXPECT_EQ(r.at("allow_privilege_escalation"), false) << r.dump();
   EXPECT_TRUE(exported("plain").at("privileged_binaries").empty());
+}
+
+class ContainerRecordRuntime : public RecordRuntime {};
+
+// A podman container recorded by an id prefix, from outside: its chown is in
+// the profile, and the recording ends by itself when the container stops.
+TEST_F(ContainerRecordRuntime, ARunningContainerIsRecordedByIdUntilItStops) {
+  ASSERT_EQ(podman_problem(), "");
+  std::string name = "capscope-record-" + std::to_string(getpid());
+  std::string script = "while [ ! -e /x/go ]; do sleep 0.1; done; touch /tmp/f; chown 1:1 /tmp/f";
+  ASSERT_EQ(sh("podman --runtime runc run -d --name " + name + " --network none -v " +
+               dir_.string() + ":/x " + kBusyboxImage + " sh -c '" + script + "' >/dev/null"),
+            0);
+  std::string id = capture("podman inspect --format '{{.Id}}' " + name);
+  ASSERT_GE(id.size(), 12u);
+  std::vector<std::string> args = {
+      capscope_binary(), "record",   "--db",        db_,  "--container",
+      id.substr(0, 12),  "--report", report_file(), "-o", "json"};
+  if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
+  pid_t recorder = spawn(args, dir_ / "stderr");
+  bool recording = wait_recording();
+  std::ofstream(dir_ / "go") << "go";
+  int st = 0;
+  ASSERT_EQ(waitpid(recorder, &st, 0), recorder);
+  sh("podman rm -f " + name + " >/dev/null 2>&1");
+  ASSERT_TRUE(recording) << stderr_text();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("profile"), id.substr(0, 12));
+  ASSERT_TRUE(r.at("evidence").contains("CHOWN")) << r.dump();
+  std::string chown = r.at("evidence").at("CHOWN").at("evidence");
+  EXPECT_TRUE(contains(chown, "in chown")) << chown;
+}
+
+TEST_F(ContainerRecordRuntime, AnUnknownContainerIsRefused) {
+  EXPECT_EQ(sh(capscope_binary() + " record --db " + db_ + " --container 0123456789ab 2>" +
+               (dir_ / "stderr").string()),
+            1);
+  EXPECT_TRUE(contains(stderr_text(), "--container 0123456789ab: no running container"))
+      << stderr_text();
+  EXPECT_EQ(sh(capscope_binary() + " record --db " + db_ + " --container web 2>" +
+               (dir_ / "stderr").string()),
+            1);
+  EXPECT_TRUE(contains(stderr_text(), "give the container's id")) << stderr_text();
 }
 
 }  // namespace
