@@ -116,7 +116,9 @@ Escalation escalation_of(const Profile& p, const std::vector<CapAdvice>& add) {
       e.evidence += fmt::format("; {} ({}) already ran without them under no_new_privs", path,
                                 privilege_of(b.file));
   if (std::any_of(add.begin(), add.end(), [](const CapAdvice& c) { return c.cap == kSysAdmin; }))
-    e.evidence += " (Kubernetes allows escalation anyway for a container given SYS_ADMIN)";
+    e.evidence +=
+        " (with SYS_ADMIN, no_new_privs is no real boundary; Kubernetes rejects "
+        "allowPrivilegeEscalation: false only with add: CAP_SYS_ADMIN spelled so)";
   return e;
 }
 
@@ -143,15 +145,16 @@ std::string setcap_list(const std::vector<int>& caps) {
 }
 
 // Kubernetes' runtimes and Docker give a non-root container its added
-// capabilities in the bounding and inheritable sets only; without an ambient
+// capabilities in the bounding set only (and, before the fixes for
+// CVE-2022-24769, the inheritable set); without an ambient
 // set, exec as non-root clears the rest. What does work, one line each.
 std::vector<std::string> non_root_plan(const std::vector<CapAdvice>& add, const Profile& p) {
   if (!ran_as_user_only(p) || add.empty()) return {};
   std::vector<std::string> plan = {
-      "it ran as a non-root user: Kubernetes and Docker put added capabilities only in the "
-      "bounding and inheritable sets (they set no ambient capabilities), so the process gets "
-      "them only from file capabilities on its binary, set in the image, with "
-      "allowPrivilegeEscalation left true:"};
+      "it ran as a non-root user: Kubernetes and Docker leave added capabilities in the "
+      "bounding set only (they set no ambient capabilities), so the process gets them only "
+      "from file capabilities on its binary, set in the image, with allowPrivilegeEscalation "
+      "left true:"};
   for (const auto& [bin, caps] : needs_by_binary(add, p)) {
     auto known = p.privileged_binaries.find(bin);
     if (known != p.privileged_binaries.end() && known->second.file.caps &&
@@ -327,6 +330,14 @@ Advice advise(const Profile& p) {
   a.pss = pss_level_for(p.needed());
   a.escalation = escalation_of(p, a.add);
   a.non_root_plan = non_root_plan(a.add, p);
+  if (!a.escalation.can_forbid()) {
+    // "restricted" also requires allowPrivilegeEscalation: false.
+    if (a.pss == PssLevel::Restricted)
+      a.warnings.emplace_back(
+          "the Pod Security Standards \"restricted\" profile requires allowPrivilegeEscalation: "
+          "false, which this workload cannot have: it needs \"baseline\"");
+    a.pss = std::max(a.pss, PssLevel::Baseline);
+  }
   if (a.pss != PssLevel::Restricted)
     a.warnings.push_back(fmt::format(
         "the Pod Security Standards \"restricted\" profile allows adding only NET_BIND_SERVICE; "

@@ -108,7 +108,8 @@ void add_warnings(Comparison& out, const Advice& a) {
         "it defeats this advice: remove it and use the capabilities below");
   if (c.add_all)
     out.warnings.emplace_back("add: [ALL] grants every capability; replace it with the list below");
-  if (c.kind != SpecKind::Process && runs_as_non_root(c) && !out.recommended.empty())
+  if (c.kind != SpecKind::Process && runs_as_non_root(c) && !out.recommended.empty() &&
+      c.runtime != Runtime::Podman)
     out.warnings.emplace_back(
         "it runs as a non-root user: added capabilities reach only its bounding set (the runtime "
         "sets no ambient capabilities), so its program gets them only from file capabilities "
@@ -325,8 +326,16 @@ Comparison compare(const Advice& a, const Profile& p, const CurrentContainer& c)
   out.recommended = needs;
   out.escalation = a.escalation;
   // The spec's user decides, not the recording's: non-root here means file capabilities.
+  // Recorded as a user, but this spec runs it as root: its added capabilities work as they are.
+  if (c.run_as_user == 0 && out.escalation.needs_file_caps && !out.escalation.raised_by_exec) {
+    out.escalation.needs_file_caps = false;
+    out.escalation.evidence =
+        "safe to forbid: this container runs as root, so no file capabilities are needed, and no "
+        "process gained privileges through exec";
+  }
+  // Podman makes added capabilities ambient for a non-root user: no file capabilities there.
   if (c.kind != SpecKind::Process && runs_as_non_root(c) && !needs.empty() &&
-      out.escalation.can_forbid()) {
+      c.runtime != Runtime::Podman && out.escalation.can_forbid()) {
     out.escalation.needs_file_caps = true;
     out.escalation.evidence =
         "keep it allowed: this container runs as a non-root user, so its capabilities can come "

@@ -420,6 +420,10 @@ std::optional<CurrentSpec> parse_current_spec(std::string_view text, const std::
   } catch (const YAML::Exception& e) {
     *error = fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg);
     return std::nullopt;
+  } catch (const nlohmann::json::exception& e) {
+    // A docker inspect field of an unexpected type (a null Name, a numeric User).
+    *error = fmt::format("{}: not docker inspect output as expected: {}", file, e.what());
+    return std::nullopt;
   }
   if (collector.containers.empty()) {
     *error = no_container_error(file, collector);

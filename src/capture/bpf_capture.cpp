@@ -142,9 +142,10 @@ static uint64_t wakeup_mark(size_t ringbuf_bytes) {
   return std::clamp<uint64_t>(ringbuf_bytes / (4 * cpus), 4096, 1u << 20);
 }
 
-void BpfCapture::write_config() {
+bool BpfCapture::write_config() {
   uint32_t zero = 0;
-  bpf_map_update_elem(map_fd(impl_->skel.obj, "cfg_map"), &zero, &impl_->config, BPF_ANY);
+  return bpf_map_update_elem(map_fd(impl_->skel.obj, "cfg_map"), &zero, &impl_->config, BPF_ANY) ==
+         0;
 }
 
 // The ring buffer's size: a power of two (the kernel requires it), at least 64 KiB.
@@ -341,8 +342,19 @@ AggregateEntry entry_of(const cs_agg_key& k, const cs_agg_val& v) {
 // Returns once every BPF program run that started before the call has
 // finished: MEMBARRIER_CMD_GLOBAL is synchronize_rcu(), and every run is an
 // RCU read-side critical section. On one CPU the kernel skips the wait: no
-// tracepoint or kprobe run (preemption off) is in progress while we run.
-bool wait_for_program_runs() { return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0; }
+// tracepoint or kprobe run (preemption off) is in progress while we run, but
+// an fentry run may be preempted (it only disables migration), so there a
+// pause stands in, as where membarrier is refused (nohz_full): a run lasts
+// microseconds, so the pause lets it finish, though it is no proof.
+void wait_for_program_runs(Backend backend) {
+  bool one_cpu = sysconf(_SC_NPROCESSORS_ONLN) == 1;
+  if (!(one_cpu && backend == Backend::Fentry) &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+    return;
+  spdlog::info("waiting 50 ms for BPF program runs to end ({})",
+               one_cpu ? "one CPU, preemptible fentry runs" : "membarrier refused");
+  usleep(50 * 1000);
+}
 
 }  // namespace
 
@@ -357,13 +369,13 @@ int BpfCapture::drain_aggregates(const std::function<void(const AggregateEntry&)
   if (fd < 0 || cache_fd < 0 || ncpu <= 0) return -ENOENT;
   uint32_t old_bank = impl_->config.agg_bank & 1;
   impl_->config.agg_bank = old_bank ^ 1;
-  write_config();
-  if (!wait_for_program_runs()) {
-    // nohz_full kernels refuse MEMBARRIER_CMD_GLOBAL: a run lasts microseconds,
-    // so a pause this long is the next best thing (not a proof).
-    spdlog::debug("membarrier: {}; pausing instead", errno_text(errno));
-    usleep(50 * 1000);
+  if (!write_config()) {
+    // The programs still count in the old bank: draining it now could lose counts.
+    int err = errno;
+    impl_->config.agg_bank = old_bank;
+    return -err;
   }
+  wait_for_program_runs(backend_);
   int drained = 0;
   // The per-CPU cache of the old bank: each slot index on every CPU, zeroed
   // before its counts are handed on (a slot that cannot be zeroed keeps its

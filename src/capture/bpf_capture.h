@@ -95,7 +95,7 @@ class BpfCapture {
   void on_record(std::span<const uint8_t> bytes, const RecordHandler& handler);
   void handle_sample(CapCheck& c);
   void store_callsite(const CallSiteEntry& e);
-  void write_config();
+  bool write_config();  // false (errno set) if the kernel refused it
 
   std::unique_ptr<Impl> impl_;
   Backend backend_ = Backend::Auto;

@@ -115,8 +115,9 @@ std::optional<OwnCgroup> make_cgroup(std::string* error) {
 // and the capture attached, before it runs its first instruction.
 struct Child {
   pid_t pid = -1;
-  int release_fd = -1;
-  bool confine_failed = false;
+  int release_fd = -1;  // write a byte: exec
+  int ready_fd = -1;    // then read: end of file when the exec worked
+  std::string failure;  // why it could not be started as asked
 };
 
 // A non-root user to run CMD as (--user), resolved before forking: the
@@ -165,39 +166,93 @@ uint64_t bounding_set() {
   return mask;
 }
 
+// What the child reports on its `ready` pipe: that it is confined (Ready), or
+// which step failed, with errno. Between fork and exec it only makes system
+// calls and writes this: the parent puts the words to it.
+enum class ChildStep : char { Ready, SwitchUser, SetCaps, RaiseAmbient, Exec };
+struct ChildReport {
+  ChildStep step = ChildStep::Ready;
+  int err = 0;
+};
+
 // In the child, as root: become the user and keep `caps` as permitted,
 // inheritable and ambient, so the command (not set-user-ID, without file
 // capabilities) starts with exactly them, as a systemd service with
-// AmbientCapabilities= would. An error message, or empty.
-std::string become(const RunAs& u, uint64_t caps) {
+// AmbientCapabilities= would.
+ChildStep become(const RunAs& u, uint64_t caps) {
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(u.groups.size(), u.groups.data()) != 0 ||
       setresgid(u.gid, u.gid, u.gid) != 0 || setresuid(u.uid, u.uid, u.uid) != 0)
-    return fmt::format("cannot switch to user {}: {}", u.name, std::strerror(errno));
+    return ChildStep::SwitchUser;
   __user_cap_header_struct head{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   for (int i = 0; i < 2; ++i) {
     auto word = static_cast<uint32_t>(caps >> (32 * i));
     data[i] = {word, word, word};  // effective, permitted, inheritable
   }
-  if (syscall(SYS_capset, &head, data) != 0)
-    return fmt::format("cannot set the capabilities of user {}: {}", u.name, std::strerror(errno));
+  if (syscall(SYS_capset, &head, data) != 0) return ChildStep::SetCaps;
   for (int cap = 0; cap < 64; ++cap)
     if ((caps & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
-      return fmt::format("cannot raise capability {} as ambient: {}", cap, std::strerror(errno));
-  return "";
+      return ChildStep::RaiseAmbient;
+  return ChildStep::Ready;
 }
 
-// In the child: apply the confinement before exec. An error message, or empty.
-std::string confine(const Confinement& c) {
+// In the child: apply the confinement before exec.
+ChildStep confine(const Confinement& c) {
   if (c.bounding)
     for (int cap = 0; cap < 64; ++cap)
       if (!(*c.bounding & (1ULL << cap))) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-  return c.user ? become(*c.user, bounding_set()) : "";
+  return c.user ? become(*c.user, bounding_set()) : ChildStep::Ready;
+}
+
+std::string describe_child_failure(const ChildReport& r, const std::vector<std::string>& argv,
+                                   const Confinement& c) {
+  std::string user = c.user ? c.user->name : "";
+  std::string why = std::strerror(r.err);
+  switch (r.step) {
+    case ChildStep::SwitchUser:
+      return fmt::format("cannot switch to user {}: {}", user, why);
+    case ChildStep::SetCaps:
+      return fmt::format("cannot set the capabilities of user {}: {}", user, why);
+    case ChildStep::RaiseAmbient:
+      return fmt::format("cannot raise the ambient capabilities of user {}: {}", user, why);
+    case ChildStep::Exec:
+      return fmt::format("cannot run {}: {}", argv[0], why);
+    case ChildStep::Ready:
+      break;
+  }
+  return "";
+}
+
+// Reads the child's report: nullopt at end of file (its exec closed the pipe).
+std::optional<ChildReport> read_report(int fd) {
+  ChildReport r;
+  ssize_t n = read(fd, &r, sizeof(r));
+  if (n != static_cast<ssize_t>(sizeof(r))) return std::nullopt;
+  return r;
+}
+
+// Where execvp(3) would look for `name`: itself if it has a slash, else in
+// each directory of PATH (the default path where PATH is unset).
+std::vector<std::string> exec_candidates(const std::string& name) {
+  if (name.find('/') != std::string::npos) return {name};
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/bin:/usr/bin";
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
+    out.push_back((dir.empty() ? "." : dir) + "/" + name);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
 }
 
 // The child confines itself first and says so on `ready`: its own
 // setgroups, setresuid and capset are capscope's doing, not the command's, so
-// they happen before it joins the recorded cgroup.
+// they happen before it joins the recorded cgroup. After `go` it execs; the
+// ready pipe closes with the exec, or carries why the exec failed.
 Child fork_held(const std::vector<std::string>& argv, const Confinement& confinement) {
   int go_pipe[2], ready[2];
   if (pipe2(go_pipe, O_CLOEXEC) != 0) return {};
@@ -206,38 +261,51 @@ Child fork_held(const std::vector<std::string>& argv, const Confinement& confine
     close(go_pipe[1]);
     return {};
   }
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> candidates = exec_candidates(argv[0]);
   pid_t pid = fork();
   if (pid == 0) {
     close(go_pipe[1]);
     close(ready[0]);
-    std::vector<char*> args;
-    args.reserve(argv.size() + 1);
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
-    if (std::string why = confine(confinement); !why.empty()) {
-      fmt::print(stderr, "capscope: {}\n", why);
-      _exit(127);
-    }
-    char go = 1;
-    if (write(ready[1], &go, 1) != 1 || read(go_pipe[0], &go, 1) != 1)
-      _exit(127);  // capscope gave up
-    execvp(args[0], args.data());
-    fmt::print(stderr, "capscope: cannot run {}: {}\n", argv[0], std::strerror(errno));
+    ChildReport r{confine(confinement), errno};
+    // The PATH search, too, before joining the cgroup: a non-root user's
+    // search through directories it cannot read would be checks of capscope's.
+    const char* program = nullptr;
+    for (const auto& c : candidates)
+      if (program == nullptr && faccessat(AT_FDCWD, c.c_str(), X_OK, AT_EACCESS) == 0)
+        program = c.c_str();
+    if (r.step == ChildStep::Ready && program == nullptr) r = {ChildStep::Exec, ENOENT};
+    char go = 0;
+    if (write(ready[1], &r, sizeof(r)) != sizeof(r) || r.step != ChildStep::Ready ||
+        read(go_pipe[0], &go, 1) != 1)
+      _exit(127);  // failed (reported), or capscope gave up
+    execv(program, args.data());
+    r = {ChildStep::Exec, errno};
+    if (write(ready[1], &r, sizeof(r)) != sizeof(r)) _exit(127);
     _exit(127);
   }
   close(go_pipe[0]);
   close(ready[1]);
-  char confined = 0;
-  bool ok = pid > 0 && read(ready[0], &confined, 1) == 1;
-  close(ready[0]);
-  if (pid > 0 && !ok) {  // it said why on stderr
+  if (pid < 0) {
     close(go_pipe[1]);
-    waitpid(pid, nullptr, 0);
-    return {.pid = -1, .release_fd = -1, .confine_failed = true};
+    close(ready[0]);
+    return {};
   }
-  return {pid, go_pipe[1]};
+  auto report = read_report(ready[0]);
+  if (!report || report->step != ChildStep::Ready) {
+    close(go_pipe[1]);
+    close(ready[0]);
+    waitpid(pid, nullptr, 0);
+    std::string why = report ? describe_child_failure(*report, argv, confinement)
+                             : std::string("the command's process ended before it was confined");
+    return {.pid = -1, .release_fd = -1, .ready_fd = -1, .failure = why};
+  }
+  return {pid, go_pipe[1], ready[0], ""};
 }
 
 bool join_cgroup(const OwnCgroup& cg, pid_t pid, std::string* error) {
@@ -368,8 +436,11 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
     if ((child <= 0 && g_stop.load()) || (limit.count() > 0 && now - start >= limit)) break;
     if (subject_gone()) break;
   }
-  // Records of the last moments are in the ring buffer: read them, then the map.
+  // Records of the last moments are in the ring buffer: read them, then the
+  // map, twice: checks counted while the first drain flipped banks are in the
+  // other one.
   cap.poll(0, handle);
+  drain();
   drain();
   out.duration_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
@@ -460,12 +531,12 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   Child child;
   if (!o.command.empty()) {
     child = fork_held(o.command, confinement);
-    if (child.confine_failed)
-      return *error = "the command could not be started as asked (the reason is above)",
-             std::nullopt;
+    if (!child.failure.empty()) return *error = child.failure, std::nullopt;
     if (child.pid < 0)
       return *error = fmt::format("cannot fork: {}", std::strerror(errno)), std::nullopt;
     if (!join_cgroup(*own, child.pid, error)) {
+      close(child.release_fd);
+      close(child.ready_fd);
       kill(child.pid, SIGKILL);
       waitpid(child.pid, nullptr, 0);
       return std::nullopt;
@@ -475,12 +546,15 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   if (!cap) {
     if (child.pid > 0) {
       close(child.release_fd);  // the child exits without running the command
+      close(child.ready_fd);
       waitpid(child.pid, nullptr, 0);
     }
     return std::nullopt;
   }
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_ids, clocks.monotonic_to_wall_offset_ns());
+  if (child.pid > 0 && confinement.user)  // it holds its bounding set, ambient
+    rec.seed_permitted(child.pid, bounding_set() & confinement.bounding.value_or(~0ULL));
   if (o.pid != 0) {
     // After attaching: a process forked meanwhile is either in /proc now or
     // forked by one the kernel already follows.
@@ -503,6 +577,9 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     char go = 1;
     if (write(child.release_fd, &go, 1) != 1) spdlog::warn("could not start the command");
     close(child.release_fd);
+    if (auto failed = read_report(child.ready_fd))  // else the exec closed it: CMD runs
+      spdlog::error("{}", describe_child_failure(*failed, o.command, confinement));
+    close(child.ready_fd);
   }
   auto limit = parse_duration(o.duration).value_or(std::chrono::nanoseconds(0));
   RunResult run = run_capture(*cap, rec, child.pid, gone, limit);

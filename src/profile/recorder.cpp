@@ -43,6 +43,7 @@ void Recorder::on_exec(const ExecRecord& e) {
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
   add_held(e.caps, e.euid, e.no_new_privs);
   note_privileged_exec(e);
+  permitted_[e.pid] = e.caps.permitted;
 }
 
 // Whether the exec used the binary's own privilege: set-ID bits make the
@@ -54,9 +55,16 @@ void Recorder::note_privileged_exec(const ExecRecord& e) {
   auto file = read_file_privilege("/proc/" + std::to_string(e.pid) + "/exe");
   if (!file && e.filename.starts_with('/')) file = read_file_privilege(e.filename);
   if (!file || !file->any()) return;
+  // File capabilities raised something if the new permitted set has what the
+  // old did not (the kernel's own test for no_new_privs); where the old set is
+  // unknown, anything beyond the ambient set of a non-root process.
+  auto before = permitted_.find(e.pid);
+  uint64_t gained = before != permitted_.end() ? e.caps.permitted & ~before->second
+                    : e.euid != 0              ? e.caps.permitted & ~e.caps.ambient
+                                               : 0;
   bool raised = (file->setuid && e.euid == file->owner_uid && e.uid != e.euid) ||
                 (file->setgid && e.egid == file->owner_gid && e.gid != e.egid) ||
-                (file->caps && e.euid != 0 && (e.caps.permitted & ~e.caps.ambient) != 0);
+                (file->caps && gained != 0);
   bool could_raise = (file->setuid && file->owner_uid != e.uid) ||
                      (file->setgid && file->owner_gid != e.gid) || (file->caps && e.euid != 0);
   PrivilegedBinary b;
@@ -78,6 +86,7 @@ void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {
 void Recorder::seed(const ProcessInfo& p) {
   follow(p.pid);
   seeded_[p.pid] = {p.binary, output::tetragon_arguments(p.args)};
+  permitted_[p.pid] = p.caps.permitted;
   add_held(p.caps, p.euid, p.no_new_privs);
 }
 
@@ -89,6 +98,8 @@ void Recorder::on_fork(const ForkRecord& f) {
     prog = program_of(parent->second.first, parent->second.second);
   else if (auto old = seeded_.find(f.ppid); old != seeded_.end())
     prog = &old->second;
+  if (auto held = permitted_.find(f.ppid); held != permitted_.end())
+    permitted_[f.pid] = held->second;
   if (prog == nullptr) return;
   ProgramKey key{f.pid, f.exec_seq};
   programs_[key] = *prog;

@@ -30,6 +30,10 @@ class Recorder {
   // A followed process that ran before the recording: its program and sets, from /proc.
   void seed(const ProcessInfo& p);
 
+  // What a process is known to hold before its next exec (record -- CMD knows
+  // its command's), to tell an exec that raised capabilities from one that kept them.
+  void seed_permitted(uint32_t pid, uint64_t permitted) { permitted_[pid] = permitted; }
+
   void on_record(const Record& r);
   void on_aggregate(const capture::AggregateEntry& e);
   // The profile of this one run, recorded for duration_ns.
@@ -63,6 +67,9 @@ class Recorder {
   std::map<uint32_t, ProgramKey> current_;  // pid -> its program now
   std::set<uint32_t> followed_;
   std::map<uint32_t, Program> seeded_;  // pid -> program, for processes older than the capture
+  // pid -> its permitted set as last known (its last exec, its parent's at fork,
+  // or seeded). A capset or setuid since then is not seen: the set may be stale.
+  std::map<uint32_t, uint64_t> permitted_;
   uint64_t checks_ = 0;
 };
 

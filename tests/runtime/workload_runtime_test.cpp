@@ -124,26 +124,38 @@ TEST_F(NeedsRuntime, AsAUserItNeedsTheSameThreeAsAmbientCapabilities) {
       << systemd;
 }
 
+// The PATH search happens before the command joins the recorded cgroup: a
+// directory nobody cannot read, searched first, costs no DAC_READ_SEARCH of its.
+TEST_F(NeedsRuntime, TrueAsAUserNeedsNoCapabilitiesWhateverPathHolds) {
+  fs::path private_dir = dir_ / "private";
+  fs::create_directories(private_dir);
+  fs::permissions(private_dir, fs::perms::owner_all);
+  std::string path = "PATH=" + private_dir.string() + ":/usr/bin:/bin ";
+  ASSERT_EQ(sh(path + capscope_binary() + " record --db " + db_ + " --name true -o json --report " +
+               report_file() + " --user nobody -- true 2>" + (dir_ / "stderr").string()),
+            0)
+      << stderr_text();
+  EXPECT_TRUE(report().at("add").empty()) << report().dump();
+}
+
 TEST_F(NeedsRuntime, AnUnknownUserIsRefusedBeforeAnythingRuns) {
   EXPECT_EQ(record("needs", "/bin/true", "--user capscope-no-such-user"), 2);
   EXPECT_TRUE(contains(stderr_text(), "--user capscope-no-such-user: no such user"))
       << stderr_text();
 }
 
-// The three capabilities as file capabilities, run as nobody: the exec raises
-// them (it clears the ambient set of a binary with file capabilities), so the
-// profile keeps the binary and the advice keeps privilege escalation allowed.
-TEST_F(NeedsRuntime, FileCapabilitiesAreRecordedAndKeepEscalationAllowed) {
+// The three capabilities as file capabilities, run as nobody, who holds them
+// ambient already: the exec keeps them (it swaps the ambient set for the
+// file's) and raises nothing, so no_new_privs would not stop it. The profile
+// keeps the binary and its file capabilities; as a non-root workload it still
+// keeps escalation allowed, where file capabilities are its only way.
+TEST_F(NeedsRuntime, FileCapabilitiesAreRecordedWithTheBinary) {
   std::string copy = needs_copy();
   ASSERT_EQ(sh("setcap cap_chown,cap_net_bind_service,cap_sys_nice+ep " + copy), 0);
   ASSERT_EQ(record("fcaps", needs_command(copy), "--user nobody"), 0) << stderr_text();
   json r = report();
   EXPECT_EQ(r.at("add"), json::array({"CHOWN", "NET_BIND_SERVICE", "SYS_NICE"})) << r.dump();
   EXPECT_EQ(r.at("allow_privilege_escalation"), true) << r.dump();
-  std::string why = r.at("privilege_escalation");
-  EXPECT_TRUE(contains(why, copy + " raised its privileges through exec once (file capabilities "
-                                   "cap_chown,cap_net_bind_service,cap_sys_nice+ep)"))
-      << why;
   EXPECT_TRUE(contains(r.at("non_root_plan").dump(), copy + " already carries")) << r.dump();
   json p = exported("fcaps");
   ASSERT_EQ(p.at("privileged_binaries").size(), 1u) << p.dump();
@@ -151,7 +163,26 @@ TEST_F(NeedsRuntime, FileCapabilitiesAreRecordedAndKeepEscalationAllowed) {
   EXPECT_EQ(b.at("path"), copy);
   EXPECT_EQ(b.at("file_capabilities").at("permitted"),
             json::array({"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SYS_NICE"}));
-  EXPECT_EQ(b.at("raised"), 1);
+  EXPECT_EQ(b.at("execs"), 1);
+  EXPECT_EQ(b.at("raised"), 0);
+}
+
+// The same binary from a shell that holds nothing (setpriv empties the
+// inheritable and ambient sets before the shell's exec): now its exec raises
+// the capabilities, so no_new_privs would break it and the advice says so.
+TEST_F(NeedsRuntime, AnExecThatGainsFileCapabilitiesKeepsEscalationAllowed) {
+  std::string copy = needs_copy();
+  ASSERT_EQ(sh("setcap cap_chown,cap_net_bind_service,cap_sys_nice+ep " + copy), 0);
+  std::string cmd =
+      "setpriv --inh-caps=-all --ambient-caps=-all -- sh -c 'exec " + needs_command(copy) + "'";
+  ASSERT_EQ(record("gain", cmd, "--user nobody"), 0) << stderr_text();
+  json r = report();
+  EXPECT_EQ(r.at("allow_privilege_escalation"), true) << r.dump();
+  std::string why = r.at("privilege_escalation");
+  EXPECT_TRUE(contains(why, copy + " raised its privileges through exec once (file capabilities "
+                                   "cap_chown,cap_net_bind_service,cap_sys_nice+ep)"))
+      << why;
+  EXPECT_EQ(exported("gain").at("privileged_binaries").at(0).at("raised"), 1);
 }
 
 // Set-user-ID root, run as nobody: the exec raises the euid to 0.

@@ -284,6 +284,10 @@ TEST(CurrentSpec, WrongTypesNameTheField) {
             "in capabilities(7), with or without CAP_, or ALL)");
   EXPECT_EQ(parse_error(R"([{"Name": "/a", "HostConfig": {"CapAdd": ["CAP_CHOWN", 7]}}])"),
             "x.yaml: [0].HostConfig.CapAdd[1]: expected a capability name");
+  // Fields of an unexpected type are an error, not a crash.
+  EXPECT_NE(parse_error(R"([{"Name": null, "HostConfig": {}, "Config": {"User": 7}}])")
+                .find("x.yaml: not docker inspect output as expected"),
+            std::string::npos);
   // A number is no capability name in a spec, though capscope's tables take one elsewhere.
   EXPECT_NE(parse_error("services:\n  web:\n    cap_add: [\"12\"]\n").find("unknown capability"),
             std::string::npos);
@@ -368,4 +372,37 @@ TEST(CurrentCompare, LiveProcess) {
             "effective)");
   EXPECT_FALSE(advice::current_of_process(reader, 99999, &error));
   EXPECT_NE(error.find("--current-pid 99999"), std::string::npos);
+}
+
+// A non-root container needs file capabilities for what it adds, so escalation
+// stays allowed; not under Podman, which makes added capabilities ambient.
+TEST(CurrentCompare, NonRootEscalationDependsOnTheRuntime) {
+  CurrentContainer c;
+  c.name = "app";
+  c.drop_all = true;
+  c.run_as_user = 1000;
+  c.runtime = Runtime::Containerd;
+  auto containerd = compare_with(c);
+  EXPECT_TRUE(containerd.escalation.needs_file_caps);
+  EXPECT_NE(advice::recommended_form(containerd).find("allowPrivilegeEscalation: true"),
+            std::string::npos);
+  c.runtime = Runtime::Podman;
+  auto podman = compare_with(c);
+  EXPECT_TRUE(podman.escalation.can_forbid()) << podman.escalation.evidence;
+  for (const auto& w : podman.warnings) EXPECT_EQ(w.find("non-root"), std::string::npos) << w;
+}
+
+// Recorded as a non-root user (file capabilities needed), compared with a spec
+// that runs it as root: escalation can be forbidden there.
+TEST(CurrentCompare, ARootSpecNeedsNoFileCapabilities) {
+  Profile p = web();
+  p.held.ran_as_user = true;
+  auto a = advice::advise(p);
+  ASSERT_TRUE(a.escalation.needs_file_caps);
+  CurrentContainer c;
+  c.name = "app";
+  c.run_as_user = 0;
+  c.runtime = Runtime::Containerd;
+  auto cmp = advice::compare(a, p, c);
+  EXPECT_TRUE(cmp.escalation.can_forbid()) << cmp.escalation.evidence;
 }

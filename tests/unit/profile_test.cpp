@@ -169,6 +169,8 @@ TEST(Advice, NonRootWorkloadsGetWhatActuallyWorks) {
   ASSERT_EQ(a.add.size(), 1u);
   EXPECT_TRUE(a.escalation.needs_file_caps);
   EXPECT_FALSE(a.escalation.can_forbid());
+  // "restricted" requires allowPrivilegeEscalation: false: this needs "baseline".
+  EXPECT_EQ(a.pss, advice::PssLevel::Baseline);
   std::string plan = fmt::format("{}", fmt::join(a.non_root_plan, "\n"));
   EXPECT_NE(plan.find("  setcap cap_net_bind_service+ep /usr/bin/srv"), std::string::npos) << plan;
   EXPECT_NE(plan.find("net.ipv4.ip_unprivileged_port_start"), std::string::npos) << plan;
