@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include <type_traits>
 #include <utility>
 
@@ -33,14 +35,21 @@ ordered_json use_to_json(const UseKey& k, const UseStats& s) {
 // A value of the wanted type, strictly: JSON's true is not 1, nor -1 a count.
 template <typename T>
 bool has_type(const json& v) {
-  if constexpr (std::is_same_v<T, bool>)
+  if constexpr (std::is_same_v<T, bool>) {
     return v.is_boolean();
-  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
-    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-  else if constexpr (std::is_integral_v<T>)
-    return v.is_number_integer();
-  else
+  } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
+    // In range too: a uid of 2^32 + 1 must not wrap to 1.
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= std::numeric_limits<T>::max();
+    return v.is_number_integer() && v.get<int64_t>() >= 0 &&
+           static_cast<uint64_t>(v.get<int64_t>()) <= std::numeric_limits<T>::max();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned())
+      return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    return v.is_number_integer() && v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+           v.get<int64_t>() <= std::numeric_limits<T>::max();
+  } else {
     return true;  // strings and containers: get<T>() checks them
+  }
 }
 
 // The fields of one object of the document; a failure names the field and
@@ -215,6 +224,8 @@ bool read_privileged(const json& list, Profile* p, ImportError* error) {
         !f.may("raised", &b.raised) || !f.may("held_back", &b.held_back))
       return false;
     if (list[i].contains("file_capabilities")) {
+      if (!list[i]["file_capabilities"].is_object())
+        return f.fail("file_capabilities", "field \"file_capabilities\" has the wrong type");
       FileCaps caps;
       if (!read_file_caps(list[i]["file_capabilities"], where, at / i / "file_capabilities", &caps,
                           error))

@@ -210,6 +210,9 @@ json resolve_plain(std::string_view s) {
 
 // Deeper than any capscope document; stops an alias loop from recursing forever.
 constexpr int kMaxDepth = 256;
+// More nodes than any capscope document holds: aliases of aliases could
+// otherwise expand a small file into billions of nodes.
+constexpr size_t kMaxNodes = 1'000'000;
 
 class Converter {
  public:
@@ -217,6 +220,7 @@ class Converter {
 
   std::optional<json> value(const YAML::Node& n, const json::json_pointer& at, int depth) {
     if (depth > kMaxDepth) return fail(n, "nested too deeply");
+    if (++nodes_ > kMaxNodes) return fail(n, "too many values (aliases expanding without end?)");
     note_line(at, n.Mark());
     switch (n.Type()) {
       case YAML::NodeType::Map:
@@ -287,6 +291,7 @@ class Converter {
 
   YamlLines* lines_;
   YamlProblem* problem_;
+  size_t nodes_ = 0;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The YAML forms: the generic JSON <-> YAML converter (types and tricky
 // strings survive), the profile export in YAML (round trip, golden shape,
 // errors with file, line and field), and import telling JSON from YAML.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -283,6 +284,19 @@ TEST(JsonYaml, ProblemsNameTheLine) {
   EXPECT_NE(problem.message.find("key"), std::string::npos) << problem.message;
 }
 
+// Aliases of aliases: ten levels of ten would be ten billion values.
+TEST(JsonYaml, AliasExpansionIsBounded) {
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 10; ++i) {
+    text += fmt::format("a{}: &a{} [", i, i);
+    for (int j = 0; j < 10; ++j) text += fmt::format("{}*a{}", j ? ", " : "", i - 1);
+    text += "]\n";
+  }
+  util::YamlProblem problem;
+  EXPECT_FALSE(util::yaml_to_json(text, nullptr, &problem));
+  EXPECT_NE(problem.message.find("too many values"), std::string::npos) << problem.message;
+}
+
 TEST(JsonYaml, LinesOfValuesAndTheirNearestParent) {
   util::YamlLines lines = lines_of(kSmallProfile);
   EXPECT_EQ(util::line_of(lines, ""), 1);
@@ -377,6 +391,19 @@ TEST(ProfileYaml, SmallProfileImports) {
 
 // The JSON import shares these checks: an optional field of the wrong type is
 // an error naming it (it used to escape as a json::type_error).
+TEST(ProfileExport, IntegersOutOfRangeAreErrorsNotWrapped) {
+  std::string error;
+  auto big_version = nlohmann::json::parse(
+      R"({"capscope_profile": 4294967297, "name": "x", "runs": 1, "uses": []})");
+  EXPECT_FALSE(profile::from_export_json(big_version, &error));
+  EXPECT_NE(error.find("capscope_profile"), std::string::npos) << error;
+  auto big_uid = nlohmann::json::parse(
+      R"({"capscope_profile": 1, "name": "x", "runs": 1, "uses": [],
+          "privileged_binaries": [{"path": "/b", "owner_uid": 4294967297}]})");
+  EXPECT_FALSE(profile::from_export_json(big_uid, &error));
+  EXPECT_NE(error.find("owner_uid"), std::string::npos) << error;
+}
+
 TEST(ProfileExport, OptionalFieldOfTheWrongTypeIsAnError) {
   std::string error;
   EXPECT_FALSE(profile::from_export_text(
