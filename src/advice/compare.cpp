@@ -108,6 +108,11 @@ void add_warnings(Comparison& out, const Advice& a) {
         "it defeats this advice: remove it and use the capabilities below");
   if (c.add_all)
     out.warnings.emplace_back("add: [ALL] grants every capability; replace it with the list below");
+  if (c.kind == SpecKind::Kubernetes && c.runtime == Runtime::Containerd &&
+      !(c.add_prefixed.empty() && c.drop_prefixed.empty()))
+    out.warnings.emplace_back(
+        "containerd puts CAP_ before every name itself, so names written with CAP_ (CAP_X becomes "
+        "CAP_CAP_X) are ignored there: write them without it, as below");
   if (c.kind != SpecKind::Process && runs_as_non_root(c) && !out.recommended.empty() &&
       c.runtime != Runtime::Podman)
     out.warnings.emplace_back(

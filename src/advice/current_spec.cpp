@@ -90,6 +90,7 @@ std::string unknown_capability(std::string_view s) {
 struct CapList {
   bool all = false;
   std::vector<int> caps;
+  std::vector<int> prefixed;  // of caps, those written with CAP_
 };
 
 void insert_sorted(std::vector<int>& v, int cap) {
@@ -105,6 +106,7 @@ void add_entry(CapList& list, std::string_view entry, int line, const std::strin
   auto cap = spec_capability(entry);
   if (!cap) throw SpecError(line, field, unknown_capability(entry));
   insert_sorted(list.caps, *cap);
+  if (upper(entry).starts_with("CAP_")) insert_sorted(list.prefixed, *cap);
 }
 
 // ---- YAML ----
@@ -176,6 +178,8 @@ void apply_lists(CurrentContainer& c, const CapList& add, const CapList& drop) {
   c.add = add.caps;
   c.drop_all = drop.all;
   c.drop = drop.caps;
+  c.add_prefixed = add.prefixed;
+  c.drop_prefixed = drop.prefixed;
 }
 
 // ---- Kubernetes ----
@@ -461,6 +465,29 @@ std::optional<CurrentSpec> current_of_process(const ProcReader& reader, uint32_t
   return CurrentSpec{fmt::format("pid {}", pid), {std::move(c)}};
 }
 
+// containerd's CRI plugin: ALL added, then ALL dropped, then each added name
+// and last each dropped one, every name prefixed with CAP_ whatever it says
+// (so CAP_X becomes CAP_CAP_X, which the OCI runtime ignores).
+std::vector<int> containerd_held(const CurrentContainer& c, const std::vector<int>& all) {
+  std::vector<int> held;
+  if (!c.drop_all) {
+    if (c.add_all)
+      held = all;
+    else
+      held.assign(runtime_default(Runtime::Containerd).caps.begin(),
+                  runtime_default(Runtime::Containerd).caps.end());
+  }
+  auto bare = [](const std::vector<int>& named, const std::vector<int>& prefixed) {
+    std::vector<int> v;
+    std::set_difference(named.begin(), named.end(), prefixed.begin(), prefixed.end(),
+                        std::back_inserter(v));
+    return v;
+  };
+  for (int cap : bare(c.add, c.add_prefixed)) insert_sorted(held, cap);
+  for (int cap : bare(c.drop, c.drop_prefixed)) std::erase(held, cap);
+  return held;
+}
+
 std::vector<int> held_caps(const CurrentContainer& c) {
   if (c.kind == SpecKind::Process)
     return tables::caps_in_mask(c.live.bounding | c.live.effective | c.live.permitted |
@@ -468,6 +495,8 @@ std::vector<int> held_caps(const CurrentContainer& c) {
   std::vector<int> all;
   for (const auto& info : tables::all_capabilities()) all.push_back(info.number);
   if (c.privileged) return all;
+  if (c.kind == SpecKind::Kubernetes && c.runtime == Runtime::Containerd)
+    return containerd_held(c, all);
   // The runtimes apply add ALL before drops, and drop ALL before adds.
   std::vector<int> base;
   if (c.add_all) {

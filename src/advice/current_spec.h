@@ -35,6 +35,8 @@ struct CurrentContainer {
   bool drop_all = false;       // drop: [ALL] / cap_drop: [ALL]
   bool add_all = false;        // add: [ALL]
   std::vector<int> add, drop;  // the named ones, ascending
+  // Of those, the ones written with CAP_ (containerd takes them for other names).
+  std::vector<int> add_prefixed, drop_prefixed;
   bool privileged = false;
   std::optional<bool> allow_privilege_escalation;
   std::optional<int64_t> run_as_user;  // the container's, else the pod's
