@@ -140,6 +140,12 @@ std::optional<RunAs> resolve_user(const std::string& spec, std::string* error) {
     *error = fmt::format("--user {}: no such user (give a name or uid from /etc/passwd)", spec);
     return std::nullopt;
   }
+  if (pw->pw_uid == 0) {
+    *error = fmt::format(
+        "--user {}: that is root, which record runs as anyway (--user is for a non-root user)",
+        spec);
+    return std::nullopt;
+  }
   RunAs u{pw->pw_name, pw->pw_uid, pw->pw_gid, {}};
   int n = 64;
   u.groups.resize(n);

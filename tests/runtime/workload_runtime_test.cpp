@@ -142,6 +142,8 @@ TEST_F(NeedsRuntime, AnUnknownUserIsRefusedBeforeAnythingRuns) {
   EXPECT_EQ(record("needs", "/bin/true", "--user capscope-no-such-user"), 2);
   EXPECT_TRUE(contains(stderr_text(), "--user capscope-no-such-user: no such user"))
       << stderr_text();
+  EXPECT_EQ(record("needs", "/bin/true", "--user 0"), 2);
+  EXPECT_TRUE(contains(stderr_text(), "--user 0: that is root")) << stderr_text();
 }
 
 // The three capabilities as file capabilities, run as nobody, who holds them
