@@ -71,10 +71,11 @@ $CAPSCOPE trace -o json --denied --audit-only --comm dmesg --max-events 1 --time
 wait
 
 echo
-echo "== capscope record --verify -- a small service script: chown, renice, then the advice"
-touch "$work/owned"
-$CAPSCOPE record --db "$work/profiles.db" --name demo-service --verify -- \
-  sh -c "chown 1:1 '$work/owned' && nice -n -5 true && echo 'service done'"
+echo "== capscope record --verify -- Debian's nginx: serve a page on port 80, then the advice"
+mkdir -p "$work/nginx"
+chmod 755 "$work"  # its workers run as www-data
+$CAPSCOPE record --db "$work/profiles.db" --name nginx --verify -- \
+  tests/workloads/nginx/serve.sh "$work/nginx" 80
 echo
-echo "== capscope advise demo-service -f k8s"
-$CAPSCOPE advise demo-service --db "$work/profiles.db" -f k8s
+echo "== capscope advise nginx -f k8s"
+$CAPSCOPE advise nginx --db "$work/profiles.db" -f k8s
