@@ -15,7 +15,7 @@
 #
 # Environment: BUILD_DIR (default build; must hold a built tree),
 # CAPSCOPE_QEMU_BACKENDS (default "fentry kprobe auto"),
-# CAPSCOPE_QEMU_TIMEOUT (default 900), CAPSCOPE_QEMU_FILTER (a gtest filter),
+# CAPSCOPE_QEMU_TIMEOUT (default 1500), CAPSCOPE_QEMU_FILTER (a gtest filter),
 # CAPSCOPE_QEMU_COMMAND (a shell command the guest runs instead, to debug),
 # CAPSCOPE_QEMU_SMP (vCPUs, default 1).
 # See docs/TESTING.md.
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/../.."
 BUILD_DIR=$(realpath "${BUILD_DIR:-build}")
 WORK="$BUILD_DIR/qemu"
 BACKENDS=${CAPSCOPE_QEMU_BACKENDS:-"fentry kprobe auto"}
-TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-900}
+TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-1500}
 # One vCPU by default: with two, attaching trampolines to the hottest functions
 # (cap_vm_enough_memory runs on every mmap) sometimes left both emulated CPUs in
 # a soft lockup, the attaching task waiting in text patching on the other CPU.
