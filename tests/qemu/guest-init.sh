@@ -18,6 +18,8 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mkdir -p /root
 hostname capscope-guest
+# The tests bind 127.0.0.1 (a low port, for CAP_NET_BIND_SERVICE).
+$bb ip link set lo up
 
 . /capscope/env
 echo "@@capscope-qemu kernel $(uname -r)"

@@ -14,7 +14,7 @@
 # panics, or when it does not finish within CAPSCOPE_QEMU_TIMEOUT seconds.
 #
 # Environment: BUILD_DIR (default build; must hold a built tree),
-# CAPSCOPE_QEMU_BACKENDS (default "fentry kprobe auto"),
+# CAPSCOPE_QEMU_BACKENDS (default "fentry kprobe"; add auto for a third pass),
 # CAPSCOPE_QEMU_TIMEOUT (default 1500), CAPSCOPE_QEMU_FILTER (a gtest filter),
 # CAPSCOPE_QEMU_COMMAND (a shell command the guest runs instead, to debug),
 # CAPSCOPE_QEMU_SMP (vCPUs, default 1).
@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD_DIR=$(realpath "${BUILD_DIR:-build}")
 WORK="$BUILD_DIR/qemu"
-BACKENDS=${CAPSCOPE_QEMU_BACKENDS:-"fentry kprobe auto"}
+BACKENDS=${CAPSCOPE_QEMU_BACKENDS:-"fentry kprobe"}
 TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-1500}
 # One vCPU by default: with two, attaching trampolines to the hottest functions
 # (cap_vm_enough_memory runs on every mmap) sometimes left both emulated CPUs in
