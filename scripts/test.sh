@@ -23,7 +23,7 @@ step "unit tests"
 step "runtime tests (root, live kernel)"
 ./build/tests/capscope_runtime_tests
 
-step "runtime tests on Debian's 6.1 and 6.12 kernels under qemu (fentry, kprobe, auto)"
+step "runtime tests on Debian's 6.1 and 6.12 kernels under qemu (fentry, kprobe)"
 BUILD_DIR=build bash tests/qemu/run.sh
 BUILD_DIR=build bash tests/qemu/runner_selftest.sh
 
