@@ -47,6 +47,17 @@ std::string short_names(const std::vector<int>& caps) {
   return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ","));
 }
 
+// A held set: "ALL" when it has every capability this capscope knows (a root
+// process's usual sets), "ALL but X" when it lacks a few, else the names.
+std::string held_names(uint64_t mask) {
+  std::vector<int> missing;
+  for (const auto& info : tables::all_capabilities())
+    if (!(mask & (1ULL << info.number))) missing.push_back(info.number);
+  if (missing.empty()) return "ALL";
+  if (missing.size() <= 3) return "ALL but " + short_names(missing);
+  return short_names(tables::caps_in_mask(mask));
+}
+
 // Opens the store and loads one profile; the exit code on failure.
 std::optional<profile::Profile> load_one(const StoreOptions& o, int* rc) {
   std::string error;
@@ -96,10 +107,8 @@ int run_show(const StoreOptions& o) {
                              s.count, fmt::join(where, " "));
   }
   std::cout << fmt::format("held: effective {} permitted {} bounding {} ambient {}{}{}\n",
-                           short_names(tables::caps_in_mask(p->held.caps.effective)),
-                           short_names(tables::caps_in_mask(p->held.caps.permitted)),
-                           short_names(tables::caps_in_mask(p->held.caps.bounding)),
-                           short_names(tables::caps_in_mask(p->held.caps.ambient)),
+                           held_names(p->held.caps.effective), held_names(p->held.caps.permitted),
+                           held_names(p->held.caps.bounding), held_names(p->held.caps.ambient),
                            p->held.ran_as_root ? "; ran as root" : "",
                            p->held.no_new_privs ? "; no_new_privs" : "");
   return kExitOk;
