@@ -155,6 +155,33 @@ static __always_inline void cs_count(struct cs_counters *cnt, __u32 idx)
 		cnt->v[idx] += 1;
 }
 
+/*
+ * The tick clock, of record and of --rate-limit windows (not of events, which
+ * read bpf_ktime_get_ns()). bpf_ktime_get_ns() costs more than all the rest of
+ * a cached count on a virtual machine (its TSC read is ordered); jiffies are a
+ * plain load. The time of the first use in each jiffy on a CPU stands
+ * for every later one in that jiffy, so times are CLOCK_MONOTONIC, up to one
+ * tick (1-10 ms) early, and bpf_ktime_get_ns() runs at most HZ times a second
+ * per CPU.
+ */
+static __always_inline __u64 cs_tick_now(struct cs_counters *cnt)
+{
+	__u64 j = bpf_jiffies64();
+
+	if (!cnt)
+		return bpf_ktime_get_ns();
+	if (cnt->tick_jiffies != j || !cnt->tick_ns) {
+		/*
+		 * The time first: a preemptible (fexit) run cut off between the two
+		 * stores leaves the old jiffy, which the next run replaces, never
+		 * the new jiffy with an old time.
+		 */
+		cnt->tick_ns = bpf_ktime_get_ns();
+		cnt->tick_jiffies = j;
+	}
+	return cnt->tick_ns;
+}
+
 /* bpf_get_current_pid_tgid() without the helper call where task is a BTF pointer. */
 static __always_inline __u64 cs_task_pid_tgid(struct task_struct *task)
 {
@@ -258,7 +285,8 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __
 			return false;
 	}
 	if (ff & CS_FILT_CGROUP) {
-		__u64 cg = bpf_get_current_cgroup_id();
+		/* What bpf_get_current_cgroup_id() returns, as plain loads where task is BTF. */
+		__u64 cg = cs_task_cgroup_id(task);
 
 		if (!bpf_map_lookup_elem(&filter_cgroups, &cg))
 			return false;
@@ -307,11 +335,17 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
 	return true;
 }
 
+#define CS_FILT_CHECK_TESTS                                                                \
+	(CS_FILT_PID | CS_FILT_TID | CS_FILT_UID | CS_FILT_GID | CS_FILT_COMM | CS_FILT_CGROUP |  \
+	 CS_FILT_CAPS | CS_FILT_DENIED | CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY |            \
+	 CS_FILT_FOLLOW)
+
 static __always_inline bool cs_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
 					    struct task_struct *task, const struct cred *cred,
 					    int cap, int ret)
 {
-	if (!cfg->filter_flags)
+	/* --unique, --rate-limit, --audit-only and record are not tested here. */
+	if (!(cfg->filter_flags & CS_FILT_CHECK_TESTS))
 		return true;
 	return cs_check_filters_pass(cfg, cap, ret) && cs_task_filters_pass(cfg, pid_tgid, task) &&
 	       cs_cred_filters_pass(cfg, cred);
@@ -520,10 +554,24 @@ static __always_inline bool cs_unique_mark(struct cs_unique_slot *s, int cap, in
 	return !(__sync_fetch_and_or(&s->seen[row], bit) & bit);
 }
 
-/* --rate-limit: true if the check may be emitted; *suppressed gets the count it ends. */
-static __always_inline bool cs_rate_allow(const struct cs_config *cfg, __u64 pid_tgid, int cap,
-					  int ret, bool audit, __u64 now, __u64 *suppressed)
+/*
+ * --rate-limit: true if the check may be emitted; *suppressed gets the count it ends.
+ *
+ * Windows of a second or more are timed with record's tick clock
+ * (cs_tick_now): a check the window drops then costs no bpf_ktime_get_ns()
+ * (about 50 ns here), and a window is at most one tick (1-10 ms, under 1% of
+ * it) off. Each CPU's tick time is up to a tick early, so a window another CPU
+ * opened may seem to start after `now`: the signed compare counts that as
+ * inside it. Shorter windows keep the precise clock.
+ */
+#define CS_RATE_TICK_MIN_NS 1000000000ULL
+
+static __always_inline bool cs_rate_allow(const struct cs_config *cfg, struct cs_counters *cnt,
+					  __u64 pid_tgid, int cap, int ret, bool audit,
+					  __u64 *suppressed)
 {
+	__u64 window = cfg->rate_window_ns;
+	__u64 now = window >= CS_RATE_TICK_MIN_NS ? cs_tick_now(cnt) : bpf_ktime_get_ns();
 	struct cs_rate_key k = {
 		.cap = cap,
 		.denied = ret != 0,
@@ -537,7 +585,7 @@ static __always_inline bool cs_rate_allow(const struct cs_config *cfg, __u64 pid
 		k.scope_id = pid_tgid >> 32;
 	v = bpf_map_lookup_elem(&rate_seen, &k);
 	if (v) {
-		if (now - v->window_start_ns < cfg->rate_window_ns) {
+		if ((__s64)(now - v->window_start_ns) < (__s64)window) {
 			__sync_fetch_and_add(&v->suppressed, 1);
 			return false;
 		}
@@ -676,27 +724,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cs_agg_slot);
 } agg_cache SEC(".maps");
-
-/*
- * record's clock. bpf_ktime_get_ns() costs more than all the rest of a cached
- * count on a virtual machine (its TSC read is ordered); jiffies are a plain
- * load. The time of the first aggregated check of each jiffy on a CPU stands
- * for every later one in that jiffy, so times are CLOCK_MONOTONIC, up to one
- * tick (1-10 ms) early, and bpf_ktime_get_ns() runs at most HZ times a second
- * per CPU.
- */
-static __always_inline __u64 cs_tick_now(struct cs_counters *cnt)
-{
-	__u64 j = bpf_jiffies64();
-
-	if (!cnt)
-		return bpf_ktime_get_ns();
-	if (cnt->tick_jiffies != j || !cnt->tick_ns) {
-		cnt->tick_jiffies = j;
-		cnt->tick_ns = bpf_ktime_get_ns();
-	}
-	return cnt->tick_ns;
-}
 
 /* Adds `add` to the hash map's entry for k; false if the map is full. */
 static __noinline bool cs_agg_add(const struct cs_agg_key *k, const struct cs_agg_val *add)
@@ -888,13 +915,14 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
 	if ((cfg->filter_flags & CS_FILT_RATE) && decided &&
-	    !cs_rate_allow(cfg, pid_tgid, args->cap, args->ret, a.flags & CS_F_AUDIT, now,
+	    !cs_rate_allow(cfg, cnt, pid_tgid, args->cap, args->ret, a.flags & CS_F_AUDIT,
 			   &suppressed)) {
 		cs_count(cnt, CS_CNT_RATE_SUPPRESSED);
 		return 0;
 	}
+	/* Only a check that goes out reads the precise clock: events carry ns times. */
+	now = bpf_ktime_get_ns();
 	cs_emit(ctx, cfg, cnt, task, pid_tgid, args, now, mntns, &a, suppressed);
 	return 0;
 }

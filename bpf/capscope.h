@@ -268,8 +268,9 @@ struct cs_counters {
 	__u64 v[CS_CNT_MAX];
 	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
 	/*
-	 * record's clock (cs_tick_now): bpf_ktime_get_ns() as read at the first
-	 * aggregated check of jiffy tick_jiffies on this CPU.
+	 * The tick clock of record and of --rate-limit windows (cs_tick_now):
+	 * bpf_ktime_get_ns() as read at its first use in jiffy tick_jiffies on
+	 * this CPU.
 	 */
 	__u64 tick_jiffies;
 	__u64 tick_ns;
