@@ -76,13 +76,6 @@ CapAdvice advise_cap(const Profile& p, int cap) {
   return c;
 }
 
-// "cap_net_bind_service": setcap's spelling.
-std::string setcap_name(int cap) {
-  std::string n = "cap_" + tables::cap_short_name(cap);
-  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
-  return n;
-}
-
 // A workload whose processes all ran as a non-root user.
 bool ran_as_user_only(const Profile& p) { return p.held.ran_as_user && !p.held.ran_as_root; }
 
@@ -140,7 +133,7 @@ std::map<std::string, std::vector<int>> needs_by_binary(const std::vector<CapAdv
 std::string setcap_list(const std::vector<int>& caps) {
   std::vector<std::string> names;
   names.reserve(caps.size());
-  for (int cap : caps) names.push_back(setcap_name(cap));
+  for (int cap : caps) names.push_back(tables::cap_lower_name(cap));
   return fmt::format("{}", fmt::join(names, ","));
 }
 
@@ -181,9 +174,10 @@ std::string k8s_list(const std::vector<std::string>& names) {
 }
 
 std::vector<std::string> short_names(const Advice& a) {
-  std::vector<std::string> v;
-  for (const auto& c : a.add) v.push_back(tables::cap_short_name(c.cap));
-  return v;
+  std::vector<int> caps;
+  caps.reserve(a.add.size());
+  for (const auto& c : a.add) caps.push_back(c.cap);
+  return tables::cap_short_names(caps);
 }
 
 std::string header(const Advice& a, const Profile& p) {

@@ -127,19 +127,6 @@ void add_warnings(Comparison& out, const Advice& a) {
     out.warnings.insert(out.warnings.end(), a.warnings.begin(), a.warnings.end());
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return s;
-}
-
-std::vector<std::string> short_names(const std::vector<int>& caps) {
-  std::vector<std::string> v;
-  v.reserve(caps.size());
-  for (int cap : caps) v.push_back(tables::cap_short_name(cap));
-  return v;
-}
-
 std::string yaml_list(const std::vector<std::string>& items, const std::string& indent) {
   std::string out;
   for (const auto& item : items) out.append(indent).append("- ").append(item).append("\n");
@@ -152,7 +139,8 @@ std::string k8s_form(const Comparison& c) {
   out +=
       fmt::format("  allowPrivilegeEscalation: {}\n", c.escalation.can_forbid() ? "false" : "true");
   out += "  capabilities:\n    drop:\n      - ALL\n";
-  if (!c.recommended.empty()) out += "    add:\n" + yaml_list(short_names(c.recommended), "      ");
+  if (!c.recommended.empty())
+    out += "    add:\n" + yaml_list(tables::cap_short_names(c.recommended), "      ");
   return out;
 }
 
@@ -161,14 +149,14 @@ std::string compose_form(const Comparison& c) {
   if (c.container.privileged) out += "    privileged: false\n";
   out += "    cap_drop:\n      - ALL\n";
   if (!c.recommended.empty())
-    out += "    cap_add:\n" + yaml_list(short_names(c.recommended), "      ");
+    out += "    cap_add:\n" + yaml_list(tables::cap_short_names(c.recommended), "      ");
   if (c.escalation.can_forbid()) out += "    security_opt:\n      - no-new-privileges:true\n";
   return out;
 }
 
 std::string docker_form(const Comparison& c) {
   std::string out = "--cap-drop=ALL";
-  for (const auto& n : short_names(c.recommended)) out += " --cap-add=" + n;
+  for (const auto& n : tables::cap_short_names(c.recommended)) out += " --cap-add=" + n;
   if (c.escalation.can_forbid()) out += " --security-opt=no-new-privileges";
   if (c.container.privileged) out += "  (and without --privileged)";
   return out + "\n";
@@ -177,7 +165,7 @@ std::string docker_form(const Comparison& c) {
 // setpriv(1) names capabilities without cap_, in lower case.
 std::string setpriv_form(const Comparison& c) {
   std::string set = "-all";
-  for (int cap : c.recommended) set += ",+" + lower(tables::cap_short_name(cap));
+  for (int cap : c.recommended) set += ",+" + tables::cap_lower_name(cap).substr(4);
   return fmt::format("setpriv --bounding-set {} -- COMMAND...\n", set);
 }
 
@@ -220,7 +208,7 @@ std::string location(const CurrentContainer& c, const CurrentSpec& spec) {
 std::string today_text(const Comparison& c) {
   if (c.container.privileged) return "every capability (privileged)";
   if (c.held.empty()) return "no capabilities";
-  return fmt::format("{}", fmt::join(short_names(c.held), ", "));
+  return fmt::format("{}", fmt::join(tables::cap_short_names(c.held), ", "));
 }
 
 std::string default_text(const Comparison& c) {
@@ -228,11 +216,12 @@ std::string default_text(const Comparison& c) {
   if (!ct.runtime) return "";
   const RuntimeDefault& d = runtime_default(*ct.runtime);
   std::vector<int> caps(d.caps.begin(), d.caps.end());
-  std::string out = fmt::format("  the {} default made explicit: {} ({} capabilities, {})\n",
-                                d.name, fmt::join(short_names(caps), ", "), caps.size(), d.source);
+  std::string out =
+      fmt::format("  the {} default made explicit: {} ({} capabilities, {})\n", d.name,
+                  fmt::join(tables::cap_short_names(caps), ", "), caps.size(), d.source);
   if (!c.default_removed.empty())
     out += fmt::format("  drop ALL removes from it: {}\n",
-                       fmt::join(short_names(c.default_removed), ", "));
+                       fmt::join(tables::cap_short_names(c.default_removed), ", "));
   return out;
 }
 
@@ -305,12 +294,12 @@ nlohmann::ordered_json one_json(const Comparison& c) {
                             : nlohmann::ordered_json(nullptr);
   j["runtime_assumed"] = ct.runtime_assumed;
   j["privileged"] = ct.privileged;
-  j["held"] = short_names(c.held);
+  j["held"] = tables::cap_short_names(c.held);
   j["drop"] = lines_json(c, Action::Drop);
   j["add"] = lines_json(c, Action::Add);
   j["keep"] = lines_json(c, Action::Keep);
-  j["recommended"] = {{"drop", {"ALL"}}, {"add", short_names(c.recommended)}};
-  j["default_removed"] = short_names(c.default_removed);
+  j["recommended"] = {{"drop", {"ALL"}}, {"add", tables::cap_short_names(c.recommended)}};
+  j["default_removed"] = tables::cap_short_names(c.default_removed);
   j["allow_privilege_escalation"] = {
       {"today", ct.allow_privilege_escalation
                     ? nlohmann::ordered_json(*ct.allow_privilege_escalation)

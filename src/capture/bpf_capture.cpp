@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "capable_fexit.skel.h"
 #include "capable_kprobe.skel.h"
@@ -351,8 +352,10 @@ void wait_for_program_runs(Backend backend) {
   if (!(one_cpu && backend == Backend::Fentry) &&
       syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
     return;
-  spdlog::info("waiting 50 ms for BPF program runs to end ({})",
-               one_cpu ? "one CPU, preemptible fentry runs" : "membarrier refused");
+  static bool said = false;  // once: record drains every second
+  if (!std::exchange(said, true))
+    spdlog::info("each drain waits 50 ms for BPF program runs to end ({})",
+                 one_cpu ? "one CPU, preemptible fentry runs" : "membarrier refused");
   usleep(50 * 1000);
 }
 

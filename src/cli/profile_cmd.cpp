@@ -41,10 +41,7 @@ constexpr int kExitNewNeeds = 3;
 std::string seconds(uint64_t ns) { return fmt::format("{:.1f}s", static_cast<double>(ns) / 1e9); }
 
 std::string short_names(const std::vector<int>& caps) {
-  std::vector<std::string> v;
-  v.reserve(caps.size());
-  for (int c : caps) v.push_back(tables::cap_short_name(c));
-  return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ","));
+  return caps.empty() ? "-" : fmt::format("{}", fmt::join(tables::cap_short_names(caps), ","));
 }
 
 // A held set: "ALL" when it has every capability this capscope knows (a root

@@ -638,12 +638,9 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
   uint64_t mask = tables::mask_of(advised);
   auto confined = record_run(o, name, backend, verbose, {mask, user}, &error);
   if (!confined) return failure("--verify: " + error);
-  std::string names = advised.empty() ? "no capabilities" : [&] {
-    std::vector<std::string> v;
-    v.reserve(advised.size());
-    for (int c : advised) v.push_back(tables::cap_short_name(c));
-    return fmt::format("{}", fmt::join(v, ","));
-  }();
+  std::string names = advised.empty()
+                          ? "no capabilities"
+                          : fmt::format("{}", fmt::join(tables::cap_short_names(advised), ","));
   std::string how = user ? "bounding and ambient sets, as user " + user->name
                          : std::string("bounding set, as root");
   std::string changed = what_changed(base, *confined);

@@ -64,12 +64,8 @@ std::optional<FilePrivilege> read_file_privilege(const std::string& path) {
 
 std::string setcap_text(const FileCaps& caps) {
   std::string names;
-  for (int cap : tables::caps_in_mask(caps.permitted | caps.inheritable)) {
-    std::string n = tables::cap_name(cap);
-    std::transform(n.begin(), n.end(), n.begin(),
-                   [](unsigned char ch) { return std::tolower(ch); });
-    names += (names.empty() ? "" : ",") + n;
-  }
+  for (int cap : tables::caps_in_mask(caps.permitted | caps.inheritable))
+    names += (names.empty() ? "" : ",") + tables::cap_lower_name(cap);
   std::string flags = caps.effective ? "e" : "";
   if (caps.inheritable != 0) flags += "i";
   if (caps.permitted != 0) flags += "p";

@@ -1,5 +1,6 @@
 #include "tables/capabilities.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -138,6 +139,20 @@ uint64_t mask_of(std::span<const int> caps) {
     if (cap >= 0 && cap <= kMaxCapBit) mask |= uint64_t{1} << cap;
   }
   return mask;
+}
+
+std::vector<std::string> cap_short_names(std::span<const int> caps) {
+  std::vector<std::string> names;
+  names.reserve(caps.size());
+  for (int cap : caps) names.push_back(cap_short_name(cap));
+  return names;
+}
+
+std::string cap_lower_name(int cap) {
+  std::string n = cap_name(cap);
+  std::transform(n.begin(), n.end(), n.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return n;
 }
 
 std::vector<std::string> cap_names_in_mask(uint64_t mask) {

@@ -36,6 +36,12 @@ std::vector<int> caps_in_mask(uint64_t mask);
 // The mask with each cap's bit set; caps outside 0..63 have no bit and are ignored.
 uint64_t mask_of(std::span<const int> caps);
 
+// cap_short_name() of each, in order: {"CHOWN", "NET_BIND_SERVICE"}.
+std::vector<std::string> cap_short_names(std::span<const int> caps);
+
+// libcap's spelling (setcap, getcap, capsh): "cap_net_bind_service".
+std::string cap_lower_name(int cap);
+
 // cap_name() of each bit set in `mask`, ascending by number.
 std::vector<std::string> cap_names_in_mask(uint64_t mask);
 
