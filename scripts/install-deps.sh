@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
   bpftrace libcap2-bin util-linux procps busybox-static nginx-light
-  podman runc containerd
+  podman runc catatonit containerd
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libcurl4-openssl-dev
   qemu-system-x86 cpio
 )

@@ -8,12 +8,27 @@
 #include "capture/features.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/runtime_options.h"
 
 namespace capscope::cli {
 
 namespace {
 
-int run_check(bool try_load, const GlobalOptions& g) {
+// One line per container runtime found (or named): whether it answered, and its version.
+void print_runtimes(const RuntimeCliOptions& o) {
+  auto resolver = make_resolver(o);
+  auto status = resolver->probe();
+  if (status.empty())
+    std::cout << fmt::format("{:<36} {:<4} {}\n", "container runtimes", "no",
+                             "no runtime socket found: containers are named by cgroup id only "
+                             "(name a socket with --podman-socket, --docker-socket, ...)");
+  for (const auto& s : status)
+    std::cout << fmt::format(
+        "{:<36} {:<4} {}\n", fmt::format("runtime {}", s.runtime), s.answering ? "ok" : "no",
+        s.answering ? fmt::format("{} answers at {}", s.version, s.endpoint) : s.error);
+}
+
+int run_check(bool try_load, const RuntimeCliOptions& runtimes, const GlobalOptions& g) {
   capture::KernelFeatures f = capture::probe_kernel();
   for (const auto& p : capture::describe(f))
     std::cout << fmt::format("{:<36} {:<4} {}\n", p.name, p.ok ? "ok" : "no", p.detail);
@@ -46,6 +61,7 @@ int run_check(bool try_load, const GlobalOptions& g) {
   auto chosen = loading ? first_loaded : capture::choose_backend(f, &why);
   std::cout << fmt::format("{:<36} {:<4} {}\n", "backend auto", chosen ? "ok" : "no",
                            chosen ? std::string(capture::backend_name(*chosen)) : why);
+  print_runtimes(runtimes);
   if (auto p = privilege_problem(); !p.empty()) {
     std::cout << fmt::format("{:<36} {:<4} {}\n", "can trace", "no", p);
     return kExitFailure;
@@ -60,7 +76,9 @@ Runner add_check_command(CLI::App& app, const GlobalOptions& g) {
   CLI::App* c =
       app.add_subcommand("check", "Report what this kernel supports and what capscope uses");
   c->add_flag("!--no-load", *try_load, "Only probe; do not load the backends to confirm");
-  return [try_load, &g] { return run_check(*try_load, g); };
+  auto runtimes = std::make_shared<RuntimeCliOptions>();
+  add_runtime_options(c, *runtimes);
+  return [try_load, runtimes, &g] { return run_check(*try_load, *runtimes, g); };
 }
 
 }  // namespace capscope::cli

@@ -38,6 +38,7 @@
 #include "capture/features.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/runtime_options.h"
 #include "enrich/cgroup_fs.h"
 #include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
@@ -65,7 +66,8 @@ struct RecordOptions {
   std::string report_file;
   std::string format = "text";
   std::string cgroup;
-  std::string container;  // an id or id prefix
+  std::string container;  // a name, an id or an id prefix
+  RuntimeCliOptions runtimes;
   uint32_t pid = 0;
   std::string duration;
   bool verify = false;
@@ -380,8 +382,8 @@ struct ContainerCgroups {
 std::optional<ContainerCgroups> find_container(const std::string& prefix, std::string* error) {
   if (prefix.empty() || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
     *error = fmt::format(
-        "--container {}: give the container's id or a prefix of it (podman ps / docker ps "
-        "show it); names need the container runtime integration, not built yet",
+        "--container {}: not a container id; give its id, a prefix of it, or its name (podman "
+        "ps / docker ps / crictl ps show them)",
         prefix);
     return std::nullopt;
   }
@@ -404,6 +406,46 @@ std::optional<ContainerCgroups> find_container(const std::string& prefix, std::s
                      prefix)
                : fmt::format("--container {}: {} containers have ids starting so; give more of it",
                              prefix, found.size());
+  return std::nullopt;
+}
+
+bool is_hex(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The id of the running container called `name`, asked of the runtimes: its own name
+// (Kubernetes' container name under CRI or kube play), or podman's "<pod>-<container>".
+std::optional<ContainerInfoPtr> container_named(const std::string& name,
+                                                const RuntimeCliOptions& runtimes,
+                                                std::string* error) {
+  auto resolver = make_resolver(runtimes);
+  if (!resolver->has_clients()) {
+    *error = fmt::format(
+        "--container {}: no container runtime to ask for the name (no socket found); give the "
+        "container's id, or name the runtime's socket (--podman-socket, --docker-socket, "
+        "--containerd-socket, --crio-socket)",
+        name);
+    return std::nullopt;
+  }
+  std::vector<ContainerInfoPtr> found;
+  for (auto& info : resolver->list_running())
+    if (info->name == name ||
+        (!info->pod_name.empty() && info->pod_name + "-" + info->name == name))
+      found.push_back(info);
+  if (found.size() == 1) return found.front();
+  if (found.empty()) {
+    *error = fmt::format(
+        "--container {}: no running container of the runtimes asked has that name (`capscope "
+        "check` lists the runtimes that answer)",
+        name);
+  } else {
+    std::vector<std::string> where;
+    where.reserve(found.size());
+    for (const auto& f : found)
+      where.push_back(fmt::format("{} ({})", f->id.substr(0, 12), f->pod_name));
+    *error = fmt::format("--container {}: {} running containers have that name: {}; give the id",
+                         name, found.size(), fmt::join(where, ", "));
+  }
   return std::nullopt;
 }
 
@@ -671,7 +713,8 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
   return kExitOk;
 }
 
-int run_record(const RecordOptions& o, const GlobalOptions& g) {
+int run_record(const RecordOptions& given, const GlobalOptions& g) {
+  RecordOptions o = given;
   advice::Format fmt_check{};
   if (o.format != "yaml" && !advice::parse_format(o.format, &fmt_check))
     return usage_error(fmt::format(
@@ -692,6 +735,13 @@ int run_record(const RecordOptions& o, const GlobalOptions& g) {
   if (name.empty() && !o.command.empty()) name = fs::path(o.command[0]).filename().string();
   if (name.empty() && o.pid != 0) {
     if (auto info = ProcReader().read(o.pid)) name = info->comm;
+  }
+  if (!o.container.empty() && !is_hex(o.container)) {
+    std::string error;
+    auto named = container_named(o.container, o.runtimes, &error);
+    if (!named) return usage_error(error);
+    if (name.empty()) name = o.container;
+    o.container = (*named)->id;
   }
   if (name.empty() && !o.container.empty()) name = o.container.substr(0, 12);
   if (name.empty()) return usage_error("--name is needed when recording a cgroup");
@@ -748,7 +798,7 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
   r->add_option("--cgroup", o->cgroup, "Record a cgroup v2 directory instead of a command");
   r->add_option("--pid", o->pid, "Record a running process and its descendants, until it exits");
   r->add_option("--container", o->container,
-                "Record a running container (its id or an id prefix), until it stops");
+                "Record a running container (its name, id or an id prefix), until it stops");
   r->add_option("--duration", o->duration, "Stop after this long (30s, 5m, 1h)");
   r->add_flag("--verify", o->verify,
               "Then run the command again confined to the advice, and once without each advised "
@@ -758,6 +808,7 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
                 "capabilities as ambient ones; --verify then confines those");
   r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();
+  add_runtime_options(r, o->runtimes);
   r->add_option("command", o->command, "The command to run and record (after --)");
   r->positionals_at_end();
   return [o, &g] { return run_record(*o, g); };

@@ -8,21 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "model/container.h"
 #include "model/records.h"
 
 namespace capscope {
 
-// Where a container id came from and what it is. Names, images and pods come
-// from the runtimes (a later stage); the cgroup path gives the id and runtime.
+// Where a container id came from and what it is, as the cgroup path tells it.
+// Names, images and pods come from the runtimes (EnrichedCheck::container).
 struct ContainerRef {
   std::string runtime;  // "docker", "containerd", "cri-o", "podman", "lxc", ...
   std::string id;       // full id, usually 64 hex digits
   std::string pod_uid;  // Kubernetes pod uid when the path carries it
   std::string qos;      // Kubernetes QoS class from the slice: besteffort, burstable, guaranteed
-  // Filled by runtime enrichment when available.
-  std::string name;
-  std::string image;
-  std::string image_id;
   [[nodiscard]] bool empty() const { return id.empty(); }
 };
 
@@ -63,6 +60,13 @@ struct EnrichedCheck {
   ProcessPtr parent;
   std::string node_name;
   NsInodes host_ns{};  // the host's namespace inodes, for is_host
+  // What the container runtime says about the process's (and parent's) container;
+  // null outside containers, and until the runtime has answered.
+  ContainerInfoPtr container;
+  ContainerInfoPtr parent_container;
+  // Made by the runtime's own process inside the container (runc init before it execs
+  // the entrypoint, conmon, the pod's pause): the runtime's check, not the workload's.
+  bool runtime_process = false;
 };
 
 }  // namespace capscope

@@ -56,6 +56,7 @@ void append_where(Buffer& b, const EnrichedCheck& e) {
   bool in_container = e.process && !e.process->container.empty();
   if (in_container) put(b, "container ");
   append_printable(b, container_label(e));
+  if (e.runtime_process) put(b, " [runtime start-up]");
 }
 
 }  // namespace

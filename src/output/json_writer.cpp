@@ -121,8 +121,8 @@ std::string join_words(const std::vector<std::string>& words) {
 
 // The process block up to, not including, "tid" and the closing brace. host_ns is null
 // for the parent, which gets no cap and ns blocks (as in Tetragon's events).
-void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_ns,
-                         const JsonOptions& opts) {
+void append_process_head(Buffer& b, const ProcessInfo& p, const ContainerInfo* info,
+                         const NsInodes* host_ns, const JsonOptions& opts) {
   Members m(b);
   m.str_if("exec_id", p.exec_id);
   m.num("pid", p.pid);
@@ -133,7 +133,7 @@ void append_process_head(Buffer& b, const ProcessInfo& p, const NsInodes* host_n
   if (!p.flags.empty()) m.str_if("flags", join_words(p.flags));
   if (p.start_wall_ns != 0) m.str("start_time", util::format_rfc3339_ns(p.start_wall_ns));
   m.num("auid", p.auid);
-  append_pod(b, p.container);
+  append_pod(b, p.container, info);
   if (!p.container.empty()) m.str("docker", std::string_view(p.container.id).substr(0, 31));
   m.str_if("parent_exec_id", p.parent_exec_id);
   if (host_ns == nullptr) return;
@@ -163,17 +163,51 @@ void append_capability_arg(Buffer& b, int cap) {
   put(b, "\"}}");
 }
 
-void append_container(Buffer& b, Members& m, const ContainerRef& c) {
+// As protojson prints a Timestamp: 0, 3, 6 or 9 fraction digits, the fewest that are exact.
+std::string protojson_time(int64_t ns) {
+  std::string t = util::format_rfc3339_ns(ns);  // ...:SS.nnnnnnnnnZ
+  auto dot = t.rfind('.');
+  if (dot == std::string::npos) return t;
+  std::string frac = t.substr(dot + 1, 9);
+  size_t keep = 9;
+  while (keep > 0 && frac.compare(keep - 3, 3, "000") == 0) keep -= 3;
+  return t.substr(0, dot) + (keep == 0 ? "" : "." + frac.substr(0, keep)) + "Z";
+}
+
+void append_labels(Buffer& b, Members& m, std::string_view key, const Labels& labels) {
+  if (labels.empty()) return;
+  m.key(key);
+  b.push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : labels) {  // label keys are the user's: escaped like values
+    if (!first) b.push_back(',');
+    first = false;
+    append_json_string(b, k);
+    b.push_back(':');
+    append_json_string(b, v);
+  }
+  b.push_back('}');
+}
+
+// Outside Kubernetes there is no pod block: the runtime's name, image and labels
+// (Tetragon's `docker` field carries only the id) go here.
+void append_container(Buffer& b, Members& m, const EnrichedCheck& e) {
+  const ContainerRef& c = e.process->container;
   if (c.empty()) return;
   m.str("container_id", c.id);
-  m.str_if("container_runtime", c.runtime);
-  if (c.name.empty() && c.image.empty()) return;
+  const ContainerInfo* info = e.container.get();
+  m.str_if("container_runtime", info != nullptr ? info->runtime : c.runtime);
+  if (e.runtime_process) m.boolean("runtime_process", true);
+  if (info == nullptr) return;
   m.key("container");
   Members block(b);
   block.str("id", c.id);
-  block.str_if("name", c.name);
-  block.str_if("image", c.image);
-  block.str_if("image_id", c.image_id);
+  block.str_if("name", info->name);
+  block.str_if("image", info->image);
+  block.str_if("image_id", info->image_id);
+  if (info->started_at_ns != 0) block.str("start_time", protojson_time(info->started_at_ns));
+  block.str_if("pod", info->pod_name);
+  append_labels(b, block, "labels", info->labels);
   block.close();
 }
 
@@ -253,7 +287,7 @@ void append_capscope(Buffer& b, const EnrichedCheck& e, const JsonOptions& opts)
   Members m(b, Members::kContinue);
   if (opts.process_caps) append_process_caps(b, m, e.process.get());
   if (c.suppressed > 0) m.num("suppressed", c.suppressed);
-  if (e.process) append_container(b, m, e.process->container);
+  if (e.process) append_container(b, m, e);
   m.close();
 }
 
@@ -313,38 +347,53 @@ std::string to_string(const Buffer& b) { return {b.data(), b.size()}; }
 
 }  // namespace
 
-void append_pod(Buffer& out, const ContainerRef& c) {
-  if (c.empty() || c.pod_uid.empty()) return;
+void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info) {
+  bool in_pod = !c.pod_uid.empty() || (info != nullptr && !info->pod_name.empty());
+  if (c.empty() || !in_pod) return;
   put(out, ",\"pod\":");
   Members pod(out);
-  pod.str("uid", c.pod_uid);
+  if (info != nullptr) {
+    pod.str_if("namespace", info->pod_namespace);
+    pod.str_if("name", info->pod_name);
+  }
+  pod.str_if("uid", info != nullptr && !info->pod_uid.empty() ? info->pod_uid : c.pod_uid);
   pod.key("container");
   Members ctr(out);
   // Kubernetes spells container ids "<runtime>://<id>".
-  ctr.str("id", c.runtime.empty() ? c.id : c.runtime + "://" + c.id);
-  ctr.str_if("name", c.name);
-  if (!c.image.empty() || !c.image_id.empty()) {
-    ctr.key("image");
-    Members image(out);
-    image.str_if("id", c.image_id);
-    image.str_if("name", c.image);
-    image.close();
+  std::string_view runtime = info != nullptr ? info->runtime : c.runtime;
+  ctr.str("id", runtime.empty() ? c.id : fmt::format("{}://{}", runtime, c.id));
+  if (info != nullptr) {
+    ctr.str_if("name", info->name);
+    if (!info->image.empty() || !info->image_id.empty()) {
+      ctr.key("image");
+      Members image(out);
+      image.str_if("id", info->image_id);
+      image.str_if("name", info->image);
+      image.close();
+    }
+    if (info->started_at_ns != 0) ctr.str("start_time", protojson_time(info->started_at_ns));
+    if (info->pid != 0) ctr.num("pid", info->pid);
   }
   ctr.close();
+  if (info != nullptr) {
+    append_labels(out, pod, "pod_labels", info->pod_labels);
+    pod.str_if("workload", info->workload);
+    pod.str_if("workload_kind", info->workload_kind);
+  }
   pod.close();
 }
 
 void append_json_event(Buffer& out, const EnrichedCheck& e, const JsonOptions& opts) {
   Buffer process, parent;
-  if (e.process) append_process_head(process, *e.process, &e.host_ns, opts);
-  if (e.parent) append_process_head(parent, *e.parent, nullptr, opts);
+  if (e.process) append_process_head(process, *e.process, e.container.get(), &e.host_ns, opts);
+  if (e.parent) append_process_head(parent, *e.parent, e.parent_container.get(), nullptr, opts);
   std::string texts[2] = {to_string(process), to_string(parent)};
   util::Rfc3339Formatter clock;
   assemble(out, e, Parts{texts[0], texts[1]}, opts, clock);
 }
 
-std::string_view JsonWriter::process_head(const ProcessPtr& p, const NsInodes* host_ns,
-                                          ProcessCache& cache) const {
+std::string_view JsonWriter::process_head(const ProcessPtr& p, const ContainerInfoPtr& container,
+                                          const NsInodes* host_ns, ProcessCache& cache) const {
   if (!p) return {};
   // Fibonacci hashing: the top bits of the product depend on all bits of the address,
   // whatever its alignment.
@@ -353,18 +402,19 @@ std::string_view JsonWriter::process_head(const ProcessPtr& p, const NsInodes* h
       static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p.get())) * 0x9E3779B97F4A7C15ULL;
   ProcessSlot& slot = cache[hash >> 60];
   bool same_ns = host_ns == nullptr || *host_ns == slot.host_ns;
-  if (p == slot.process && same_ns) return slot.text;
+  if (p == slot.process && container == slot.container && same_ns) return slot.text;
   Buffer b;
-  append_process_head(b, *p, host_ns, opts_);
+  append_process_head(b, *p, container.get(), host_ns, opts_);
   slot.process = p;
+  slot.container = container;
   if (host_ns != nullptr) slot.host_ns = *host_ns;
   slot.text.assign(b.data(), b.size());
   return slot.text;
 }
 
 void JsonWriter::write(const EnrichedCheck& e) {
-  Parts parts{process_head(e.process, &e.host_ns, processes_),
-              process_head(e.parent, nullptr, parents_)};
+  Parts parts{process_head(e.process, e.container, &e.host_ns, processes_),
+              process_head(e.parent, e.parent_container, nullptr, parents_)};
   assemble(buf(), e, parts, opts_, clock_);
   buf().push_back('\n');
   end_event();

@@ -28,10 +28,12 @@ struct JsonOptions {
 // Appends one event as a single-line JSON object, without the newline.
 void append_json_event(Buffer& out, const EnrichedCheck& e, const JsonOptions& opts = {});
 
-// Tetragon's `pod` member (with its leading comma) for a process in `c`. Written only
-// for a Kubernetes container, i.e. when the cgroup path gave a pod uid; otherwise, and
-// for every process on the host or in a plain container, nothing at all.
-void append_pod(Buffer& out, const ContainerRef& c);
+// Tetragon's `pod` member (with its leading comma) for a process in `c`, with what the
+// runtime said (`info`, may be null): namespace, name, container name, image, start
+// time, pod_labels, workload and workload_kind. Written for a container in a pod (a pod
+// uid in the cgroup path, or a pod the runtime names); for every process on the host
+// or in a plain container, nothing at all.
+void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info = nullptr);
 
 class JsonWriter final : public BufferedWriter {
  public:
@@ -45,13 +47,14 @@ class JsonWriter final : public BufferedWriter {
   // be reused by another process while the entry stands.
   struct ProcessSlot {
     ProcessPtr process;
+    ContainerInfoPtr container;  // the runtime's answer the text was made with
     NsInodes host_ns{};
     std::string text;
   };
   static constexpr size_t kProcessSlots = 16;
   using ProcessCache = std::array<ProcessSlot, kProcessSlots>;
-  std::string_view process_head(const ProcessPtr& p, const NsInodes* host_ns,
-                                ProcessCache& cache) const;
+  std::string_view process_head(const ProcessPtr& p, const ContainerInfoPtr& container,
+                                const NsInodes* host_ns, ProcessCache& cache) const;
 
   JsonOptions opts_;
   util::Rfc3339Formatter clock_;

@@ -27,7 +27,7 @@ struct ColumnSpec {
 // Widths: a container id short form is 12, a comm at most 15, pid_max 4194304 has 7
 // digits, CAP_CHECKPOINT_RESTORE is 22, an RFC 3339 time with nanoseconds 30, a Tetragon
 // exec id of a short node name about 52.
-constexpr std::array<ColumnSpec, 22> kColumns = {{
+constexpr std::array<ColumnSpec, 26> kColumns = {{
     {Column::Container, "CONTAINER", 16, Kind::Text},
     {Column::Comm, "COMM", 16, Kind::Text},
     {Column::Pid, "PID", 7, Kind::Number},
@@ -50,6 +50,10 @@ constexpr std::array<ColumnSpec, 22> kColumns = {{
     {Column::UsernsLevel, "USERNS_LEVEL", 12, Kind::Number},
     {Column::ExecId, "EXEC_ID", 52, Kind::Text},
     {Column::Suppressed, "SUPPRESSED", 10, Kind::Number},
+    {Column::Namespace, "NAMESPACE", 16, Kind::Text},
+    {Column::Pod, "POD", 24, Kind::Text},
+    {Column::Image, "IMAGE", 32, Kind::Text},
+    {Column::Startup, "STARTUP", 7, Kind::Text},
 }};
 
 const ColumnSpec& spec(Column c) { return kColumns[static_cast<size_t>(c)]; }
@@ -119,7 +123,15 @@ std::string cell_text(Column c, const EnrichedCheck& e) {
   const ProcessInfo* p = e.process.get();
   switch (c) {
     case Column::Container:
-      return container_label(e);
+      return container_label(e, false);
+    case Column::Namespace:
+      return e.container ? or_dash(e.container->pod_namespace) : "-";
+    case Column::Pod:
+      return e.container ? or_dash(e.container->pod_name) : "-";
+    case Column::Image:
+      return e.container ? or_dash(e.container->image) : "-";
+    case Column::Startup:
+      return e.runtime_process ? "runtime" : "-";
     case Column::Comm:
       return k.comm;
     case Column::Pid:

@@ -37,6 +37,10 @@ enum class Column {
   UsernsLevel,
   ExecId,
   Suppressed,
+  Namespace,  // the Kubernetes namespace (Inspektor Gadget's K8S.NAMESPACE)
+  Pod,        // the pod (K8S.PODNAME)
+  Image,      // the container's image
+  Startup,    // "runtime" for a check made by the container runtime's own process
 };
 
 // The header: "CONTAINER", "AUDIT_SOURCE", ...

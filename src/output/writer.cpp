@@ -347,12 +347,15 @@ void append_cap_name(Buffer& out, int cap) {
 
 std::string_view verdict_word(const CapCheck& c) { return c.granted() ? "granted" : "denied"; }
 
-std::string container_label(const EnrichedCheck& e) {
+std::string container_label(const EnrichedCheck& e, bool with_pod) {
   if (!e.process) return "?";
   const ContainerRef& c = e.process->container;
   if (c.empty()) return "host";
-  if (!c.name.empty()) return c.name;
-  return c.id.substr(0, 12);
+  const ContainerInfo* info = e.container.get();
+  if (info == nullptr || info->name.empty()) return c.id.substr(0, 12);
+  if (!with_pod || info->pod_name.empty()) return info->name;
+  if (info->pod_namespace.empty()) return info->pod_name + "/" + info->name;
+  return info->pod_namespace + "/" + info->pod_name + "/" + info->name;
 }
 
 }  // namespace capscope::output

@@ -124,8 +124,9 @@ void append_cap_name(Buffer& out, int cap);
 // "granted" or "denied".
 std::string_view verdict_word(const CapCheck& c);
 
-// Where the check ran, for the compact and table formats: "host", the container's name,
-// else the first 12 characters of its id; "?" when the process is unknown.
-std::string container_label(const EnrichedCheck& e);
+// Where the check ran, for the compact and table formats: "host", the container's name
+// as the runtime gives it (prefixed "namespace/pod/" when `with_pod` and it runs in a
+// pod), else the first 12 characters of its id; "?" when the process is unknown.
+std::string container_label(const EnrichedCheck& e, bool with_pod = true);
 
 }  // namespace capscope::output

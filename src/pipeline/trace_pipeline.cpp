@@ -1,6 +1,9 @@
 #include "pipeline/trace_pipeline.h"
 
 #include <cerrno>
+#include <thread>
+
+#include "enrich/runtime/runtime_process.h"
 
 namespace capscope::pipeline {
 
@@ -35,8 +38,71 @@ void TracePipeline::on_check(CapCheck&& c) {
   e.node_name = node_name_;
   e.host_ns = host_ns_;
   e.check = std::move(c);
+  name_containers(e);
+  if (e.runtime_process) ++stats_.runtime_checks;
+  deliver(std::move(e));
+}
+
+void TracePipeline::name_containers(EnrichedCheck& e) {
+  if (!e.process) return;
+  e.runtime_process = !e.process->container.empty() && is_runtime_process(*e.process);
+  if (resolver_ == nullptr) return;
+  const ContainerRef& ref = e.process->container;
+  if (!ref.empty()) e.container = resolver_->lookup(ref.id, ref.runtime);
+  if (e.parent && !e.parent->container.empty()) {
+    const ContainerRef& pref = e.parent->container;
+    e.parent_container = pref.id == ref.id ? e.container : resolver_->lookup(pref.id, pref.runtime);
+  }
+}
+
+void TracePipeline::deliver(EnrichedCheck&& e) {
+  if (identity_.active()) {
+    const ContainerRef none;
+    const ContainerRef& ref = e.process ? e.process->container : none;
+    switch (identity_.decide(ref, e.container.get())) {
+      case filter::Decision::Drop:
+        ++stats_.not_selected;
+        return;
+      case filter::Decision::Wait:
+        if (held_.size() >= hold_.max_held) {
+          held_.pop_front();
+          ++stats_.unresolved;
+        }
+        held_.push_back({std::move(e), std::chrono::steady_clock::now() + hold_.max_wait});
+        return;
+      case filter::Decision::Keep:
+        break;
+    }
+  }
   writer_.write(e);
   ++stats_.reported;
+}
+
+// Checks held for their container's name, in arrival order: each is decided once the
+// resolver has answered, or dropped (and counted) when it waited too long.
+void TracePipeline::release_held(bool final) {
+  if (held_.empty() || resolver_ == nullptr) return;
+  uint64_t gen = resolver_->generation();
+  auto now = std::chrono::steady_clock::now();
+  if (gen == held_generation_ && !final && now < held_.front().give_up) return;
+  held_generation_ = gen;
+  std::deque<Held> still;
+  for (auto& h : held_) {
+    const ContainerRef& ref = h.check.process->container;
+    h.check.container = resolver_->lookup(ref.id, ref.runtime);
+    auto d = identity_.decide(ref, h.check.container.get());
+    if (d == filter::Decision::Keep) {
+      writer_.write(h.check);
+      ++stats_.reported;
+    } else if (d == filter::Decision::Drop) {
+      ++stats_.not_selected;
+    } else if (final || now >= h.give_up) {
+      ++stats_.unresolved;
+    } else {
+      still.push_back(std::move(h));
+    }
+  }
+  held_ = std::move(still);
 }
 
 void TracePipeline::on_record(Record&& r) {
@@ -71,6 +137,7 @@ int TracePipeline::run(const std::atomic<bool>& stop, uint64_t max_events) {
   while (!stop.load(std::memory_order_relaxed) && !source_.finished()) {
     int n = source_.poll(100, handler);
     if (n < 0 && n != -EINTR) return n;
+    release_held(false);
     if (n == 0) writer_.flush();
     if (max_events && stats_.reported >= max_events) break;
   }
@@ -78,6 +145,14 @@ int TracePipeline::run(const std::atomic<bool>& stop, uint64_t max_events) {
   bool limit_reached = max_events && stats_.reported >= max_events;
   while (!limit_reached && !source_.finished() && source_.poll(0, handler) > 0) {
   }
+  // A last chance for held checks: the runtime may answer within the hold time.
+  auto last_call = std::chrono::steady_clock::now() +
+                   std::min<std::chrono::milliseconds>(hold_.max_wait, std::chrono::seconds(2));
+  while (!held_.empty() && std::chrono::steady_clock::now() < last_call) {
+    release_held(false);
+    if (!held_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  release_held(true);
   writer_.flush();
   return 0;
 }

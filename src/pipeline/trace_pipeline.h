@@ -1,7 +1,10 @@
 // The trace pipeline: records from an event source feed the process cache;
 // capability checks are enriched with their process, parent and container
-// and handed to an output writer. One thread, no locks: the source is
-// polled, and each record flows through to the writer before the next.
+// (named by the runtime resolver when there is one) and handed to an output
+// writer. One thread: the source is polled, and each record flows through to
+// the writer before the next, except checks an identity filter (--pod, ...)
+// cannot decide before the runtime has named their container: those wait in
+// a bounded queue, and are written or dropped when the answer comes.
 #pragma once
 
 #include <atomic>
@@ -9,8 +12,13 @@
 #include <memory>
 #include <string>
 
+#include <chrono>
+#include <deque>
+
 #include "capture/event_source.h"
 #include "enrich/process_cache.h"
+#include "enrich/runtime/runtime_resolver.h"
+#include "filter/container_filter.h"
 #include "output/writer.h"
 
 namespace capscope::pipeline {
@@ -18,7 +26,15 @@ namespace capscope::pipeline {
 struct PipelineStats {
   uint64_t reported = 0;  // checks written out
   uint64_t execs = 0, forks = 0, exits = 0;
-  uint64_t unattributed = 0;  // checks whose process could not be found
+  uint64_t unattributed = 0;    // checks whose process could not be found
+  uint64_t not_selected = 0;    // dropped by the identity filter (--pod, --namespace, ...)
+  uint64_t unresolved = 0;      // dropped: the runtime never named their container in time
+  uint64_t runtime_checks = 0;  // made by the runtime's own processes (marked)
+};
+
+struct HoldLimits {
+  std::chrono::milliseconds max_wait{5000};  // then the check is dropped and counted
+  size_t max_held = 65536;                   // beyond this the oldest is dropped and counted
 };
 
 class TracePipeline {
@@ -34,10 +50,19 @@ class TracePipeline {
 
   // Converts kernel monotonic time to wall clock (set from util clocks).
   void set_wall_offset_ns(int64_t off) { wall_offset_ns_ = off; }
+  // Names containers through `resolver` (which must outlive the pipeline).
+  void set_resolver(RuntimeResolver* resolver) { resolver_ = resolver; }
+  void set_container_filter(filter::ContainerFilter f, HoldLimits limits = {}) {
+    identity_ = std::move(f);
+    hold_ = limits;
+  }
 
  private:
   void on_record(Record&& r);
   void on_check(CapCheck&& c);
+  void name_containers(EnrichedCheck& e);
+  void deliver(EnrichedCheck&& e);
+  void release_held(bool final);
 
   capture::EventSource& source_;
   ProcessCache& cache_;
@@ -46,6 +71,15 @@ class TracePipeline {
   NsInodes host_ns_;
   int64_t wall_offset_ns_ = 0;
   PipelineStats stats_;
+  RuntimeResolver* resolver_ = nullptr;
+  filter::ContainerFilter identity_{filter::ContainerSelection{}};
+  HoldLimits hold_;
+  struct Held {
+    EnrichedCheck check;
+    std::chrono::steady_clock::time_point give_up;
+  };
+  std::deque<Held> held_;
+  uint64_t held_generation_ = 0;
   uint64_t last_expire_ktime_ = 0;
   struct LastLookup {
     uint32_t pid = 0;

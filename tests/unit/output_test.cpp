@@ -67,12 +67,27 @@ ContainerRef spaceship() {
   c.id = kCtrId;
   c.pod_uid = "3d6d2a0e-6b1c-4bb5-9d0c-1f3b0c6f1a2b";
   c.qos = "besteffort";
-  c.name = "spaceship";
-  c.image = "docker.io/tgraf/netperf:latest";
-  c.image_id =
+  return c;
+}
+
+// What containerd's CRI says about it.
+ContainerInfoPtr spaceship_info() {
+  auto i = std::make_shared<ContainerInfo>();
+  i->id = kCtrId;
+  i->runtime = "containerd";
+  i->name = "spaceship";
+  i->image = "docker.io/tgraf/netperf:latest";
+  i->image_id =
       "docker.io/tgraf/netperf@sha256:"
       "8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6";
-  return c;
+  i->started_at_ns = 1688630850000000000;  // 2023-07-06T08:07:30Z
+  i->pod_name = "xwing";
+  i->pod_namespace = "default";
+  i->pod_uid = "3d6d2a0e-6b1c-4bb5-9d0c-1f3b0c6f1a2b";
+  i->pod_labels = {{"app.kubernetes.io/name", "xwing"}, {"class", "xwing"}, {"org", "alliance"}};
+  i->workload = "xwing";
+  i->workload_kind = "Pod";
+  return i;
 }
 
 NsInodes container_ns() {
@@ -139,7 +154,9 @@ EnrichedCheck dmesg_denied() {
   c.cap_effective = c.cap_permitted = kDefaultCaps;
   c.mntns = 4026534731;
   c.pidns_level = 1;
-  return enriched(std::move(c), std::move(dmesg), std::move(bash), 834882128);
+  auto e = enriched(std::move(c), std::move(dmesg), std::move(bash), 834882128);
+  e.container = e.parent_container = spaceship_info();
+  return e;
 }
 
 // sudo on the host switches to nobody: CAP_SETUID granted, from a set*id syscall.
@@ -566,14 +583,60 @@ TEST(OutputJson, PodBlockOnlyForKubernetesContainers) {
   append_pod(b, docker);
   EXPECT_EQ(b.size(), 0u);
   ContainerRef k8s = spaceship();
-  k8s.name.clear();
-  k8s.image.clear();
-  k8s.image_id.clear();
   append_pod(b, k8s);
   EXPECT_EQ(
       std::string(b.data(), b.size()),
       R"(,"pod":{"uid":"3d6d2a0e-6b1c-4bb5-9d0c-1f3b0c6f1a2b","container":{"id":"containerd://)" +
           kCtrId + R"("}})");
+}
+
+TEST(OutputJson, PodBlockFromTheRuntimeAsTetragonPrintsIt) {
+  json ev = json::parse(render(Format::Json, {}, {dmesg_denied()}));
+  const json& pod = ev.at("process_kprobe").at("process").at("pod");
+  EXPECT_EQ(pod.at("namespace"), "default");
+  EXPECT_EQ(pod.at("name"), "xwing");
+  EXPECT_EQ(pod.at("container").at("image").at("name"), "docker.io/tgraf/netperf:latest");
+  EXPECT_EQ(pod.at("container").at("start_time"), "2023-07-06T08:07:30Z");
+  EXPECT_EQ(pod.at("pod_labels").at("org"), "alliance");
+  EXPECT_EQ(pod.at("pod_labels").size(), 3u);
+  EXPECT_EQ(pod.at("workload"), "xwing");
+  EXPECT_EQ(pod.at("workload_kind"), "Pod");
+  // The parent is in the same pod: its block carries it too.
+  EXPECT_EQ(ev.at("process_kprobe").at("parent").at("pod").at("name"), "xwing");
+}
+
+TEST(OutputJson, PlainContainerNamedByItsRuntime) {
+  auto e = java_probe();
+  auto info = std::make_shared<ContainerInfo>();
+  info->id = e.process->container.id;
+  info->runtime = "podman";
+  info->name = "orders";
+  info->image = "localhost/orders:1.2";
+  info->labels = {{"tier", "back\"end"}};
+  e.container = info;
+  e.runtime_process = true;
+  json ev = json::parse(render(Format::Json, {}, {e}));
+  const json& cs = ev.at("process_kprobe").at("capscope");
+  EXPECT_FALSE(ev.at("process_kprobe").at("process").contains("pod"));
+  EXPECT_EQ(cs.at("container_runtime"), "podman");  // the runtime's word over the cgroup's
+  EXPECT_EQ(cs.at("container").at("name"), "orders");
+  EXPECT_EQ(cs.at("container").at("labels").at("tier"), "back\"end");
+  EXPECT_EQ(cs.at("runtime_process"), true);
+  std::string line = render(Format::Compact, {}, {e});
+  EXPECT_NE(line.find("container orders [runtime start-up]"), std::string::npos) << line;
+}
+
+TEST(OutputTable, NamespacePodAndImageColumns) {
+  WriterOptions o;
+  o.fields = {"namespace,pod,container,image,startup,cap"};
+  std::string table = render(Format::Table, o, {dmesg_denied(), sudo_setuid()});
+  EXPECT_NE(table.find("NAMESPACE"), std::string::npos);
+  EXPECT_NE(table.find("default"), std::string::npos);
+  EXPECT_NE(table.find("xwing"), std::string::npos);
+  EXPECT_NE(table.find("spaceship"), std::string::npos);
+  EXPECT_EQ(table.find("xwing/spaceship"), std::string::npos) << "the pod has its own column";
+  std::string compact = render(Format::Compact, {}, {dmesg_denied()});
+  EXPECT_NE(compact.find("container default/xwing/spaceship"), std::string::npos) << compact;
 }
 
 // ---- Escaping ---------------------------------------------------------------------------
@@ -658,7 +721,7 @@ TEST(OutputCompact, OneLinePerEventWithTheEssentials) {
   ASSERT_EQ(out.size(), 6u);
   EXPECT_EQ(out[0],
             "❌ denied  CAP_SYSLOG    dmesg[73860] /bin/dmesg via syslog (audit)  container "
-            "spaceship");
+            "default/xwing/spaceship");
   EXPECT_EQ(out[1],
             "✅ granted CAP_SETUID    sudo[4242] /usr/bin/sudo -u nobody id via setuid (audit, "
             "insetid, +3 suppressed)  host");
@@ -706,7 +769,7 @@ TEST(OutputTable, DefaultsFollowInspektorGadget) {
             "CONTAINER COMM PID TID UID GID CAPABLE AUDIT CAP SYSCALL ");
   EXPECT_EQ(names(default_columns(true)),
             "CONTAINER COMM PID TID UID GID CAPABLE AUDIT CAP SYSCALL TIMESTAMP ");
-  EXPECT_EQ(all_columns().size(), 22u);
+  EXPECT_EQ(all_columns().size(), 26u);
 }
 
 TEST(OutputFields, ReplaceAddRemove) {

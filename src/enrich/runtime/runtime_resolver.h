@@ -1,0 +1,117 @@
+// The runtime resolver: names containers by asking their runtimes, off the
+// event path. The pipeline calls lookup() for each check's container id; it
+// never blocks: an id seen for the first time is queued for a worker thread
+// that asks the runtimes, and the answer is there for the checks that follow.
+//
+// A runtime that is absent, slow, or dies mid-run degrades attribution to the
+// cgroup's container id: one warning when it stops answering, one notice when
+// it answers again, and the ids that waited for it are asked again then.
+// A runtime that answers "no such container" is asked again a few times (the
+// cgroup of a container being created appears before the runtime lists it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "enrich/runtime/container_info.h"
+
+namespace capscope {
+
+struct ResolverOptions {
+  std::chrono::milliseconds retry_unavailable{3000};  // ask a silent runtime again after this
+  std::chrono::milliseconds retry_not_found{500};     // ask again for an id no runtime knew
+  int not_found_attempts = 6;                         // then give up on that id
+  size_t max_entries = 8192;                          // the cache forgets the oldest beyond this
+};
+
+struct RuntimeStatus {
+  std::string runtime;
+  std::string endpoint;
+  bool answering = false;
+  std::string version;  // when answering
+  std::string error;    // the last problem, when not
+};
+
+class RuntimeResolver {
+ public:
+  // Warnings go to `warn` (spdlog by default): one line per change of a runtime's state.
+  using WarnFn = std::function<void(const std::string&)>;
+  explicit RuntimeResolver(std::vector<std::unique_ptr<RuntimeClient>> clients,
+                           ResolverOptions options = {}, WarnFn warn = {});
+  RuntimeResolver(const RuntimeResolver&) = delete;
+  RuntimeResolver& operator=(const RuntimeResolver&) = delete;
+  ~RuntimeResolver();
+
+  // The runtime's answer for container `id` if it is known; otherwise queues the
+  // question (once) and returns null. `runtime_hint` (from the cgroup path) is asked first.
+  ContainerInfoPtr lookup(std::string_view id, std::string_view runtime_hint = {});
+  // Waits up to `timeout` for the answer (start-up and record, not the event path).
+  ContainerInfoPtr resolve(std::string_view id, std::string_view runtime_hint,
+                           std::chrono::milliseconds timeout);
+  // Every running container of every answering runtime, asked now (blocking).
+  std::vector<ContainerInfoPtr> list_running();
+  // Asks each runtime for its version now; what `capscope check` prints.
+  std::vector<RuntimeStatus> probe();
+  // Bumped whenever an answer is published: callers holding answers refresh on change.
+  [[nodiscard]] uint64_t generation() const;
+  [[nodiscard]] bool has_clients() const { return !clients_.empty(); }
+
+ private:
+  enum class State : uint8_t { Queued, Known, Unknown };
+  struct Entry {
+    State state = State::Queued;
+    ContainerInfoPtr info;
+    std::string hint;
+    int attempts = 0;
+    std::chrono::steady_clock::time_point retry_at{};
+    uint64_t order = 0;  // insertion order, for the size bound
+  };
+  struct ClientState {
+    std::unique_ptr<RuntimeClient> client;
+    bool down = false;
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+
+  void worker_loop();
+  void ask(const std::string& id);
+  // Asks the clients in hint order; returns the info, or null with `all_down` set when no
+  // client could answer at all (as opposed to every answering one saying "not found").
+  ContainerInfoPtr ask_clients(const std::string& id, const std::string& hint, bool* all_down);
+  void mark_down(ClientState& c, const std::string& why);
+  void mark_up(ClientState& c);
+  void trim();
+
+  std::vector<ClientState> clients_;
+  ResolverOptions options_;
+  WarnFn warn_;
+  mutable std::mutex mu_;
+  std::mutex client_mu_;            // clients are not thread-safe: one question at a time
+  std::condition_variable wake_;    // the worker: new work or stop
+  std::condition_variable answer_;  // resolve(): an answer was published
+  std::unordered_map<std::string, Entry> entries_;
+  std::deque<std::string> queue_;
+  uint64_t next_order_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// Clients for the runtimes whose sockets exist (or were named): podman, docker,
+// containerd, cri-o. Empty socket options mean the default paths.
+struct RuntimeSockets {
+  std::string podman, docker, containerd, crio;
+};
+std::vector<std::unique_ptr<RuntimeClient>> make_runtime_clients(const RuntimeSockets& sockets);
+
+}  // namespace capscope

@@ -1,0 +1,212 @@
+// The resolver against fake runtimes: answers arrive off the caller's thread,
+// a silent runtime degrades with one warning and recovers, unknown ids are
+// asked again a bounded number of times, the cgroup's runtime is asked first.
+#include "enrich/runtime/runtime_resolver.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+namespace capscope {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct FakeRuntime {
+  std::mutex mu;
+  std::set<std::string> known;
+  bool down = false;
+  std::chrono::milliseconds delay{0};
+  std::atomic<int> inspects{0};
+};
+
+class FakeClient final : public RuntimeClient {
+ public:
+  FakeClient(std::string name, std::shared_ptr<FakeRuntime> rt)
+      : name_(std::move(name)), rt_(std::move(rt)) {}
+  [[nodiscard]] std::string runtime() const override { return name_; }
+  [[nodiscard]] std::string endpoint() const override { return "/fake/" + name_ + ".sock"; }
+  std::string version() override {
+    std::lock_guard lock(rt_->mu);
+    if (rt_->down) throw RuntimeError(RuntimeError::Kind::Unavailable, name_ + " is down");
+    return "1.0";
+  }
+  ContainerInfo inspect(std::string_view id) override {
+    ++rt_->inspects;
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard lock(rt_->mu);
+      if (rt_->down) throw RuntimeError(RuntimeError::Kind::Unavailable, name_ + " is down");
+      if (!rt_->known.count(std::string(id)))
+        throw RuntimeError(RuntimeError::Kind::NotFound, "no such container");
+      delay = rt_->delay;
+    }
+    std::this_thread::sleep_for(delay);
+    ContainerInfo info;
+    info.id = id;
+    info.runtime = name_;
+    info.name = "c-" + std::string(id);
+    return info;
+  }
+  std::vector<std::string> list_running() override {
+    std::lock_guard lock(rt_->mu);
+    if (rt_->down) throw RuntimeError(RuntimeError::Kind::Unavailable, name_ + " is down");
+    return {rt_->known.begin(), rt_->known.end()};
+  }
+
+ private:
+  std::string name_;
+  std::shared_ptr<FakeRuntime> rt_;
+};
+
+struct Warnings {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  RuntimeResolver::WarnFn fn() {
+    return [this](const std::string& m) {
+      std::lock_guard lock(mu);
+      lines.push_back(m);
+    };
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return lines.size();
+  }
+};
+
+ResolverOptions fast() {
+  ResolverOptions o;
+  o.retry_unavailable = 50ms;
+  o.retry_not_found = 20ms;
+  o.not_found_attempts = 3;
+  return o;
+}
+
+std::vector<std::unique_ptr<RuntimeClient>> one(const std::string& name,
+                                                std::shared_ptr<FakeRuntime> rt) {
+  std::vector<std::unique_ptr<RuntimeClient>> v;
+  v.push_back(std::make_unique<FakeClient>(name, std::move(rt)));
+  return v;
+}
+
+TEST(RuntimeResolver, LookupNeverWaitsAndTheAnswerFollows) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->known = {"aaa"};
+  rt->delay = 300ms;
+  RuntimeResolver r(one("podman", rt), fast());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(r.lookup("aaa", "podman"), nullptr);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
+  auto info = r.resolve("aaa", "podman", 2s);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "c-aaa");
+  EXPECT_EQ(r.lookup("aaa").get(), info.get());
+  EXPECT_EQ(rt->inspects.load(), 1);  // asked once, then cached
+  EXPECT_GE(r.generation(), 1u);
+}
+
+TEST(RuntimeResolver, ADownRuntimeWarnsOnceAndRecovers) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->known = {"bbb", "ccc", "ddd"};
+  rt->down = true;
+  Warnings w;
+  RuntimeResolver r(one("docker", rt), fast(), w.fn());
+  EXPECT_EQ(r.resolve("bbb", "docker", 200ms), nullptr);
+  EXPECT_EQ(r.resolve("ccc", "docker", 200ms), nullptr);
+  EXPECT_EQ(w.count(), 1u) << "one warning for the runtime, not one per container";
+  {
+    std::lock_guard lock(rt->mu);
+    rt->down = false;
+  }
+  // Both ids that waited are answered once the runtime is back, without being asked for.
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while ((!r.lookup("bbb") || !r.lookup("ccc")) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_NE(r.lookup("bbb"), nullptr);
+  EXPECT_NE(r.lookup("ccc"), nullptr);
+  EXPECT_NE(r.resolve("ddd", "docker", 1s), nullptr);
+  EXPECT_EQ(w.count(), 1u);
+}
+
+TEST(RuntimeResolver, AnUnknownIdIsAskedABoundedNumberOfTimes) {
+  auto rt = std::make_shared<FakeRuntime>();
+  RuntimeResolver r(one("podman", rt), fast());
+  EXPECT_EQ(r.resolve("zzz", "podman", 2s), nullptr);
+  EXPECT_EQ(rt->inspects.load(), 3);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(r.lookup("zzz"), nullptr);
+  EXPECT_EQ(rt->inspects.load(), 3) << "given up: not asked again";
+}
+
+TEST(RuntimeResolver, AContainerCreatedLateIsFoundOnARetry) {
+  auto rt = std::make_shared<FakeRuntime>();
+  RuntimeResolver r(one("podman", rt), fast());
+  EXPECT_EQ(r.lookup("late", "podman"), nullptr);
+  std::this_thread::sleep_for(10ms);
+  {
+    std::lock_guard lock(rt->mu);
+    rt->known.insert("late");
+  }
+  EXPECT_NE(r.resolve("late", "podman", 2s), nullptr);
+}
+
+TEST(RuntimeResolver, TheCgroupsRuntimeIsAskedFirst) {
+  auto a = std::make_shared<FakeRuntime>();
+  auto b = std::make_shared<FakeRuntime>();
+  a->known = {"x1"};
+  b->known = {"x1"};
+  std::vector<std::unique_ptr<RuntimeClient>> v;
+  v.push_back(std::make_unique<FakeClient>("docker", a));
+  v.push_back(std::make_unique<FakeClient>("containerd", b));
+  RuntimeResolver r(std::move(v), fast());
+  auto info = r.resolve("x1", "containerd", 2s);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->runtime, "containerd");
+  EXPECT_EQ(a->inspects.load(), 0);
+}
+
+TEST(RuntimeResolver, ListAndProbeReportEachRuntime) {
+  auto up = std::make_shared<FakeRuntime>();
+  auto down = std::make_shared<FakeRuntime>();
+  up->known = {"r1", "r2"};
+  down->down = true;
+  std::vector<std::unique_ptr<RuntimeClient>> v;
+  v.push_back(std::make_unique<FakeClient>("podman", up));
+  v.push_back(std::make_unique<FakeClient>("cri-o", down));
+  Warnings w;
+  RuntimeResolver r(std::move(v), fast(), w.fn());
+  auto running = r.list_running();
+  ASSERT_EQ(running.size(), 2u);
+  auto status = r.probe();
+  ASSERT_EQ(status.size(), 2u);
+  EXPECT_TRUE(status[0].answering);
+  EXPECT_EQ(status[0].version, "1.0");
+  EXPECT_FALSE(status[1].answering);
+  EXPECT_NE(status[1].error.find("down"), std::string::npos);
+}
+
+TEST(RuntimeResolver, WithoutRuntimesEverythingIsNull) {
+  RuntimeResolver r({}, fast());
+  EXPECT_FALSE(r.has_clients());
+  EXPECT_EQ(r.lookup("x"), nullptr);
+  EXPECT_EQ(r.resolve("x", "", 10ms), nullptr);
+}
+
+TEST(RuntimeResolver, TheCacheIsBounded) {
+  auto rt = std::make_shared<FakeRuntime>();
+  ResolverOptions o = fast();
+  o.max_entries = 100;
+  RuntimeResolver r(one("podman", rt), o);
+  for (int i = 0; i < 1000; ++i) r.lookup("id" + std::to_string(i), "podman");
+  // Still answers for new ids after trimming.
+  {
+    std::lock_guard lock(rt->mu);
+    rt->known.insert("fresh");
+  }
+  EXPECT_NE(r.resolve("fresh", "podman", 5s), nullptr);
+}
+
+}  // namespace
+}  // namespace capscope
