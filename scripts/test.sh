@@ -32,9 +32,9 @@ BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 
 
 step "unit tests under ASan/UBSan"
 BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DCAPSCOPE_SANITIZE=ON
-ASAN_OPTIONS=detect_leaks=1 ./build-asan/tests/capscope_unit_tests --gtest_brief=1
+ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp ./build-asan/tests/capscope_unit_tests --gtest_brief=1
 
 step "runtime tests under ASan/UBSan"
-ASAN_OPTIONS=detect_leaks=1 ./build-asan/tests/capscope_runtime_tests
+ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp ./build-asan/tests/capscope_runtime_tests
 
 step "done"
