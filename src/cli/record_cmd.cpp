@@ -379,8 +379,13 @@ struct ContainerCgroups {
   std::map<uint64_t, std::string> cgroups;  // id -> path
 };
 
+// An id or a prefix of one: lower-case hexadecimal digits, as every runtime writes them.
+bool is_hex(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
 std::optional<ContainerCgroups> find_container(const std::string& prefix, std::string* error) {
-  if (prefix.empty() || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!is_hex(prefix)) {
     *error = fmt::format(
         "--container {}: not a container id; give its id, a prefix of it, or its name (podman "
         "ps / docker ps / crictl ps show them)",
@@ -407,10 +412,6 @@ std::optional<ContainerCgroups> find_container(const std::string& prefix, std::s
                : fmt::format("--container {}: {} containers have ids starting so; give more of it",
                              prefix, found.size());
   return std::nullopt;
-}
-
-bool is_hex(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 // The id of the running container called `name`, asked of the runtimes: its own name

@@ -75,7 +75,9 @@ class SavingSource final : public capture::EventSource {
 };
 
 // Builds the filter spec; on bad input returns nullopt with a one-line error.
-std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, std::string* error) {
+// `by_identity`: a container selection (--pod, ...) is on.
+std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, bool by_identity,
+                                                std::string* error) {
   filter::FilterSpec f;
   f.pids = o.pids;
   f.tids = o.tids;
@@ -108,8 +110,6 @@ std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, std::stri
   f.denied_only = o.denied;
   f.audit_only = o.audit_only;
   f.host_only = o.host;
-  bool by_identity = !o.identity.namespaces.empty() || !o.identity.pods.empty() ||
-                     !o.identity.containers.empty() || !o.identity.selector.empty();
   // Identity is decided in user space, but only container processes can match it:
   // the kernel drops the host's checks before they cross.
   f.containers_only = o.containers || by_identity;
@@ -164,10 +164,10 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   if (!backend)
     return usage_error(
         fmt::format("--backend {}: use auto, tracepoint, fentry or kprobe", o.backend));
-  auto filters = build_filters(o, &error);
-  if (!filters) return usage_error(error);
   auto selection = build_selection(o.identity, &error);
   if (!selection) return usage_error(error);
+  auto filters = build_filters(o, selection->any(), &error);
+  if (!filters) return usage_error(error);
   output::WriterOptions wopts;
   wopts.wide = o.wide;
   wopts.process_caps = o.process_caps;

@@ -45,14 +45,23 @@ void TracePipeline::on_check(CapCheck&& c) {
 
 void TracePipeline::name_containers(EnrichedCheck& e) {
   if (!e.process) return;
-  e.runtime_process = !e.process->container.empty() && is_runtime_process(*e.process);
-  if (resolver_ == nullptr) return;
-  const ContainerRef& ref = e.process->container;
-  if (!ref.empty()) e.container = resolver_->lookup(ref.id, ref.runtime);
-  if (e.parent && !e.parent->container.empty()) {
-    const ContainerRef& pref = e.parent->container;
-    e.parent_container = pref.id == ref.id ? e.container : resolver_->lookup(pref.id, pref.runtime);
+  uint64_t gen = resolver_ != nullptr ? resolver_->generation() : 0;
+  if (e.process != names_.process || e.parent != names_.parent ||
+      gen != names_.resolver_generation) {
+    names_ = {e.process, e.parent, gen, false, nullptr, nullptr};
+    const ContainerRef& ref = e.process->container;
+    names_.runtime_process = !ref.empty() && is_runtime_process(*e.process);
+    if (resolver_ != nullptr && !ref.empty())
+      names_.container = resolver_->lookup(ref.id, ref.runtime);
+    if (resolver_ != nullptr && e.parent && !e.parent->container.empty()) {
+      const ContainerRef& pref = e.parent->container;
+      names_.parent_container =
+          pref.id == ref.id ? names_.container : resolver_->lookup(pref.id, pref.runtime);
+    }
   }
+  e.runtime_process = names_.runtime_process;
+  e.container = names_.container;
+  e.parent_container = names_.parent_container;
 }
 
 void TracePipeline::deliver(EnrichedCheck&& e) {

@@ -86,6 +86,14 @@ class TracePipeline {
     uint64_t generation = 0;
     ProcessPtr process, parent;
   } last_;
+  // The names given to the last process and parent, while the resolver has published
+  // nothing new: a burst of checks costs one resolver lookup (a lock), not one each.
+  struct LastNames {
+    ProcessPtr process, parent;  // held, so their addresses cannot be reused meanwhile
+    uint64_t resolver_generation = 0;
+    bool runtime_process = false;
+    ContainerInfoPtr container, parent_container;
+  } names_;
 };
 
 }  // namespace capscope::pipeline
