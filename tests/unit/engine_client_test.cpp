@@ -233,7 +233,10 @@ TEST(EngineRfc3339, ParsesNanosecondsAndZones) {
   EXPECT_EQ(parse_rfc3339_ns("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parse_rfc3339_ns("2000-02-29T00:00:00Z"), 951782400LL * 1'000'000'000);
   EXPECT_EQ(parse_rfc3339_ns("1969-12-31T23:59:59Z"), -1'000'000'000);
-  EXPECT_LT(*parse_rfc3339_ns("0001-01-01T00:00:00Z"), 0);  // Go's zero time
+  // Go's zero time and other dates outside int64 nanoseconds are no time.
+  EXPECT_EQ(parse_rfc3339_ns("0001-01-01T00:00:00Z"), std::nullopt);
+  EXPECT_EQ(parse_rfc3339_ns("2300-01-01T00:00:00Z"), std::nullopt);
+  EXPECT_EQ(parse_rfc3339_ns("1677-09-22T00:00:00Z"), -9'223'286'400LL * 1'000'000'000);
 }
 
 TEST(EngineRfc3339, RejectsMalformed) {

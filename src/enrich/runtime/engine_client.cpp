@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -471,6 +472,10 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view s) {
   auto zone = zone_offset_s(s, pos);
   if (!frac || !zone || *d > days_in_month(*y, *mo)) return std::nullopt;
   int64_t secs = days_from_civil(*y, *mo, *d) * 86400 + *h * 3600 + *mi * 60 + *sec - *zone;
+  // Nanoseconds since 1970 fit int64 only for 1677..2262; Go's zero time
+  // (year 1) and anything else outside is "no time", not an overflow.
+  constexpr int64_t kMaxSecs = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
+  if (secs < -kMaxSecs || secs > kMaxSecs) return std::nullopt;
   return secs * 1'000'000'000 + *frac;
 }
 
