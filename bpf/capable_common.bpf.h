@@ -772,7 +772,9 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 		.cap = args->cap,
 		.flags = (args->ret == 0 ? CS_AGG_GRANTED : 0) |
 			 ((a->flags & CS_F_AUDIT) ? CS_AGG_AUDIT : 0) |
-			 ((a->flags & CS_F_INSETID) ? CS_AGG_INSETID : 0),
+			 ((a->flags & CS_F_INSETID) ? CS_AGG_INSETID : 0) |
+			 ((__u64)args->cred != (__u64)CS_READ(task, real_cred) ? CS_AGG_CRED_OVERRIDE
+									       : 0),
 		/* Read once: the whole run uses one bank (see above). */
 		.bank = *(volatile const __u32 *)&cfg->agg_bank & 1,
 	};

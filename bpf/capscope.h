@@ -341,6 +341,7 @@ struct cs_config {
 #define CS_AGG_GRANTED (1u << 0)
 #define CS_AGG_AUDIT (1u << 1)
 #define CS_AGG_INSETID (1u << 2)
+#define CS_AGG_CRED_OVERRIDE (1u << 3) /* checked creds are not the task's (CS_F_CRED_OVERRIDE) */
 
 struct cs_agg_key {
 	__u64 cgroup_id;

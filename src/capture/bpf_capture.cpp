@@ -337,7 +337,8 @@ AggregateEntry entry_of(const cs_agg_key& k, const cs_agg_val& v) {
           (k.flags & CS_AGG_INSETID) != 0,
           v.count,
           v.first_ns,
-          v.last_ns};
+          v.last_ns,
+          (k.flags & CS_AGG_CRED_OVERRIDE) != 0};
 }
 
 // Returns once every BPF program run that started before the call has

@@ -47,6 +47,9 @@ struct AggregateEntry {
   bool insetid = false;
   uint64_t count = 0;
   uint64_t first_ktime_ns = 0, last_ktime_ns = 0;
+  // Checked with credentials not the task's own (overlayfs copying up with its
+  // mounter's, faccessat's): the task's capabilities did not decide it.
+  bool cred_override = false;
 };
 
 struct KernelCounters {

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "advice/advice.h"
+#include "advice/workload_patch.h"
 #include "cli/advise_current.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -32,6 +34,8 @@ struct StoreOptions {
   std::string file;   // export: where to (default stdout); import: from where
   std::string format = "text";
   std::string export_format;  // export: json or yaml; empty: from --out's extension
+  std::string pod;            // advise: every container profile of this pod's workload
+  std::string workload;       // advise: ... of this workload
 };
 
 // `profile diff` exits with this when the newer profile needs a capability
@@ -187,12 +191,69 @@ int run_delete(const StoreOptions& o) {
   return kExitOk;
 }
 
+// "NS/NAME" or "NAME" (any namespace).
+bool same_place(const profile::ContainerIdentity& c, const std::string& spec, bool pod) {
+  auto slash = spec.find('/');
+  std::string ns = slash == std::string::npos ? "" : spec.substr(0, slash);
+  std::string name = slash == std::string::npos ? spec : spec.substr(slash + 1);
+  if (!ns.empty() && ns != c.namespace_name) return false;
+  return c.workload == name || (pod && c.pod == name);
+}
+
+// advise --pod / --workload: the container profiles of one workload, as one patch each.
+int run_advise_workload(const StoreOptions& o, advice::Format f) {
+  bool pod = !o.pod.empty();
+  const std::string& spec = pod ? o.pod : o.workload;
+  std::string error;
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  auto all = db->list(&error);
+  if (!all) return failure(error);
+  // By workload: a pod name matches the workload it was last seen in.
+  std::map<std::string, std::vector<profile::Profile>> by_workload;
+  for (const auto& summary : *all) {
+    auto p = db->load(summary.name, &error);
+    if (!p) return failure(error);
+    const auto& c = p->container;
+    if (c.empty() || c.workload.empty() || !same_place(c, spec, pod)) continue;
+    by_workload[c.namespace_name + "/" + c.workload_kind + "/" + c.workload].push_back(*p);
+  }
+  if (by_workload.empty())
+    return usage_error(fmt::format(
+        "--{} {}: no container profile in {} was recorded from it (record --pod NAME or "
+        "--selector records one profile per container; `capscope profile list` shows them)",
+        pod ? "pod" : "workload", spec, o.db));
+  bool first = true;
+  for (const auto& [key, profiles] : by_workload) {
+    if (!first) std::cout << (f == advice::Format::K8s ? "---\n" : "\n");
+    first = false;
+    std::vector<advice::ContainerAdvice> advised;
+    for (const auto& p : profiles) advised.push_back({&p, advice::advise(p)});
+    if (f == advice::Format::K8s) {
+      std::cout << advice::render_workload_patch(advised);
+      continue;
+    }
+    for (const auto& a : advised) std::cout << advice::render(a.advice, *a.profile, f);
+  }
+  return kExitOk;
+}
+
 int run_advise(const StoreOptions& o, const CurrentOptions& current) {
   advice::Format f{};
   if (!advice::parse_format(o.format, &f))
     return usage_error(fmt::format(
         "-f {}: not an advice format (k8s, docker, compose, systemd, setcap, json, text)",
         o.format));
+  int given = !o.name.empty() + !o.pod.empty() + !o.workload.empty();
+  if (given != 1)
+    return usage_error(
+        "advise needs one of: a profile NAME, --pod [NAMESPACE/]POD or --workload "
+        "[NAMESPACE/]WORKLOAD");
+  if (o.name.empty()) {
+    if (current.requested())
+      return usage_error("--current compares one profile: give its NAME, not --pod or --workload");
+    return run_advise_workload(o, f);
+  }
   int rc = kExitOk;
   auto p = load_one(o, &rc);
   if (!p) return rc;
@@ -252,7 +313,12 @@ Runner add_advise_command(CLI::App& app, const GlobalOptions&) {
   o->format = "k8s";
   CLI::App* a = app.add_subcommand("advise", "What to add and drop, from a recorded profile");
   add_db(a, *o);
-  a->add_option("name", o->name, "Profile name")->required();
+  a->add_option("name", o->name, "Profile name");
+  a->add_option("--pod", o->pod,
+                "Every container of this pod's workload ([NAMESPACE/]POD), as one patch for "
+                "kubectl patch or kustomize");
+  a->add_option("--workload", o->workload,
+                "Every container of this workload ([NAMESPACE/]NAME), as one patch");
   a->add_option("-f,--format", o->format, "k8s, docker, compose, systemd, setcap, json or text")
       ->capture_default_str();
   auto current = std::make_shared<CurrentOptions>();

@@ -43,6 +43,7 @@
 #include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
 #include "filter/filter_spec.h"
+#include "profile/container_router.h"
 #include "profile/profile_json.h"
 #include "profile/recorder.h"
 #include "store/profile_store.h"
@@ -66,7 +67,9 @@ struct RecordOptions {
   std::string report_file;
   std::string format = "text";
   std::string cgroup;
-  std::string container;  // a name, an id or an id prefix
+  std::string container;        // a name, an id or an id prefix
+  IdentityCliOptions identity;  // --namespace, --pod, --selector: one profile per container
+  bool all_containers = false;
   RuntimeCliOptions runtimes;
   uint32_t pid = 0;
   std::string duration;
@@ -356,7 +359,11 @@ std::string subject_of(const RecordOptions& o) {
   }
   if (o.pid != 0) return fmt::format("pid: {} and its descendants", o.pid);
   if (!o.container.empty()) return "container: " + o.container;
-  return "cgroup: " + o.cgroup;
+  if (o.all_containers) return "every container";
+  if (!o.cgroup.empty()) return "cgroup: " + o.cgroup;
+  std::string error;
+  auto sel = build_selection(o.identity, &error);
+  return "containers of " + (sel ? sel->describe() : o.identity.selector);
 }
 
 // The process and every descendant it has now, from /proc (the kernel adds
@@ -464,11 +471,19 @@ struct RunResult {
 };
 
 RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t child,
-                      const std::function<bool()>& subject_gone, std::chrono::nanoseconds limit) {
+                      const std::function<bool()>& subject_gone, std::chrono::nanoseconds limit,
+                      profile::ContainerRouter* router) {
   auto start = Clock::now();
   auto last_drain = start;
-  auto drain = [&] { cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); }); };
-  auto handle = [&](Record&& r) { rec.on_record(r); };
+  auto drain = [&] {
+    cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); });
+    rec.settle(false);
+  };
+  auto handle = [&](Record&& r) {
+    if (const auto* cg = std::get_if<CgroupRecord>(&r); cg && router)
+      router->on_cgroup(cg->id, cg->path);
+    rec.on_record(r);
+  };
   RunResult out;
   for (;;) {
     cap.poll(100, handle);
@@ -491,6 +506,7 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
   cap.poll(0, handle);
   drain();
   drain();
+  rec.settle(true);
   out.duration_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
   return out;
@@ -542,8 +558,14 @@ int report(const RecordOptions& o, const profile::Profile& merged,
 // One recorded run of the subject, its command run under `confinement`.
 struct RunOnce {
   profile::Profile profile;
-  int status = -1;  // the command's exit status; -1 without a command
+  std::vector<profile::Profile> containers;  // routed: one profile per container
+  int status = -1;                           // the command's exit status; -1 without a command
 };
+
+bool routed(const RecordOptions& o) {
+  const auto& i = o.identity;
+  return o.all_containers || !i.namespaces.empty() || !i.pods.empty() || !i.selector.empty();
+}
 
 std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& name,
                                   capture::Backend backend, bool verbose,
@@ -551,6 +573,15 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   std::optional<OwnCgroup> own;
   std::set<uint64_t> cgroup_ids;
   std::function<bool()> gone = [] { return false; };
+  std::unique_ptr<RuntimeResolver> resolver;
+  std::optional<profile::ContainerRouter> router;
+  if (routed(o)) {
+    resolver = make_resolver(o.runtimes);
+    auto sel = build_selection(o.identity, error);
+    if (!sel) return std::nullopt;
+    router.emplace(*resolver, filter::ContainerFilter(*sel));
+    router->seed();
+  }
   if (!o.command.empty()) {
     own = make_cgroup(error);
     if (!own) return std::nullopt;
@@ -576,6 +607,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   copts.verbose_libbpf = verbose;
   copts.aggregate = true;
   copts.filters.cgroup_ids.assign(cgroup_ids.begin(), cgroup_ids.end());
+  copts.filters.containers_only = router.has_value();
   if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
@@ -602,6 +634,8 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   }
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_ids, clocks.monotonic_to_wall_offset_ns());
+  if (router) rec.route_by(&*router);
+  if (router || !o.container.empty()) rec.exclude_runtime_programs();
   if (child.pid > 0 && confinement.user)  // it holds its bounding set, ambient
     rec.seed_permitted(child.pid, bounding_set() & confinement.bounding.value_or(~0ULL));
   if (o.pid != 0) {
@@ -615,7 +649,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
         rec.follow(pid);
     }
   }
-  spdlog::info("recording \"{}\" with the {} backend{}", name,
+  spdlog::info("recording \"{}\" with the {} backend{}", name.empty() ? subject_of(o) : name,
                capture::backend_name(cap->backend()),
                confinement.bounding ? " (confined, to verify)" : "");
   // Like time(1): Ctrl-C is the command's to handle; capscope waits for it to end.
@@ -631,7 +665,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
     close(child.ready_fd);
   }
   auto limit = parse_duration(o.duration).value_or(std::chrono::nanoseconds(0));
-  RunResult run = run_capture(*cap, rec, child.pid, gone, limit);
+  RunResult run = run_capture(*cap, rec, child.pid, gone, limit, router ? &*router : nullptr);
   auto k = cap->counters();
   cap.reset();
   if (own) {
@@ -642,12 +676,36 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   RunOnce out;
   out.status = run.child_status;
   out.profile = rec.finish(run.duration_ns);
-  out.profile.first_run_ns = out.profile.last_run_ns =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
+  auto now_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  out.profile.first_run_ns = out.profile.last_run_ns = now_ns;
+  if (router) {
+    out.containers = rec.finish_all(run.duration_ns);
+    for (auto& p : out.containers) p.first_run_ns = p.last_run_ns = now_ns;
+  }
   spdlog::info("{} checks recorded ({} aggregated in the kernel, {} sent one by one, {} lost)",
                rec.checks(), k.aggregated, k.emitted, k.lost);
+  if (rec.runtime_checks() > 0)
+    spdlog::info(
+        "{} checks by the container runtime's own processes (runc init, conmon, pause) "
+        "left out of the profile",
+        rec.runtime_checks());
+  if (rec.borrowed_checks() > 0)
+    spdlog::info(
+        "{} checks made with borrowed credentials (overlayfs copying up as its mounter) "
+        "left out of the profile: the process's own capabilities did not decide them",
+        rec.borrowed_checks());
+  if (router)
+    spdlog::info("{} container{} recorded into {} profile{}", router->recorded().size(),
+                 router->recorded().size() == 1 ? "" : "s", out.containers.size(),
+                 out.containers.size() == 1 ? "" : "s");
+  if (rec.unresolved_checks() > 0)
+    spdlog::warn(
+        "{} checks of containers no runtime named in time were left out: whether they "
+        "were selected cannot be known (is the runtime's socket answering? capscope "
+        "check says)",
+        rec.unresolved_checks());
   if (k.lost > 0)
     spdlog::warn("{} checks were lost (ring buffer full): the profile may miss some", k.lost);
   return out;
@@ -714,6 +772,45 @@ int verify(const RecordOptions& o, const std::string& name, capture::Backend bac
   return kExitOk;
 }
 
+// Saves a profile, or sets it aside where the store refuses it; false if it was not stored.
+bool save(store::ProfileStore& db, const profile::Profile& p) {
+  std::string error;
+  if (db.merge_save(p, &error)) return true;
+  std::string aside = save_aside(p);
+  failure(error + (aside.empty() ? "; this run's profile could not be saved aside either "
+                                   "(neither /var/tmp nor the temporary directory is "
+                                   "writable): it is in the report below only"
+                                 : "; this run's profile is saved in " + aside +
+                                       " (capscope profile import takes it)"));
+  return false;
+}
+
+int run_record_containers(const RecordOptions& o, const GlobalOptions& g);
+
+// --pod, --namespace, --selector, --all-containers: one profile per container,
+// each merged into the stored one of its identity, and a report for each.
+int record_containers(const RecordOptions& o, const GlobalOptions& g, store::ProfileStore& db) {
+  std::string error;
+  auto backend = capture::parse_backend(o.backend);
+  if (!backend) return usage_error(fmt::format("--backend {}: unknown", o.backend));
+  auto run = record_run(o, "", *backend, g.verbose, {}, &error);
+  if (!run) return failure(error);
+  if (run->containers.empty()) {
+    std::cerr << "no container of the selection made a capability check while recording "
+                 "(is it running? `capscope check` lists the runtimes that answer)\n";
+    return kExitFailure;
+  }
+  bool all_saved = true;
+  for (const auto& p : run->containers) {
+    bool saved = save(db, p);
+    all_saved = all_saved && saved;
+    std::string load_error;
+    auto merged = saved ? db.load(p.name, &load_error).value_or(p) : p;
+    if (int rc = report(o, merged); rc != kExitOk) return rc;
+  }
+  return all_saved ? kExitOk : kExitFailure;
+}
+
 int run_record(const RecordOptions& given, const GlobalOptions& g) {
   RecordOptions o = given;
   advice::Format fmt_check{};
@@ -721,10 +818,13 @@ int run_record(const RecordOptions& given, const GlobalOptions& g) {
     return usage_error(fmt::format(
         "-o {}: not a report format (text, json, yaml, k8s, docker, compose, systemd, setcap)",
         o.format));
-  int subjects = !o.command.empty() + !o.cgroup.empty() + !o.container.empty() + (o.pid != 0);
+  int subjects =
+      !o.command.empty() + !o.cgroup.empty() + !o.container.empty() + (o.pid != 0) + routed(o);
   if (subjects != 1)
     return usage_error(
-        "record needs one of -- CMD ARGS..., --cgroup PATH, --container ID or --pid PID");
+        "record needs one of -- CMD ARGS..., --cgroup PATH, --container NAME|ID, --pid PID, or "
+        "containers by --pod, --namespace, --selector or --all-containers");
+  if (routed(o)) return run_record_containers(o, g);
   if (o.verify && o.command.empty()) return usage_error("--verify needs -- CMD ARGS...");
   if (o.pid != 0 && !alive(o.pid))
     return usage_error(fmt::format("--pid {}: no such process", o.pid));
@@ -762,13 +862,7 @@ int run_record(const RecordOptions& given, const GlobalOptions& g) {
   auto run = record_run(o, name, *backend, g.verbose, {std::nullopt, as}, &error);
   if (!run) return failure(error);
   const profile::Profile& p = run->profile;
-  if (!db->merge_save(p, &error)) {
-    std::string aside = save_aside(p);
-    failure(error + (aside.empty() ? "; this run's profile could not be saved aside either "
-                                     "(neither /var/tmp nor the temporary directory is "
-                                     "writable): it is in the report below only"
-                                   : "; this run's profile is saved in " + aside +
-                                         " (capscope profile import takes it)"));
+  if (!save(*db, p)) {
     report(o, p);
     return run->status >= 0 ? run->status : kExitFailure;
   }
@@ -782,6 +876,33 @@ int run_record(const RecordOptions& given, const GlobalOptions& g) {
   if (vrc != kExitOk) return vrc;
   if (run->status >= 0) return run->status;
   return rc;
+}
+
+// Checks the flags of a recording by container identity, then records.
+int run_record_containers(const RecordOptions& o, const GlobalOptions& g) {
+  if (!o.name.empty())
+    return usage_error(
+        "--name does not go with --pod, --namespace, --selector or --all-containers: each "
+        "container's profile is named by its identity (NAMESPACE/WORKLOAD/CONTAINER)");
+  if (o.verify || !o.user.empty()) return usage_error("--verify and --user need -- CMD ARGS...");
+  if (o.all_containers &&
+      (!o.identity.namespaces.empty() || !o.identity.pods.empty() || !o.identity.selector.empty()))
+    return usage_error(
+        "--all-containers records every container: leave out --pod, --namespace "
+        "and --selector, or --all-containers");
+  if (!parse_duration(o.duration))
+    return usage_error(fmt::format("--duration {}: use a number with s, m or h", o.duration));
+  std::string error;
+  if (!build_selection(o.identity, &error)) return usage_error(error);
+  if (!o.all_containers && (o.runtimes.none || !make_resolver(o.runtimes)->has_clients()))
+    return usage_error(
+        "--pod, --namespace and --selector need a container runtime to name pods (no socket "
+        "found); name the runtime's socket (--podman-socket, --docker-socket, "
+        "--containerd-socket, --crio-socket), or record by --container ID");
+  if (auto why = privilege_problem(); !why.empty()) return failure(why);
+  auto db = store::ProfileStore::open(o.db, &error);
+  if (!db) return failure(error);
+  return record_containers(o, g, *db);
 }
 
 }  // namespace
@@ -809,6 +930,11 @@ Runner add_record_command(CLI::App& app, const GlobalOptions& g) {
                 "capabilities as ambient ones; --verify then confines those");
   r->add_option("--backend", o->backend, "auto, tracepoint, fentry or kprobe")
       ->capture_default_str();
+  add_identity_options(r, o->identity, false);
+  r->add_flag("--all-containers", o->all_containers,
+              "Record every container (one profile each, by its identity) until Ctrl-C or "
+              "--duration")
+      ->group("Containers and pods");
   add_runtime_options(r, o->runtimes);
   r->add_option("command", o->command, "The command to run and record (after --)");
   r->positionals_at_end();

@@ -42,6 +42,16 @@ void PrivilegedBinary::merge(const PrivilegedBinary& o) {
   held_back += o.held_back;
 }
 
+// The latest run names where the container was last seen; ids accumulate.
+void ContainerIdentity::merge(const ContainerIdentity& o) {
+  if (o.empty()) return;
+  std::set<std::string> ids = std::move(instances);
+  for (const auto& id : o.instances)
+    if (ids.size() < kMaxInstances) ids.insert(id);
+  *this = o;
+  instances = std::move(ids);
+}
+
 void Profile::add(const Observation& o) {
   UseStats one;
   one.count = o.count;
@@ -61,6 +71,7 @@ void Profile::merge(const Profile& o) {
   for (const auto& [key, stats] : o.uses) uses[key].merge(stats);
   held.merge(o.held);
   for (const auto& [path, b] : o.privileged_binaries) privileged_binaries[path].merge(b);
+  container.merge(o.container);
 }
 
 std::vector<int> Profile::needed() const {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -73,6 +74,27 @@ struct Observation {
   std::string args;
 };
 
+// The container a profile was recorded from (record --pod, --selector,
+// --all-containers), by what its replicas and restarts share: namespace,
+// workload and container name under Kubernetes, the runtime's name and the
+// image outside it. The rest says where it was last seen.
+struct ContainerIdentity {
+  static constexpr size_t kMaxInstances = 64;
+
+  std::string runtime;              // podman, docker, containerd, cri-o
+  std::string namespace_name;       // Kubernetes namespace; empty outside Kubernetes
+  std::string workload;             // the pod's owner, or the pod itself
+  std::string workload_kind;        // Deployment, StatefulSet, ..., Pod; empty without a pod
+  std::string workload_from;        // how the workload was known: owner, labels, name, pod
+  std::string pod;                  // the pod it was last seen in
+  std::string container;            // the container's name
+  std::string image;                // the image it last ran
+  std::set<std::string> instances;  // container ids (12 hex digits) merged in, the first 64
+
+  void merge(const ContainerIdentity& o);
+  [[nodiscard]] bool empty() const { return container.empty(); }
+};
+
 struct Profile {
   static constexpr int kFormatVersion = 1;
 
@@ -84,6 +106,7 @@ struct Profile {
   std::map<UseKey, UseStats> uses;
   HeldSets held;
   std::map<std::string, PrivilegedBinary> privileged_binaries;  // by path
+  ContainerIdentity container;  // empty unless recorded from a container
 
   void add(const Observation& o);
   // Union of capabilities, summed counts and durations, runs added up.

@@ -237,6 +237,33 @@ bool read_privileged(const json& list, Profile* p, ImportError* error) {
   return true;
 }
 
+ordered_json container_to_json(const ContainerIdentity& c) {
+  return {{"runtime", c.runtime},
+          {"namespace", c.namespace_name},
+          {"workload", c.workload},
+          {"workload_kind", c.workload_kind},
+          {"workload_from", c.workload_from},
+          {"pod", c.pod},
+          {"container", c.container},
+          {"image", c.image},
+          {"instances", c.instances}};
+}
+
+bool read_container(const json& j, ContainerIdentity* c, ImportError* error) {
+  auto at = json::json_pointer("/container");
+  if (!j.is_object()) return fail_at(error, at, "profile: field \"container\" has the wrong type");
+  Fields f(j, "container", at, error);
+  std::vector<std::string> ids;
+  if (!f.need("container", &c->container) || !f.may("runtime", &c->runtime) ||
+      !f.may("namespace", &c->namespace_name) || !f.may("workload", &c->workload) ||
+      !f.may("workload_kind", &c->workload_kind) || !f.may("workload_from", &c->workload_from) ||
+      !f.may("pod", &c->pod) || !f.may("image", &c->image) || !f.may("instances", &ids))
+    return false;
+  for (auto& id : ids)
+    if (c->instances.size() < ContainerIdentity::kMaxInstances) c->instances.insert(std::move(id));
+  return true;
+}
+
 }  // namespace
 
 ordered_json to_export_json(const Profile& p) {
@@ -245,24 +272,26 @@ ordered_json to_export_json(const Profile& p) {
   ordered_json privileged = ordered_json::array();
   for (const auto& [path, b] : p.privileged_binaries)
     privileged.push_back(privileged_to_json(path, b));
-  return {{"capscope_profile", kExportFormatVersion},
-          {"name", p.name},
-          {"subject", p.subject},
-          {"runs", p.runs},
-          {"recorded_ns", p.recorded_ns},
-          {"first_run_ns", p.first_run_ns},
-          {"last_run_ns", p.last_run_ns},
-          {"held",
-           {{"effective", cap_list(p.held.caps.effective)},
-            {"permitted", cap_list(p.held.caps.permitted)},
-            {"inheritable", cap_list(p.held.caps.inheritable)},
-            {"bounding", cap_list(p.held.caps.bounding)},
-            {"ambient", cap_list(p.held.caps.ambient)},
-            {"ran_as_root", p.held.ran_as_root},
-            {"ran_as_user", p.held.ran_as_user},
-            {"no_new_privs", p.held.no_new_privs}}},
-          {"uses", uses},
-          {"privileged_binaries", privileged}};
+  ordered_json out = {{"capscope_profile", kExportFormatVersion},
+                      {"name", p.name},
+                      {"subject", p.subject},
+                      {"runs", p.runs},
+                      {"recorded_ns", p.recorded_ns},
+                      {"first_run_ns", p.first_run_ns},
+                      {"last_run_ns", p.last_run_ns},
+                      {"held",
+                       {{"effective", cap_list(p.held.caps.effective)},
+                        {"permitted", cap_list(p.held.caps.permitted)},
+                        {"inheritable", cap_list(p.held.caps.inheritable)},
+                        {"bounding", cap_list(p.held.caps.bounding)},
+                        {"ambient", cap_list(p.held.caps.ambient)},
+                        {"ran_as_root", p.held.ran_as_root},
+                        {"ran_as_user", p.held.ran_as_user},
+                        {"no_new_privs", p.held.no_new_privs}}},
+                      {"uses", uses},
+                      {"privileged_binaries", privileged}};
+  if (!p.container.empty()) out["container"] = container_to_json(p.container);
+  return out;
 }
 
 std::optional<Profile> from_export_json(const json& j, ImportError* error) {
@@ -293,6 +322,8 @@ std::optional<Profile> from_export_json(const json& j, ImportError* error) {
   for (size_t i = 0; i < uses.size(); ++i)
     if (!read_use(uses[i], i, &p, error)) return std::nullopt;
   if (j.contains("privileged_binaries") && !read_privileged(j["privileged_binaries"], &p, error))
+    return std::nullopt;
+  if (j.contains("container") && !read_container(j["container"], &p.container, error))
     return std::nullopt;
   return p;
 }

@@ -1,9 +1,11 @@
 #include "profile/recorder.h"
 
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <variant>
 
+#include "enrich/runtime/runtime_process.h"
 #include "output/writer.h"
 #include "tables/syscalls.h"
 
@@ -17,9 +19,61 @@ std::string syscall_of(int32_t nr) { return nr < 0 ? "" : tables::syscall_name(n
 
 Recorder::Recorder(std::string name, std::string subject, std::set<uint64_t> subject_cgroups,
                    int64_t wall_minus_mono_ns)
-    : subject_cgroups_(std::move(subject_cgroups)), wall_minus_mono_ns_(wall_minus_mono_ns) {
-  profile_.name = std::move(name);
-  profile_.subject = std::move(subject);
+    : name_(std::move(name)),
+      subject_(std::move(subject)),
+      subject_cgroups_(std::move(subject_cgroups)),
+      wall_minus_mono_ns_(wall_minus_mono_ns) {}
+
+Profile& Recorder::profile_for(const Route& r) {
+  auto [it, added] = profiles_.try_emplace(r.profile);
+  Profile& p = it->second;
+  if (added) {
+    p.name = r.profile;
+    p.subject = r.subject;
+  }
+  p.container.merge(r.container);
+  return p;
+}
+
+void Recorder::apply(Profile& p, const Contribution& what) {
+  if (const auto* o = std::get_if<Observation>(&what))
+    p.add(*o);
+  else if (const auto* h = std::get_if<HeldSets>(&what))
+    p.held.merge(*h);
+  else if (const auto* b = std::get_if<std::pair<std::string, PrivilegedBinary>>(&what))
+    p.privileged_binaries[b->first].merge(b->second);
+}
+
+void Recorder::contribute(uint64_t cgroup_id, Contribution what) {
+  if (router_ == nullptr) {
+    apply(profile_for({Route::Kind::Keep, name_, subject_, {}}), what);
+    return;
+  }
+  Route r = router_->route(cgroup_id, false);
+  if (r.kind == Route::Kind::Keep)
+    apply(profile_for(r), what);
+  else if (r.kind == Route::Kind::Wait)
+    pending_.push_back({cgroup_id, std::move(what)});
+}
+
+void Recorder::settle(bool final) {
+  if (router_ == nullptr || pending_.empty()) return;
+  std::vector<Pending> still;
+  std::map<uint64_t, Route> routes;  // one question per cgroup
+  for (auto& p : pending_) {
+    auto it = routes.find(p.cgroup_id);
+    if (it == routes.end())
+      it = routes.emplace(p.cgroup_id, router_->route(p.cgroup_id, final)).first;
+    const Route& r = it->second;
+    if (r.kind == Route::Kind::Keep) {
+      apply(profile_for(r), p.what);
+    } else if (r.kind == Route::Kind::Wait && !final) {
+      still.push_back(std::move(p));
+    } else if (r.kind == Route::Kind::Wait) {
+      if (const auto* o = std::get_if<Observation>(&p.what)) unresolved_ += o->count;
+    }
+  }
+  pending_ = std::move(still);
 }
 
 uint64_t Recorder::wall(uint64_t mono_ns) const {
@@ -37,12 +91,16 @@ void Recorder::on_record(const Record& r) {
 
 void Recorder::on_exec(const ExecRecord& e) {
   ProgramKey key{e.pid, e.exec_seq};
-  programs_[key] = {e.filename, output::tetragon_arguments(e.args)};
+  std::string_view argv0 = e.args.empty() ? std::string_view() : std::string_view(e.args[0]);
+  bool runtime = is_runtime_program(e.filename, argv0, e.comm);
+  programs_[key] = {e.filename, output::tetragon_arguments(e.args), runtime};
   current_[e.pid] = key;
   if (!in_subject(e.cgroup_id)) return;
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
-  add_held(e.caps, e.euid, e.no_new_privs);
-  note_privileged_exec(e);
+  if (!runtime || !exclude_runtime_) {
+    add_held(e.cgroup_id, e.caps, e.euid, e.no_new_privs);
+    note_privileged_exec(e);
+  }
   permitted_[e.pid] = e.caps.permitted;
 }
 
@@ -72,22 +130,23 @@ void Recorder::note_privileged_exec(const ExecRecord& e) {
   b.execs = 1;
   b.raised = raised ? 1 : 0;
   b.held_back = !raised && could_raise && e.no_new_privs ? 1 : 0;
-  profile_.privileged_binaries[e.filename].merge(b);
+  contribute(e.cgroup_id, std::pair{e.filename, b});
 }
 
-void Recorder::add_held(const CapSets& caps, uint32_t euid, bool no_new_privs) {
+void Recorder::add_held(uint64_t cgroup_id, const CapSets& caps, uint32_t euid, bool no_new_privs) {
   HeldSets h;
   h.caps = caps;
   (euid == 0 ? h.ran_as_root : h.ran_as_user) = true;
   h.no_new_privs = no_new_privs;
-  profile_.held.merge(h);
+  contribute(cgroup_id, h);
 }
 
+// record --pid: not routed, so the cgroup does not matter.
 void Recorder::seed(const ProcessInfo& p) {
   follow(p.pid);
-  seeded_[p.pid] = {p.binary, output::tetragon_arguments(p.args)};
+  seeded_[p.pid] = {p.binary, output::tetragon_arguments(p.args), is_runtime_process(p)};
   permitted_[p.pid] = p.caps.permitted;
-  add_held(p.caps, p.euid, p.no_new_privs);
+  add_held(0, p.caps, p.euid, p.no_new_privs);
 }
 
 // A child runs its parent's program until it execs.
@@ -100,9 +159,14 @@ void Recorder::on_fork(const ForkRecord& f) {
     prog = &old->second;
   if (auto held = permitted_.find(f.ppid); held != permitted_.end())
     permitted_[f.pid] = held->second;
-  if (prog == nullptr) return;
+  // runc names its stages as it forks them ("runc:[1:CHILD]"): a runtime
+  // process whose parent's program is not known is still known as one.
+  bool runtime_comm = is_runtime_program("", "", f.comm);
+  if (prog == nullptr && !runtime_comm) return;
+  Program child = prog != nullptr ? *prog : Program{};
+  child.runtime = child.runtime || runtime_comm;
   ProgramKey key{f.pid, f.exec_seq};
-  programs_[key] = *prog;
+  programs_[key] = std::move(child);
   current_[f.pid] = key;
 }
 
@@ -115,46 +179,90 @@ const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) c
 
 void Recorder::on_check(const CapCheck& c) {
   if (!in_subject(c.cgroup_id)) return;
+  if (c.cred_override) {
+    borrowed_checks_ += 1;
+    return;
+  }
+  const Program* p = nullptr;
+  // Checks on the ring carry no exec_seq: the process's program now is theirs.
+  if (auto cur = current_.find(c.pid); cur != current_.end())
+    p = program_of(cur->second.first, cur->second.second);
+  if (exclude_runtime_ && ((p != nullptr && p->runtime) || is_runtime_program("", "", c.comm))) {
+    ++runtime_checks_;
+    return;
+  }
   Observation o;
   o.key = {c.cap, c.granted(), c.audit};
   o.count = 1;
   o.first_ns = o.last_ns = wall(c.ktime_ns);
   o.syscall = syscall_of(c.syscall_nr);
-  // Checks on the ring carry no exec_seq: the process's program now is theirs.
-  if (auto cur = current_.find(c.pid); cur != current_.end())
-    if (const Program* p = program_of(cur->second.first, cur->second.second)) {
-      o.binary = p->binary;
-      o.args = p->args;
-    }
+  if (p != nullptr) {
+    o.binary = p->binary;
+    o.args = p->args;
+  }
   ++checks_;
-  profile_.add(o);
+  contribute(c.cgroup_id, std::move(o));
 }
 
+// Started before the recording: its program from /proc, if it still runs.
+Recorder::Program Recorder::program_from_proc(uint32_t pid) const {
+  std::string dir = "/proc/" + std::to_string(pid);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink(dir + "/exe", ec);
+  Program p;
+  if (!ec) p.binary = exe.string();
+  if (exclude_runtime_) {
+    std::string comm;
+    std::getline(std::ifstream(dir + "/comm"), comm);
+    p.runtime = is_runtime_program(p.binary, "", comm);
+  }
+  return p;
+}
+
+// The kernel kept only the subject's checks (its cgroups and their descendants).
 void Recorder::on_aggregate(const capture::AggregateEntry& e) {
+  if (e.cred_override) {
+    borrowed_checks_ += e.count;
+    return;
+  }
   Observation o;
   o.key = {e.cap, e.granted, e.audit};
   o.count = e.count;
   o.first_ns = wall(e.first_ktime_ns);
   o.last_ns = wall(e.last_ktime_ns);
   o.syscall = syscall_of(e.syscall_nr);
-  if (const Program* p = program_of(e.pid, e.exec_seq)) {
-    o.binary = p->binary;
-    o.args = p->args;
-  } else {
-    // Started before the recording: its program from /proc, if it still runs.
-    std::error_code ec;
-    auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(e.pid) + "/exe", ec);
-    if (!ec) o.binary = exe.string();
+  const Program* known = program_of(e.pid, e.exec_seq);
+  Program p = known != nullptr ? *known : program_from_proc(e.pid);
+  if (exclude_runtime_ && p.runtime) {
+    runtime_checks_ += e.count;
+    return;
   }
+  o.binary = std::move(p.binary);
+  o.args = std::move(p.args);
   checks_ += e.count;
-  profile_.add(o);
+  contribute(e.cgroup_id, std::move(o));
 }
 
 Profile Recorder::finish(uint64_t duration_ns) const {
-  Profile p = profile_;
+  auto it = profiles_.find(name_);
+  Profile p = it != profiles_.end() ? it->second : Profile{};
+  p.name = name_;
+  if (p.subject.empty()) p.subject = subject_;
   p.runs = 1;
   p.recorded_ns = duration_ns;
   return p;
+}
+
+std::vector<Profile> Recorder::finish_all(uint64_t duration_ns) const {
+  std::vector<Profile> out;
+  for (const auto& [name, profile] : profiles_) {
+    if (profile.uses.empty()) continue;
+    Profile p = profile;
+    p.runs = 1;
+    p.recorded_ns = duration_ns;
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 }  // namespace capscope::profile

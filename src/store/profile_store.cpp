@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <sstream>
 #include <system_error>
 
 namespace capscope::store {
@@ -42,6 +43,10 @@ CREATE TABLE IF NOT EXISTS privileged_binaries(
   file_effective INTEGER NOT NULL, file_rootid INTEGER NOT NULL,
   execs INTEGER NOT NULL, raised INTEGER NOT NULL, held_back INTEGER NOT NULL,
   PRIMARY KEY(profile, binary));
+CREATE TABLE IF NOT EXISTS profile_containers(
+  profile TEXT PRIMARY KEY, runtime TEXT NOT NULL, namespace TEXT NOT NULL,
+  workload TEXT NOT NULL, workload_kind TEXT NOT NULL, workload_from TEXT NOT NULL,
+  pod TEXT NOT NULL, container TEXT NOT NULL, image TEXT NOT NULL, instances TEXT NOT NULL);
 )sql";
 
 // A prepared statement, finalized on scope exit.
@@ -201,7 +206,7 @@ std::optional<Profile> ProfileStore::load(const std::string& name, std::string* 
     *error = describe(bins.rc(), "cannot read profile " + name);
     return std::nullopt;
   }
-  if (!load_privileged_binaries(&p, error)) return std::nullopt;
+  if (!load_privileged_binaries(&p, error) || !load_container(&p, error)) return std::nullopt;
   return p;
 }
 
@@ -253,7 +258,8 @@ bool ProfileStore::erase_rows(const std::string& name, const std::string& what, 
        {"DELETE FROM profiles WHERE name = ?1", "DELETE FROM uses WHERE profile = ?1",
         "DELETE FROM use_syscalls WHERE profile = ?1",
         "DELETE FROM use_binaries WHERE profile = ?1",
-        "DELETE FROM privileged_binaries WHERE profile = ?1"}) {
+        "DELETE FROM privileged_binaries WHERE profile = ?1",
+        "DELETE FROM profile_containers WHERE profile = ?1"}) {
     Stmt s(db_, del);
     s.bind(1, name);
     if (s.step() != SQLITE_DONE) return *error = describe(s.rc(), what), false;
@@ -298,7 +304,43 @@ bool ProfileStore::write_profile(const Profile& p, std::string* error) {
       if (bin.step() != SQLITE_DONE) return *error = describe(bin.rc(), "cannot save " + n), false;
     }
   }
-  return write_privileged_binaries(p, error);
+  return write_privileged_binaries(p, error) && write_container(p, error);
+}
+
+bool ProfileStore::write_container(const Profile& p, std::string* error) {
+  const auto& c = p.container;
+  if (c.empty()) return true;
+  Stmt s(db_, "INSERT INTO profile_containers VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+  s.bind(1, p.name).bind(2, c.runtime).bind(3, c.namespace_name).bind(4, c.workload);
+  s.bind(5, c.workload_kind).bind(6, c.workload_from).bind(7, c.pod).bind(8, c.container);
+  s.bind(9, c.image).bind(10, fmt::format("{}", fmt::join(c.instances, ",")));
+  if (s.step() == SQLITE_DONE) return true;
+  *error = describe(s.rc(), "cannot save " + p.name);
+  return false;
+}
+
+bool ProfileStore::load_container(Profile* p, std::string* error) {
+  Stmt s(db_,
+         "SELECT runtime, namespace, workload, workload_kind, workload_from, pod, container, "
+         "image, instances FROM profile_containers WHERE profile = ?1");
+  s.bind(1, p->name);
+  if (s.step() == SQLITE_ROW) {
+    auto& c = p->container;
+    c.runtime = s.text(0);
+    c.namespace_name = s.text(1);
+    c.workload = s.text(2);
+    c.workload_kind = s.text(3);
+    c.workload_from = s.text(4);
+    c.pod = s.text(5);
+    c.container = s.text(6);
+    c.image = s.text(7);
+    std::stringstream ids(s.text(8));
+    for (std::string id; std::getline(ids, id, ',');)
+      if (!id.empty()) c.instances.insert(id);
+  }
+  if (s.rc() == SQLITE_DONE || s.rc() == SQLITE_ROW) return true;
+  *error = describe(s.rc(), "cannot read profile " + p->name);
+  return false;
 }
 
 bool ProfileStore::merge_save(const Profile& p, std::string* error) {

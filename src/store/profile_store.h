@@ -49,6 +49,8 @@ class ProfileStore {
   bool write_profile(const profile::Profile& p, std::string* error);
   bool write_privileged_binaries(const profile::Profile& p, std::string* error);
   bool load_privileged_binaries(profile::Profile* p, std::string* error);
+  bool write_container(const profile::Profile& p, std::string* error);
+  bool load_container(profile::Profile* p, std::string* error);
   // Deletes every row of a profile; *found (if given): whether it existed.
   bool erase_rows(const std::string& name, const std::string& what, bool* found,
                   std::string* error);

@@ -28,25 +28,13 @@ class ContainerTraceRuntime : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("capscope-ctrace-" + std::to_string(getpid()));
     fs::create_directories(dir_);
     fs::permissions(dir_, fs::perms::all);
-    socket_ = (dir_ / "podman.sock").string();
-    service_ = spawn({"/usr/bin/podman", "system", "service", "--time=0", "unix://" + socket_},
-                     dir_ / "service.err");
-    for (int i = 0; i < 100 && !is_socket(socket_); ++i) std::this_thread::sleep_for(100ms);
-    ASSERT_TRUE(is_socket(socket_)) << read_file(dir_ / "service.err");
+    ASSERT_EQ(service_.start(dir_), "");
+    socket_ = service_.socket();
   }
   void TearDown() override {
     for (const auto& n : containers_) sh("podman rm -f -t 0 " + n + " >/dev/null 2>&1");
-    if (service_ > 0) {
-      kill(service_, SIGTERM);
-      waitpid(service_, nullptr, 0);
-    }
     std::error_code ec;
     fs::remove_all(dir_, ec);
-  }
-
-  static bool is_socket(const std::string& p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
   }
 
   // A container that waits for /x/go, then reads the kernel log, chowns a file and
@@ -81,8 +69,8 @@ class ContainerTraceRuntime : public ::testing::Test {
   }
 
   fs::path dir_;
+  PodmanService service_;
   std::string socket_;
-  pid_t service_ = -1;
   std::vector<std::string> containers_;
 };
 
@@ -135,7 +123,7 @@ TEST_F(ContainerTraceRuntime, CheckReportsTheRuntime) {
   EXPECT_NE(text.find("runtime podman"), std::string::npos) << text;
   EXPECT_NE(text.find("answers at " + socket_), std::string::npos) << text;
   std::string dead = capture(capscope_binary() + " check --no-load --docker-socket " +
-                             (dir_ / "service.err").string() + " 2>&1");
+                             (dir_ / "podman-service.err").string() + " 2>&1");
   EXPECT_NE(dead.find("runtime docker"), std::string::npos) << dead;
   EXPECT_NE(dead.find("not a socket"), std::string::npos) << dead;
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,5 +100,32 @@ inline std::string podman_problem() {
   if (sh(build) != 0) return "scripts/busybox-image.sh could not build the busybox image";
   return "";
 }
+
+// `podman system service` on a socket of the test's own, stopped on destruction.
+class PodmanService {
+ public:
+  // Empty, or why the service did not come up.
+  std::string start(const fs::path& dir) {
+    socket_ = (dir / "podman.sock").string();
+    fs::path err = dir / "podman-service.err";
+    pid_ = spawn({"/usr/bin/podman", "system", "service", "--time=0", "unix://" + socket_}, err);
+    for (int i = 0; i < 100 && !is_socket(); ++i) usleep(100'000);
+    return is_socket() ? "" : "podman system service did not start: " + read_file(err);
+  }
+  ~PodmanService() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  [[nodiscard]] const std::string& socket() const { return socket_; }
+
+ private:
+  [[nodiscard]] bool is_socket() const {
+    struct stat st {};
+    return stat(socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  }
+  std::string socket_;
+  pid_t pid_ = -1;
+};
 
 }  // namespace capscope::runtime_test

@@ -30,4 +30,13 @@ bool is_runtime_process(const ProcessInfo& p) {
   return is_runtime_binary(p.comm);
 }
 
+bool is_runtime_program(std::string_view binary, std::string_view argv0, std::string_view comm) {
+  if (comm.starts_with("runc:[")) return true;
+  if (is_runtime_binary(basename_of(binary))) return true;
+  // Only a self re-execution is trusted by argv[0]: a workload may call itself anything.
+  bool reexec = binary.starts_with("/proc/self/") || binary.starts_with("/dev/fd/") ||
+                binary.starts_with("/proc/self/fd/") || binary.starts_with("memfd:");
+  return reexec && is_runtime_binary(basename_of(argv0));
+}
+
 }  // namespace capscope

@@ -5,6 +5,8 @@
 // runtime's, not the workload's: traces mark them, profiles leave them out.
 #pragma once
 
+#include <string_view>
+
 #include "model/process.h"
 
 namespace capscope {
@@ -13,5 +15,10 @@ namespace capscope {
 // "runc:[2:INIT]"), and for runtime binaries by name: runc, crun, youki, runsc,
 // conmon, containerd-shim*, catatonit, pause.
 bool is_runtime_process(const ProcessInfo& p);
+
+// The same test on what an exec or fork record carries: the file executed, argv[0]
+// (runc re-executes itself as /proc/self/exe or a memfd copy, keeping argv[0]
+// "runc"), and the comm.
+bool is_runtime_program(std::string_view binary, std::string_view argv0, std::string_view comm);
 
 }  // namespace capscope

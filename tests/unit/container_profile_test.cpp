@@ -1,0 +1,344 @@
+// One profile per container: identities and their names, routing a recording's
+// checks by cgroup, leaving out the runtime's and borrowed-credential checks,
+// storing and exporting the identity, and the workload patch advise prints.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <map>
+
+#include "advice/workload_patch.h"
+#include "enrich/runtime/runtime_process.h"
+#include "profile/container_router.h"
+#include "profile/profile_json.h"
+#include "profile/recorder.h"
+#include "store/profile_store.h"
+
+using namespace capscope;
+using profile::ContainerIdentity;
+using profile::Profile;
+using profile::Route;
+
+namespace {
+
+constexpr int kChown = 0, kSetpcap = 8, kSysAdmin = 21, kSyslog = 34, kNetBind = 10;
+
+ContainerInfo deployment_pod(const std::string& id, const std::string& pod) {
+  ContainerInfo c;
+  c.id = id;
+  c.runtime = "containerd";
+  c.name = "nginx";
+  c.image = "docker.io/library/nginx:1.27@sha256:abcd";
+  c.pod_name = pod;
+  c.pod_namespace = "shop";
+  c.workload = "web";
+  c.workload_kind = "Deployment";
+  c.workload_from = "labels";
+  return c;
+}
+
+TEST(ContainerIdentity, ReplicasOfAWorkloadShareOneName) {
+  auto a = profile::identity_of(deployment_pod(std::string(64, 'a'), "web-7d9f8-abcde"));
+  auto b = profile::identity_of(deployment_pod(std::string(64, 'b'), "web-7d9f8-fghij"));
+  EXPECT_EQ(profile::profile_name_of(a), "shop/web/nginx");
+  EXPECT_EQ(profile::profile_name_of(b), profile::profile_name_of(a));
+  EXPECT_EQ(a.image, "docker.io/library/nginx:1.27");  // the digest pins a build, not a name
+  EXPECT_EQ(a.instances, (std::set<std::string>{"aaaaaaaaaaaa"}));
+  EXPECT_EQ(profile::subject_of(a),
+            "container nginx of Deployment shop/web (from labels), image "
+            "docker.io/library/nginx:1.27");
+}
+
+TEST(ContainerIdentity, NamesOutsideKubernetes) {
+  ContainerInfo podman_pod;
+  podman_pod.id = std::string(64, 'c');
+  podman_pod.runtime = "podman";
+  podman_pod.name = "spaceship";
+  podman_pod.pod_name = "xwing";
+  podman_pod.image = "localhost/busybox:latest";
+  auto c = profile::identity_of(podman_pod);
+  EXPECT_EQ(c.workload, "xwing");  // a bare pod is its own workload
+  EXPECT_EQ(c.workload_kind, "Pod");
+  EXPECT_EQ(profile::profile_name_of(c), "xwing/spaceship");
+
+  ContainerInfo plain;
+  plain.id = std::string(64, 'd');
+  plain.runtime = "docker";
+  plain.name = "web";
+  plain.image = "nginx:1.27";
+  EXPECT_EQ(profile::profile_name_of(profile::identity_of(plain)), "web@nginx:1.27");
+
+  ContainerRef unnamed{"podman", std::string(64, 'e'), "", ""};
+  auto u = profile::identity_of(unnamed);
+  EXPECT_EQ(profile::profile_name_of(u), "eeeeeeeeeeee@podman");
+  EXPECT_NE(profile::subject_of(u).find("not named by its runtime"), std::string::npos);
+}
+
+TEST(ContainerIdentity, MergeKeepsTheLatestPlaceAndBoundedInstances) {
+  Profile p;
+  for (int i = 0; i < 70; ++i) {
+    Profile run;
+    run.container = profile::identity_of(deployment_pod(
+        fmt::format("{:012x}{}", i, std::string(52, '0')), "web-" + std::to_string(i)));
+    p.merge(run);
+  }
+  EXPECT_EQ(p.container.pod, "web-69");
+  EXPECT_EQ(p.container.instances.size(), ContainerIdentity::kMaxInstances);
+  Profile empty_run;
+  p.merge(empty_run);  // a run with no container does not erase it
+  EXPECT_EQ(p.container.container, "nginx");
+}
+
+TEST(RuntimeProgram, RecognisesRuncsReexecutionsByArgv0Only) {
+  EXPECT_TRUE(is_runtime_program("/usr/bin/runc", "runc", "runc"));
+  EXPECT_TRUE(is_runtime_program("/dev/fd/6", "runc", "6"));  // runc's memfd copy
+  EXPECT_TRUE(is_runtime_program("/proc/self/exe", "/usr/sbin/runc", "exe"));
+  EXPECT_TRUE(is_runtime_program("", "", "runc:[2:INIT]"));
+  EXPECT_TRUE(is_runtime_program("/catatonit", "/catatonit", "catatonit"));
+  // busybox runs applets through /proc/self/exe too: those are the workload's.
+  EXPECT_FALSE(is_runtime_program("/proc/self/exe", "dmesg", "exe"));
+  // A workload's own binary does not become the runtime by its argv[0].
+  EXPECT_FALSE(is_runtime_program("/app/server", "runc", "server"));
+}
+
+// Routes by a fixed table; cgroups listed in `later` wait until `answer()`.
+class TableRouter : public profile::Router {
+ public:
+  std::map<uint64_t, Route> table;
+  std::set<uint64_t> later;
+  int asked = 0;
+  Route route(uint64_t cgroup_id, bool) override {
+    ++asked;
+    if (later.contains(cgroup_id)) return Route{Route::Kind::Wait, "", "", {}};
+    auto it = table.find(cgroup_id);
+    return it == table.end() ? Route{} : it->second;
+  }
+};
+
+Route keep(const std::string& container, const std::string& id12) {
+  ContainerIdentity c;
+  c.container = container;
+  c.workload = "web";
+  c.namespace_name = "shop";
+  c.instances = {id12};
+  return {Route::Kind::Keep, profile::profile_name_of(c), profile::subject_of(c), c};
+}
+
+capture::AggregateEntry agg(uint64_t cgroup, uint32_t pid, uint32_t seq, int cap, uint64_t count) {
+  capture::AggregateEntry e;
+  e.cgroup_id = cgroup;
+  e.pid = pid;
+  e.exec_seq = seq;
+  e.cap = cap;
+  e.count = count;
+  return e;
+}
+
+ExecRecord exec(uint32_t pid, uint32_t seq, uint64_t cgroup, std::string file,
+                std::vector<std::string> args) {
+  ExecRecord e;
+  e.pid = pid;
+  e.exec_seq = seq;
+  e.cgroup_id = cgroup;
+  e.filename = std::move(file);
+  e.args = std::move(args);
+  e.comm = "x";
+  return e;
+}
+
+class RoutedRecorder : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router.table[10] = keep("nginx", "aaaaaaaaaaaa");
+    router.table[11] = keep("nginx", "bbbbbbbbbbbb");  // a replica
+    router.table[20] = keep("sidecar", "cccccccccccc");
+    rec.route_by(&router);
+    rec.exclude_runtime_programs();
+  }
+  std::map<std::string, Profile> finish() {
+    std::map<std::string, Profile> out;
+    for (auto& p : rec.finish_all(1'000'000'000)) out.emplace(p.name, p);
+    return out;
+  }
+  TableRouter router;
+  profile::Recorder rec{"", "", {}, 0};
+};
+
+TEST_F(RoutedRecorder, ReplicasMergeAndEachContainerGetsItsOwnProfile) {
+  rec.on_aggregate(agg(10, 100, 1, kNetBind, 2));
+  rec.on_aggregate(agg(11, 200, 1, kNetBind, 3));
+  rec.on_aggregate(agg(20, 300, 1, kChown, 1));
+  rec.on_aggregate(agg(99, 400, 1, kSysAdmin, 5));  // not a selected container
+  auto profiles = finish();
+  ASSERT_EQ(profiles.size(), 2U);
+  const Profile& nginx = profiles.at("shop/web/nginx");
+  EXPECT_EQ(nginx.uses.at({kNetBind, true, true}).count, 5U);
+  EXPECT_EQ(nginx.container.instances, (std::set<std::string>{"aaaaaaaaaaaa", "bbbbbbbbbbbb"}));
+  EXPECT_EQ(nginx.runs, 1U);
+  EXPECT_EQ(profiles.at("shop/web/sidecar").needed(), (std::vector<int>{kChown}));
+  EXPECT_EQ(rec.checks(), 11U);
+}
+
+TEST_F(RoutedRecorder, ChecksWaitForTheirContainersNameAndAreCountedIfItNeverComes) {
+  router.later = {30, 40};
+  rec.on_aggregate(agg(30, 100, 1, kChown, 2));
+  rec.on_aggregate(agg(40, 200, 1, kChown, 7));
+  EXPECT_EQ(rec.waiting(), 2U);
+  EXPECT_TRUE(finish().empty());
+  router.later = {40};
+  router.table[30] = keep("late", "dddddddddddd");
+  rec.settle(false);
+  EXPECT_EQ(rec.waiting(), 1U);
+  rec.settle(true);  // 40 never named
+  EXPECT_EQ(rec.waiting(), 0U);
+  EXPECT_EQ(rec.unresolved_checks(), 7U);
+  auto profiles = finish();
+  ASSERT_EQ(profiles.size(), 1U);
+  EXPECT_EQ(profiles.at("shop/web/late").uses.at({kChown, true, true}).count, 2U);
+}
+
+TEST_F(RoutedRecorder, RuntimeAndBorrowedCredentialChecksStayOut) {
+  // runc's init: re-executed from a memfd as "runc init", then it forks its
+  // stages and execs the entrypoint.
+  rec.on_record(exec(100, 1, 10, "/dev/fd/6", {"runc", "init"}));
+  rec.on_aggregate(agg(10, 100, 1, kSetpcap, 4));
+  ForkRecord stage;
+  stage.pid = 101;
+  stage.ppid = 77;  // a parent the recorder never saw
+  stage.exec_seq = 1;
+  stage.comm = "runc:[1:CHILD]";
+  rec.on_record(stage);
+  rec.on_aggregate(agg(10, 101, 1, kSysAdmin, 3));
+  rec.on_record(exec(100, 2, 10, "/docker-entrypoint.sh", {"/docker-entrypoint.sh"}));
+  rec.on_aggregate(agg(10, 100, 2, kNetBind, 1));
+  auto borrowed = agg(10, 100, 2, kSysAdmin, 9);  // overlayfs copying up as its mounter
+  borrowed.cred_override = true;
+  rec.on_aggregate(borrowed);
+  CapCheck ring;  // one sent one by one by runc's init
+  ring.pid = 555;
+  ring.cgroup_id = 10;
+  ring.cap = kSyslog;
+  ring.comm = "runc:[2:INIT]";
+  rec.on_record(ring);
+  EXPECT_EQ(rec.runtime_checks(), 8U);
+  EXPECT_EQ(rec.borrowed_checks(), 9U);
+  auto profiles = finish();
+  const Profile& nginx = profiles.at("shop/web/nginx");
+  EXPECT_EQ(nginx.needed(), (std::vector<int>{kNetBind}));
+  EXPECT_EQ(nginx.uses.at({kNetBind, true, true}).binaries.begin()->first, "/docker-entrypoint.sh");
+}
+
+TEST(Recorder, WithoutARouterEverythingIsTheOneNamedProfile) {
+  profile::Recorder rec("web", "command: web", {}, 0);
+  rec.on_aggregate(agg(5, 1, 1, kChown, 2));
+  Profile p = rec.finish(10);
+  EXPECT_EQ(p.name, "web");
+  EXPECT_EQ(p.subject, "command: web");
+  EXPECT_EQ(p.uses.at({kChown, true, true}).count, 2U);
+  EXPECT_TRUE(p.container.empty());
+}
+
+Profile container_profile(const std::string& container, std::vector<int> caps,
+                          const std::string& kind = "Deployment") {
+  Profile p;
+  p.container = profile::identity_of(deployment_pod(std::string(64, 'f'), "web-1"));
+  p.container.container = container;
+  p.container.workload_kind = kind;
+  p.name = profile::profile_name_of(p.container);
+  p.runs = 1;
+  for (int cap : caps) {
+    profile::Observation o;
+    o.key = {cap, true, true};
+    o.count = 1;
+    o.binary = "/usr/sbin/" + container;
+    p.add(o);
+  }
+  return p;
+}
+
+TEST(ContainerProfileStore, IdentityIsStoredMergedAndExported) {
+  auto dir = std::filesystem::temp_directory_path() / ("capscope-cp-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string error;
+  {
+    auto db = store::ProfileStore::open((dir / "p.db").string(), &error);
+    ASSERT_TRUE(db) << error;
+    Profile a = container_profile("nginx", {kNetBind});
+    Profile b = a;
+    b.container.instances = {"999999999999"};
+    b.container.pod = "web-2";
+    ASSERT_TRUE(db->merge_save(a, &error)) << error;
+    ASSERT_TRUE(db->merge_save(b, &error)) << error;
+    auto p = db->load("shop/web/nginx", &error);
+    ASSERT_TRUE(p) << error;
+    EXPECT_EQ(p->container.pod, "web-2");
+    EXPECT_EQ(p->container.workload_kind, "Deployment");
+    EXPECT_EQ(p->container.image, "docker.io/library/nginx:1.27");
+    EXPECT_EQ(p->container.instances, (std::set<std::string>{"ffffffffffff", "999999999999"}));
+    EXPECT_EQ(p->runs, 2U);
+
+    auto back = profile::from_export_json(profile::to_export_json(*p), &error);
+    ASSERT_TRUE(back) << error;
+    EXPECT_EQ(back->container.instances, p->container.instances);
+    EXPECT_EQ(back->container.workload, "web");
+    EXPECT_EQ(back->container.namespace_name, "shop");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ContainerProfileStore, ABadContainerBlockIsNamed) {
+  auto j = profile::to_export_json(container_profile("nginx", {kNetBind}));
+  j["container"]["instances"] = "abc";
+  std::string error;
+  EXPECT_FALSE(profile::from_export_json(nlohmann::json::parse(j.dump()), &error));
+  EXPECT_NE(error.find("container: field \"instances\" has the wrong type"), std::string::npos)
+      << error;
+}
+
+std::string patch_of(const std::vector<Profile>& profiles) {
+  std::vector<advice::ContainerAdvice> advised;
+  for (const auto& p : profiles) advised.push_back({&p, advice::advise(p)});
+  return advice::render_workload_patch(advised);
+}
+
+TEST(WorkloadPatch, DeploymentPatchMergesContainersByName) {
+  std::vector<Profile> ps = {container_profile("nginx", {kNetBind}),
+                             container_profile("sidecar", {})};
+  std::string text = patch_of(ps);
+  YAML::Node doc = YAML::Load(text);
+  EXPECT_EQ(doc["apiVersion"].as<std::string>(), "apps/v1") << text;
+  EXPECT_EQ(doc["kind"].as<std::string>(), "Deployment");
+  EXPECT_EQ(doc["metadata"]["name"].as<std::string>(), "web");
+  EXPECT_EQ(doc["metadata"]["namespace"].as<std::string>(), "shop");
+  YAML::Node ctrs = doc["spec"]["template"]["spec"]["containers"];
+  ASSERT_EQ(ctrs.size(), 2U) << text;
+  EXPECT_EQ(ctrs[0]["name"].as<std::string>(), "nginx");
+  auto caps = ctrs[0]["securityContext"]["capabilities"];
+  EXPECT_EQ(caps["drop"].as<std::vector<std::string>>(), (std::vector<std::string>{"ALL"}));
+  EXPECT_EQ(caps["add"].as<std::vector<std::string>>(),
+            (std::vector<std::string>{"NET_BIND_SERVICE"}));
+  EXPECT_FALSE(ctrs[1]["securityContext"]["capabilities"]["add"]);  // needs nothing
+  EXPECT_FALSE(ctrs[1]["securityContext"]["allowPrivilegeEscalation"].as<bool>());
+  EXPECT_NE(text.find("kubectl patch deployment web -n shop --patch-file web-capabilities.yaml"),
+            std::string::npos)
+      << text;
+}
+
+TEST(WorkloadPatch, PodTemplatePathFollowsTheKind) {
+  YAML::Node cron = YAML::Load(patch_of({container_profile("job", {kChown}, "CronJob")}));
+  EXPECT_EQ(cron["apiVersion"].as<std::string>(), "batch/v1");
+  EXPECT_TRUE(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"]);
+  std::string pod_text = patch_of({container_profile("app", {kChown}, "Pod")});
+  YAML::Node pod = YAML::Load(pod_text);
+  EXPECT_EQ(pod["apiVersion"].as<std::string>(), "v1");
+  EXPECT_EQ(pod["spec"]["containers"][0]["name"].as<std::string>(), "app");
+  EXPECT_NE(pod_text.find("cannot change"), std::string::npos);
+  // A kind guessed from a pod's name alone is said to be a guess.
+  std::string guessed = patch_of({container_profile("app", {}, "DaemonSet|Job|ReplicaSet")});
+  EXPECT_EQ(YAML::Load(guessed)["kind"].as<std::string>(), "DaemonSet");
+  EXPECT_NE(guessed.find("may be any of DaemonSet, Job, ReplicaSet"), std::string::npos) << guessed;
+}
+
+}  // namespace
