@@ -136,6 +136,18 @@ CS_FILTER_SET(filter_uids, __u32, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_gids, __u32, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_comms, struct cs_comm_key, CS_MAX_FILTER_VALUES);
 CS_FILTER_SET(filter_cgroups, __u64, 4096);
+/*
+ * Identity filters (--pod, --selector, ...): the cgroups of containers user space has
+ * decided are not selected. Only user space can decide (it asks the runtime), so a
+ * cgroup not in the set passes; an LRU map, so a full set forgets the oldest decision
+ * (those checks then reach user space again and are dropped there), never a selection.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} unselected_cgroups SEC(".maps");
 /* record --pid: the process and every descendant forked since (cs_fork adds them). */
 CS_FILTER_SET(follow_pids, __u32, 65536);
 
@@ -299,6 +311,12 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __
 		if ((ff & CS_FILT_CONTAINERS_ONLY) && host)
 			return false;
 	}
+	if (ff & CS_FILT_UNSELECTED) {
+		__u64 cg = cs_task_cgroup_id(task);
+
+		if (bpf_map_lookup_elem(&unselected_cgroups, &cg))
+			return false;
+	}
 	return true;
 }
 
@@ -338,7 +356,7 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
 #define CS_FILT_CHECK_TESTS                                                                \
 	(CS_FILT_PID | CS_FILT_TID | CS_FILT_UID | CS_FILT_GID | CS_FILT_COMM | CS_FILT_CGROUP |  \
 	 CS_FILT_CAPS | CS_FILT_DENIED | CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY |            \
-	 CS_FILT_FOLLOW)
+	 CS_FILT_FOLLOW | CS_FILT_UNSELECTED)
 
 static __always_inline bool cs_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
 					    struct task_struct *task, const struct cred *cred,

@@ -299,6 +299,7 @@ enum cs_rate_scope {
 #define CS_FILT_GID (1u << 12)
 #define CS_FILT_AGGREGATE (1u << 13) /* record: count decided checks in the agg map, send none */
 #define CS_FILT_FOLLOW (1u << 14)    /* only processes in follow_pids, which their children join */
+#define CS_FILT_UNSELECTED (1u << 15) /* identity filters: drop cgroups user space decided against */
 
 /*
  * Run-time configuration, one entry of an array map that user space writes

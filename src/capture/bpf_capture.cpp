@@ -101,6 +101,7 @@ static uint32_t filter_bits(const filter::FilterSpec& f) {
   if (f.audit_only) b |= CS_FILT_AUDIT_ONLY;
   if (f.host_only) b |= CS_FILT_HOST_ONLY;
   if (f.containers_only) b |= CS_FILT_CONTAINERS_ONLY;
+  if (f.exclude_unselected) b |= CS_FILT_UNSELECTED;
   if (f.unique) b |= CS_FILT_UNIQUE;
   if (f.rate_window_ns) b |= CS_FILT_RATE;
   return b;
@@ -322,6 +323,12 @@ int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
 bool BpfCapture::follow(uint32_t pid) {
   uint8_t one = 1;
   return bpf_map_update_elem(map_fd(impl_->skel.obj, "follow_pids"), &pid, &one, BPF_ANY) == 0;
+}
+
+bool BpfCapture::exclude_cgroup(uint64_t cgroup_id) {
+  uint8_t one = 1;
+  return bpf_map_update_elem(map_fd(impl_->skel.obj, "unselected_cgroups"), &cgroup_id, &one,
+                             BPF_ANY) == 0;
 }
 
 namespace {

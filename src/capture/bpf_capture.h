@@ -85,6 +85,9 @@ class BpfCapture {
   int drain_aggregates(const std::function<void(const AggregateEntry&)>& sink);
   // record --pid: follow one more process (one that existed before the capture).
   bool follow(uint32_t pid);
+  // Identity filters: the kernel drops this cgroup's checks from now on (with
+  // FilterSpec::exclude_unselected; the set forgets the oldest beyond 16384).
+  bool exclude_cgroup(uint64_t cgroup_id);
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
   // What user space filtered of the checks the kernel could not decide (samples).
   [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }

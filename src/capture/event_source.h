@@ -34,6 +34,9 @@ class EventSource {
   [[nodiscard]] virtual bool finished() const = 0;
   [[nodiscard]] virtual SourceStats stats() const = 0;
   [[nodiscard]] virtual std::string describe() const = 0;
+  // The checks of this cgroup are not wanted (its container is not selected): a live
+  // source stops them in the kernel; others let them come, for user space to drop.
+  virtual void exclude_cgroup(uint64_t /*cgroup_id*/) {}
 };
 
 class LiveSource final : public EventSource {
@@ -43,6 +46,7 @@ class LiveSource final : public EventSource {
     return cap_->poll(timeout_ms, handler);
   }
   [[nodiscard]] bool finished() const override { return false; }
+  void exclude_cgroup(uint64_t cgroup_id) override { cap_->exclude_cgroup(cgroup_id); }
   [[nodiscard]] SourceStats stats() const override;
   [[nodiscard]] std::string describe() const override;
 

@@ -608,6 +608,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   copts.aggregate = true;
   copts.filters.cgroup_ids.assign(cgroup_ids.begin(), cgroup_ids.end());
   copts.filters.containers_only = router.has_value();
+  copts.filters.exclude_unselected = router.has_value();
   if (o.pid != 0) copts.follow_pids = {o.pid};
   Child child;
   if (!o.command.empty()) {
@@ -634,7 +635,10 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   }
   util::ClockOffsets clocks = util::ClockOffsets::now();
   profile::Recorder rec(name, subject_of(o), cgroup_ids, clocks.monotonic_to_wall_offset_ns());
-  if (router) rec.route_by(&*router);
+  if (router) {
+    rec.route_by(&*router);
+    router->exclude_through([c = cap.get()](uint64_t id) { c->exclude_cgroup(id); });
+  }
   if (router || !o.container.empty()) rec.exclude_runtime_programs();
   if (child.pid > 0 && confinement.user)  // it holds its bounding set, ambient
     rec.seed_permitted(child.pid, bounding_set() & confinement.bounding.value_or(~0ULL));
@@ -667,6 +671,7 @@ std::optional<RunOnce> record_run(const RecordOptions& o, const std::string& nam
   auto limit = parse_duration(o.duration).value_or(std::chrono::nanoseconds(0));
   RunResult run = run_capture(*cap, rec, child.pid, gone, limit, router ? &*router : nullptr);
   auto k = cap->counters();
+  if (router) router->exclude_through({});
   cap.reset();
   if (own) {
     std::error_code ec;

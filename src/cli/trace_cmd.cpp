@@ -68,6 +68,7 @@ class SavingSource final : public capture::EventSource {
   [[nodiscard]] bool finished() const override { return inner_.finished(); }
   [[nodiscard]] capture::SourceStats stats() const override { return inner_.stats(); }
   [[nodiscard]] std::string describe() const override { return inner_.describe(); }
+  void exclude_cgroup(uint64_t cgroup_id) override { inner_.exclude_cgroup(cgroup_id); }
 
  private:
   capture::EventSource& inner_;
@@ -113,6 +114,8 @@ std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, bool by_i
   // Identity is decided in user space, but only container processes can match it:
   // the kernel drops the host's checks before they cross.
   f.containers_only = o.containers || by_identity;
+  // ...and, once user space has decided a container is not selected, its checks too.
+  f.exclude_unselected = by_identity;
   if (o.host && f.containers_only) {
     *error = o.containers ? "--host and --containers exclude each other: choose one"
                           : "--host selects host processes, which are in no pod or container: "
@@ -147,9 +150,9 @@ void print_summary(const capture::SourceStats& s, const pipeline::PipelineStats&
       s.proc_lost, s.decode_errors, p.unattributed, cache.size(), s.callsite_samples);
   if (p.not_selected + p.unresolved > 0)
     std::cerr << fmt::format(
-        "; {} not in the selected containers, {} dropped because no runtime named their "
-        "container in time",
-        p.not_selected, p.unresolved);
+        "; {} not in the selected containers ({} of their cgroups then filtered in the kernel), "
+        "{} dropped because no runtime named their container in time",
+        p.not_selected, p.excluded_cgroups, p.unresolved);
   if (p.runtime_checks > 0)
     std::cerr << fmt::format("; {} made by container runtimes' own processes (marked)",
                              p.runtime_checks);

@@ -23,6 +23,9 @@ struct FilterSpec {
   bool audit_only = false;
   bool host_only = false;
   bool containers_only = false;
+  // Identity filters: user space may exclude the cgroups it decided against
+  // (EventSource::exclude_cgroup), and the kernel then drops their checks.
+  bool exclude_unselected = false;
   bool unique = false;
   std::optional<uint64_t> rate_window_ns;
   RateScope rate_scope = RateScope::Thread;

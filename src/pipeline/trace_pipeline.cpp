@@ -71,6 +71,7 @@ void TracePipeline::deliver(EnrichedCheck&& e) {
     switch (identity_.decide(ref, e.container.get())) {
       case filter::Decision::Drop:
         ++stats_.not_selected;
+        exclude(ref, e.check.cgroup_id);
         return;
       case filter::Decision::Wait:
         if (held_.size() >= hold_.max_held) {
@@ -85,6 +86,17 @@ void TracePipeline::deliver(EnrichedCheck&& e) {
   }
   writer_.write(e);
   ++stats_.reported;
+}
+
+// A container decided against: the kernel drops the rest of its cgroup's checks.
+// Only containers: a check with no container ref may be one the cache has not
+// placed yet, in a cgroup whose container is selected.
+void TracePipeline::exclude(const ContainerRef& ref, uint64_t cgroup_id) {
+  if (ref.empty() || cgroup_id == 0 || excluded_.contains(cgroup_id)) return;
+  if (excluded_.size() >= kMaxExcluded) excluded_.clear();  // the kernel's set forgets too
+  excluded_.insert(cgroup_id);
+  source_.exclude_cgroup(cgroup_id);
+  ++stats_.excluded_cgroups;
 }
 
 // Checks held for their container's name, in arrival order: each is decided once the
@@ -105,6 +117,7 @@ void TracePipeline::release_held(bool final) {
       ++stats_.reported;
     } else if (d == filter::Decision::Drop) {
       ++stats_.not_selected;
+      exclude(ref, h.check.check.cgroup_id);
     } else if (final || now >= h.give_up) {
       ++stats_.unresolved;
     } else {

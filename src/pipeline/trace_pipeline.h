@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <deque>
+#include <unordered_set>
 
 #include "capture/event_source.h"
 #include "enrich/process_cache.h"
@@ -26,10 +27,11 @@ namespace capscope::pipeline {
 struct PipelineStats {
   uint64_t reported = 0;  // checks written out
   uint64_t execs = 0, forks = 0, exits = 0;
-  uint64_t unattributed = 0;    // checks whose process could not be found
-  uint64_t not_selected = 0;    // dropped by the identity filter (--pod, --namespace, ...)
-  uint64_t unresolved = 0;      // dropped: the runtime never named their container in time
-  uint64_t runtime_checks = 0;  // made by the runtime's own processes (marked)
+  uint64_t unattributed = 0;      // checks whose process could not be found
+  uint64_t not_selected = 0;      // dropped by the identity filter (--pod, --namespace, ...)
+  uint64_t unresolved = 0;        // dropped: the runtime never named their container in time
+  uint64_t runtime_checks = 0;    // made by the runtime's own processes (marked)
+  uint64_t excluded_cgroups = 0;  // containers' cgroups handed to the kernel to drop
 };
 
 struct HoldLimits {
@@ -63,6 +65,7 @@ class TracePipeline {
   void name_containers(EnrichedCheck& e);
   void deliver(EnrichedCheck&& e);
   void release_held(bool final);
+  void exclude(const ContainerRef& ref, uint64_t cgroup_id);
 
   capture::EventSource& source_;
   ProcessCache& cache_;
@@ -80,6 +83,8 @@ class TracePipeline {
   };
   std::deque<Held> held_;
   uint64_t held_generation_ = 0;
+  static constexpr size_t kMaxExcluded = 16384;
+  std::unordered_set<uint64_t> excluded_;  // cgroups the source was asked to drop
   uint64_t last_expire_ktime_ = 0;
   struct LastLookup {
     uint32_t pid = 0;

@@ -105,10 +105,12 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
   if (m == nullptr || m->kind != CgroupKind::Container || m->ref.empty())
     return settled_[cgroup_id] = Route{};
   Route r = decide(*m, final);
-  if (r.kind != Route::Kind::Wait) {
-    settled_[cgroup_id] = r;
-    if (r.kind == Route::Kind::Keep) recorded_.insert(m->ref.id);
-  }
+  if (r.kind == Route::Kind::Wait) return r;
+  settled_[cgroup_id] = r;
+  if (r.kind == Route::Kind::Keep)
+    recorded_.insert(m->ref.id);
+  else if (exclude_)
+    exclude_(cgroup_id);
   return r;
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -43,6 +44,10 @@ class ContainerRouter : public Router {
 
   Route route(uint64_t cgroup_id, bool final) override;
 
+  // Told each container cgroup decided against, so the kernel drops its checks
+  // from then on (BpfCapture::exclude_cgroup); empty: nobody is told.
+  void exclude_through(std::function<void(uint64_t)> exclude) { exclude_ = std::move(exclude); }
+
   // The containers recorded (full ids), for the report.
   [[nodiscard]] const std::set<std::string>& recorded() const { return recorded_; }
 
@@ -58,6 +63,7 @@ class ContainerRouter : public Router {
   std::unordered_map<uint64_t, Route> settled_;  // Keep and Drop are for good
   std::chrono::steady_clock::time_point next_walk_{};
   std::set<std::string> recorded_;
+  std::function<void(uint64_t)> exclude_;
 };
 
 }  // namespace capscope::profile

@@ -32,7 +32,7 @@ TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-1500}
 SMP=${CAPSCOPE_QEMU_SMP:-1}
 # The guest has neither a container runtime nor nginx: the podman and nginx tests run
 # on the host only.
-FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup:ContainerRecordRuntime.ARunning*:NginxRuntime.*:ContainerTraceRuntime.*:Engine*:Cri*"}
+FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup:ContainerRecordRuntime.ARunning*:NginxRuntime.*:ContainerTraceRuntime.*:PodRecordRuntime.*:Engine*:Cri*"}
 
 die() { echo "qemu tests: $*" >&2; exit 1; }
 

@@ -39,11 +39,11 @@ class ContainerTraceRuntime : public ::testing::Test {
 
   // A container that waits for /x/go, then reads the kernel log, chowns a file and
   // tries to raise its priority.
-  std::string start_container(const std::string& role) {
+  std::string start_container(const std::string& role, const std::string& work = "") {
     std::string name = "cs-" + role + "-" + std::to_string(getpid());
     std::string script =
-        "while [ ! -e /x/go ]; do sleep 0.1; done; dmesg >/dev/null 2>&1; touch /tmp/f; "
-        "chown 1:1 /tmp/f; nice -n -5 true; sleep 1";
+        "while [ ! -e /x/go ]; do sleep 0.1; done; dmesg >/dev/null 2>&1; touch /tmp/f; " +
+        (work.empty() ? "chown 1:1 /tmp/f; nice -n -5 true; sleep 1" : work);
     EXPECT_EQ(sh("podman --runtime runc run -d --name " + name + " --label tier=" + role +
                  " --network none -v " + dir_.string() + ":/x " + kBusyboxImage + " sh -c '" +
                  script + "' >/dev/null"),
@@ -116,6 +116,45 @@ TEST_F(ContainerTraceRuntime, TraceByContainerNameSelectsExactlyItAndNamesIt) {
   EXPECT_TRUE(chown_granted) << "chown's CAP_CHOWN is missing";
   EXPECT_NE(read_file(err).find("not in the selected containers"), std::string::npos)
       << "the other container's checks were not counted: " << read_file(err);
+}
+
+// Once user space has decided a container is not selected, the kernel drops its
+// checks: they no longer cross to be dropped one by one.
+TEST_F(ContainerTraceRuntime, UnselectedContainersAreDroppedInTheKernelOnceDecided) {
+  // A first check decides each container; two seconds later, 300 chowns.
+  std::string burst = "sleep 2; i=0; while [ $i -lt 300 ]; do chown $i /tmp/f; i=$((i+1)); done";
+  std::string target = start_container("ktarget", burst);
+  std::string other = start_container("kother", burst);
+  fs::path out = dir_ / "kernel.json", err = dir_ / "kernel.err";
+  std::vector<std::string> args = {capscope_binary(), "trace",      "-o",          "json",
+                                   "--output",        out.string(), "--container", target,
+                                   "--podman-socket", socket_,      "-t",          "60"};
+  if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
+  pid_t tracer = spawn(args, err);
+  ASSERT_TRUE(wait_for(err, "tracing with")) << read_file(err);
+  std::ofstream(dir_ / "go") << "go";
+  sh("podman wait " + target + " " + other + " >/dev/null 2>&1");
+  kill(tracer, SIGINT);
+  ASSERT_EQ(waitpid(tracer, nullptr, 0), tracer);
+
+  // The selected container's burst is all there...
+  size_t target_chowns = 0;
+  for (const auto& e : events(out)) {
+    const json& pk = e.at("process_kprobe");
+    if (pk.at("args")[1].at("capability_arg").at("name") == "CAP_CHOWN" &&
+        pk.at("capscope").at("syscall").at("name") == "chown")
+      ++target_chowns;
+  }
+  EXPECT_GE(target_chowns, 300U) << read_file(err);
+  // ...and of the other's, only what came before its decision reached user space.
+  std::string summary = read_file(err);
+  auto at = summary.find(" not in the selected containers (");
+  ASSERT_NE(at, std::string::npos) << summary;
+  auto start = summary.rfind(' ', at - 1) + 1;
+  uint64_t not_selected = std::stoull(summary.substr(start, at - start));
+  uint64_t excluded = std::stoull(summary.substr(at + 33));
+  EXPECT_LT(not_selected, 150U) << summary;
+  EXPECT_GE(excluded, 1U) << summary;
 }
 
 TEST_F(ContainerTraceRuntime, CheckReportsTheRuntime) {

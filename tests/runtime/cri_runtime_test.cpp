@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,8 @@
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cri/api.grpc.pb.h"
 #include "enrich/cgroup_path.h"
@@ -128,33 +131,45 @@ class CriRuntime : public ::testing::Test {
       if (!s.ok()) return "RunPodSandbox: " + s.error_message();
       pod_id_ = resp.pod_sandbox_id();
     }
-    {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(in(std::chrono::seconds(30)));
-      v1::CreateContainerRequest req;
-      req.set_pod_sandbox_id(pod_id_);
-      *req.mutable_sandbox_config() = sandbox;
-      auto* c = req.mutable_config();
-      c->mutable_metadata()->set_name("spaceship");
-      c->mutable_image()->set_image(kImage);
-      c->add_command("/bin/sleep");
-      c->add_args("300");
-      auto& labels = *c->mutable_labels();
-      labels = sandbox.labels();
-      labels.erase("app");
-      labels.erase("class");
-      labels.erase("org");
-      labels["io.kubernetes.container.name"] = "spaceship";
-      labels["role"] = "fighter";
-      v1::CreateContainerResponse resp;
-      auto s = stub->CreateContainer(&ctx, req, &resp);
-      if (!s.ok()) return "CreateContainer: " + s.error_message();
-      container_id_ = resp.container_id();
-    }
+    std::string error;
+    container_id_ = create_container("spaceship", {"/bin/sleep", "300"}, &error);
+    return container_id_.empty() ? error : start_container(container_id_);
+  }
+
+  // A container of the pod, as the kubelet creates one: its id, or empty and *error.
+  static std::string create_container(const std::string& name,
+                                      const std::vector<std::string>& command, std::string* error) {
+    auto stub = v1::RuntimeService::NewStub(channel());
+    v1::PodSandboxConfig sandbox = sandbox_config();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(in(std::chrono::seconds(30)));
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod_id_);
+    *req.mutable_sandbox_config() = sandbox;
+    auto* c = req.mutable_config();
+    c->mutable_metadata()->set_name(name);
+    c->mutable_image()->set_image(kImage);
+    c->add_command(command.front());
+    for (size_t i = 1; i < command.size(); ++i) c->add_args(command[i]);
+    auto& labels = *c->mutable_labels();
+    labels = sandbox.labels();
+    labels.erase("app");
+    labels.erase("class");
+    labels.erase("org");
+    labels["io.kubernetes.container.name"] = name;
+    labels["role"] = "fighter";
+    v1::CreateContainerResponse resp;
+    auto s = stub->CreateContainer(&ctx, req, &resp);
+    if (!s.ok()) *error = "CreateContainer: " + s.error_message();
+    return s.ok() ? resp.container_id() : "";
+  }
+
+  static std::string start_container(const std::string& id) {
+    auto stub = v1::RuntimeService::NewStub(channel());
     grpc::ClientContext ctx;
     ctx.set_deadline(in(std::chrono::seconds(30)));
     v1::StartContainerRequest req;
-    req.set_container_id(container_id_);
+    req.set_container_id(id);
     v1::StartContainerResponse resp;
     auto s = stub->StartContainer(&ctx, req, &resp);
     return s.ok() ? "" : "StartContainer: " + s.error_message();
@@ -327,6 +342,67 @@ TEST_F(CriRuntime, SilentSocketIsUnavailableAtTheDeadline) {
 // containerd going away mid-run makes the same client Unavailable, and it
 // answers again once containerd is back (gRPC reconnects within its 5 s
 // backoff cap), with the running container still known.
+// A container the kubelet would start, traced and recorded by its pod: the events
+// carry Kubernetes' names and the pod's labels, from containerd itself.
+TEST_F(CriRuntime, TraceAndRecordNameTheContainerByItsPod) {
+  fs::path dir = fs::path(dir_);
+  fs::path events = dir / "events.json", trace_err = dir / "trace.err", rec_err = dir / "rec.err";
+  std::string pod = std::string(kPodNamespace) + "/" + kPodName;
+  std::vector<std::string> trace = {
+      capscope_binary(),     "trace", "-o", "json", "--output", events.string(), "--pod", pod,
+      "--containerd-socket", socket_, "-t", "12"};
+  std::vector<std::string> record = {
+      capscope_binary(), "record",     "--pod", pod,    "--containerd-socket",
+      socket_,           "--duration", "10s",   "--db", (dir / "cri.db").string()};
+  for (auto* args : {&trace, &record})
+    if (!test_backend().empty()) args->insert(args->end(), {"--backend", test_backend()});
+  pid_t tracer = spawn(trace, trace_err);
+  pid_t recorder = spawn(record, rec_err);
+  for (int i = 0; i < 300 && (read_file(trace_err).find("tracing with") == std::string::npos ||
+                              read_file(rec_err).find("recording") == std::string::npos);
+       ++i)
+    usleep(100'000);
+  std::string error;
+  std::string id = create_container(
+      "pilot",
+      {"/bin/sh", "-c", "sleep 1; dmesg >/dev/null 2>&1; touch /tmp/p; chown 1 /tmp/p; sleep 300"},
+      &error);
+  ASSERT_FALSE(id.empty()) << error;
+  ASSERT_EQ(start_container(id), "");
+  int st = 0;
+  waitpid(tracer, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(trace_err);
+  waitpid(recorder, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(rec_err);
+
+  bool syslog_denied = false;
+  size_t pilot_events = 0;
+  std::ifstream in(events);
+  for (std::string line; std::getline(in, line);) {
+    auto e = nlohmann::json::parse(line);
+    const auto& pk = e.at("process_kprobe");
+    ASSERT_TRUE(pk.at("process").contains("pod")) << "no pod block: " << line;
+    const auto& p = pk.at("process").at("pod");  // where Tetragon puts it
+    EXPECT_EQ(p.at("namespace"), kPodNamespace) << line;
+    EXPECT_EQ(p.at("name"), kPodName) << line;
+    EXPECT_EQ(p.at("pod_labels").at("app"), "xwing") << line;
+    if (p.at("container").at("name") != "pilot") continue;
+    ++pilot_events;
+    EXPECT_EQ(p.at("container").at("id"), "containerd://" + id);
+    EXPECT_EQ(p.at("container").at("image").at("name"), kImage);
+    syslog_denied |= pk.at("capscope").at("comm") == "dmesg" &&
+                     pk.at("args")[1].at("capability_arg").at("name") == "CAP_SYSLOG" &&
+                     pk.at("capscope").at("verdict") == "denied";
+  }
+  EXPECT_GT(pilot_events, 0U) << read_file(trace_err);
+  EXPECT_TRUE(syslog_denied) << "dmesg's denied CAP_SYSLOG is missing";
+
+  // One profile for the container, named NAMESPACE/WORKLOAD/CONTAINER.
+  std::string list = capture(capscope_binary() + " profile list --db " + (dir / "cri.db").string());
+  EXPECT_NE(list.find(std::string(kPodNamespace) + "/" + kPodName + "/pilot"), std::string::npos)
+      << list << read_file(rec_err);
+}
+
 TEST_F(CriRuntime, SameClientAnswersAgainAfterContainerdRestarts) {
   CriClient client(socket_, "containerd", milliseconds(1000));
   ASSERT_FALSE(client.version().empty());

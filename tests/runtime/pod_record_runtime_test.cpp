@@ -103,6 +103,13 @@ class PodRecordRuntime : public ::testing::Test {
 TEST_F(PodRecordRuntime, RecordPodKeepsOneProfilePerContainerAndOnlyTheWorkloadsChecks) {
   fs::path db = dir_ / "pod.db", err = dir_ / "pod.err";
   fs::path sel_db = dir_ / "sel.db", sel_err = dir_ / "sel.err";
+  fs::path events = dir_ / "pod.json", trace_err = dir_ / "trace.err";
+  std::vector<std::string> trace = {
+      capscope_binary(), "trace",           "-o",    "json",
+      "--output",        events.string(),   "--pod", unique_ + "-xwing",
+      "--podman-socket", service_.socket(), "-t",    "12"};
+  if (!test_backend().empty()) trace.insert(trace.end(), {"--backend", test_backend()});
+  pid_t tracer = spawn(trace, trace_err);
   pid_t by_pod = start_record({"--pod", unique_ + "-xwing"}, db, err, "12s");
   pid_t by_selector =
       start_record({"-l", "app=" + unique_ + ",class in (xwing,ywing)"}, sel_db, sel_err, "12s");
@@ -112,6 +119,28 @@ TEST_F(PodRecordRuntime, RecordPodKeepsOneProfilePerContainerAndOnlyTheWorkloads
   run_plain(unique_ + "-other", kWork);
   EXPECT_EQ(wait_exit(by_pod), 0) << read_file(err) << played;
   EXPECT_EQ(wait_exit(by_selector), 0) << read_file(sel_err);
+  EXPECT_EQ(wait_exit(tracer), 0) << read_file(trace_err);
+
+  // trace --pod: every event is the pod's, named as the seed's xwing events are.
+  bool syslog_denied = false;
+  size_t workload_events = 0;
+  std::ifstream in(events);
+  for (std::string line; std::getline(in, line);) {
+    json e = json::parse(line);
+    const json& pk = e.at("process_kprobe");
+    ASSERT_TRUE(pk.at("process").contains("pod")) << line;
+    const json& pod = pk.at("process").at("pod");
+    EXPECT_EQ(pod.at("name"), unique_ + "-xwing") << line;
+    EXPECT_EQ(pod.at("pod_labels").at("class"), "xwing") << line;
+    if (pk.at("capscope").value("runtime_process", false)) continue;
+    ++workload_events;
+    EXPECT_EQ(pod.at("container").at("name"), "spaceship") << line;
+    EXPECT_EQ(pod.at("container").at("image").at("name"), std::string(kBusyboxImage) + ":latest");
+    syslog_denied |= pk.at("args")[1].at("capability_arg").at("name") == "CAP_SYSLOG" &&
+                     pk.at("capscope").at("verdict") == "denied";
+  }
+  EXPECT_GT(workload_events, 0U) << read_file(trace_err);
+  EXPECT_TRUE(syslog_denied) << "dmesg's denied CAP_SYSLOG is not in the trace";
 
   // Named by identity: podman keeps no namespace, so WORKLOAD/CONTAINER.
   std::string name = unique_ + "-xwing/spaceship";

@@ -297,6 +297,79 @@ TEST(ContainerProfileStore, ABadContainerBlockIsNamed) {
       << error;
 }
 
+// A runtime that knows a fixed set of containers.
+class MapClient final : public RuntimeClient {
+ public:
+  explicit MapClient(std::map<std::string, ContainerInfo> known) : known_(std::move(known)) {}
+  [[nodiscard]] std::string runtime() const override { return "podman"; }
+  [[nodiscard]] std::string endpoint() const override { return "/fake/podman.sock"; }
+  std::string version() override { return "4.3.1"; }
+  ContainerInfo inspect(std::string_view id) override {
+    auto it = known_.find(std::string(id));
+    if (it == known_.end()) throw RuntimeError(RuntimeError::Kind::NotFound, "no such container");
+    return it->second;
+  }
+  std::vector<std::string> list_running() override { return {}; }
+
+ private:
+  std::map<std::string, ContainerInfo> known_;
+};
+
+TEST(ContainerRouter, RoutesSelectedContainersAndExcludesTheRestInTheKernel) {
+  std::string xwing_id(64, '1'), other_id(64, '2'), gone_id(64, '3');
+  ContainerInfo xwing;
+  xwing.id = xwing_id;
+  xwing.runtime = "podman";
+  xwing.name = "spaceship";
+  xwing.pod_name = "xwing";
+  xwing.image = "localhost/busybox:latest";
+  ContainerInfo other = xwing;
+  other.id = other_id;
+  other.pod_name = "tie";
+  std::vector<std::unique_ptr<RuntimeClient>> clients;
+  clients.push_back(std::make_unique<MapClient>(
+      std::map<std::string, ContainerInfo>{{xwing_id, xwing}, {other_id, other}}));
+  ResolverOptions fast;
+  fast.retry_not_found = std::chrono::milliseconds(1);
+  fast.not_found_attempts = 1;
+  RuntimeResolver resolver(std::move(clients), fast, [](const std::string&) {});
+  filter::ContainerSelection sel;
+  sel.pods = {"xwing"};
+  profile::ContainerRouter router(resolver, filter::ContainerFilter(sel),
+                                  CgroupFs({"/nonexistent"}), std::chrono::milliseconds(2000));
+  std::vector<uint64_t> excluded;
+  router.exclude_through([&](uint64_t id) { excluded.push_back(id); });
+  router.on_cgroup(100, "/machine.slice/libpod-" + xwing_id + ".scope");
+  router.on_cgroup(200, "/machine.slice/libpod-" + other_id + ".scope");
+  router.on_cgroup(300, "/machine.slice/libpod-" + gone_id + ".scope");
+  router.on_cgroup(400, "/user.slice/user-0.slice/session-1.scope");
+
+  // The runtime has not answered yet: undecided, not excluded.
+  EXPECT_EQ(router.route(100, false).kind, Route::Kind::Wait);
+  Route r = router.route(100, true);  // the last chance waits for the answer
+  ASSERT_EQ(r.kind, Route::Kind::Keep);
+  EXPECT_EQ(r.profile, "xwing/spaceship");
+  EXPECT_EQ(r.container.instances, (std::set<std::string>{"111111111111"}));
+  EXPECT_EQ(router.route(200, true).kind, Route::Kind::Drop);
+  EXPECT_EQ(router.route(200, false).kind, Route::Kind::Drop);  // settled, asked once
+  // A container no runtime knows cannot be decided for a pod selection.
+  EXPECT_EQ(router.route(300, true).kind, Route::Kind::Wait);
+  EXPECT_EQ(router.route(400, false).kind, Route::Kind::Drop);  // not a container
+  EXPECT_EQ(router.route(999, false).kind, Route::Kind::Drop);  // a cgroup never seen
+  EXPECT_EQ(excluded, (std::vector<uint64_t>{200}));
+  EXPECT_EQ(router.recorded(), (std::set<std::string>{xwing_id}));
+}
+
+TEST(ContainerRouter, AllContainersKeepsAnUnnamedContainerByItsId) {
+  RuntimeResolver none({}, {}, [](const std::string&) {});
+  profile::ContainerRouter router(none, filter::ContainerFilter({}), CgroupFs({"/nonexistent"}));
+  std::string id(64, '4');
+  router.on_cgroup(10, "/machine.slice/libpod-" + id + ".scope");
+  Route r = router.route(10, false);
+  ASSERT_EQ(r.kind, Route::Kind::Keep);
+  EXPECT_EQ(r.profile, "444444444444@podman");
+}
+
 std::string patch_of(const std::vector<Profile>& profiles) {
   std::vector<advice::ContainerAdvice> advised;
   for (const auto& p : profiles) advised.push_back({&p, advice::advise(p)});
