@@ -949,6 +949,28 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 
 /* ---- process lifecycle ----------------------------------------------------- */
 
+/*
+ * The process's id in its own pid namespace (the last NSpid of /proc/PID/status;
+ * what Tetragon's pod.container.pid is). The address of numbers[level] is computed
+ * as a number: a variable offset on a BTF pointer is not allowed.
+ */
+static __always_inline __u32 cs_task_ns_tgid(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	__u32 level, nr = 0;
+	unsigned long at;
+
+	if (!pid)
+		return 0;
+	level = BPF_CORE_READ(pid, level);
+	if (level > 31)
+		return 0;
+	at = (unsigned long)pid + bpf_core_field_offset(struct pid, numbers) +
+	     level * bpf_core_type_size(struct upid) + bpf_core_field_offset(struct upid, nr);
+	bpf_probe_read_kernel(&nr, sizeof(nr), (void *)at);
+	return nr;
+}
+
 static __always_inline void cs_read_namespaces(struct cs_exec *e, struct task_struct *task)
 {
 	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
@@ -1040,6 +1062,7 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->tid = (__u32)pid_tgid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->exec_seq = (__u32)BPF_CORE_READ(task, self_exec_id);
+	e->ns_pid = cs_task_ns_tgid(task);
 	cs_read_exec_creds(e, task);
 	cs_read_namespaces(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -1077,6 +1100,8 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 	e->start_ns = BPF_CORE_READ(child, start_time);
 	e->pid = BPF_CORE_READ(child, tgid);
 	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->ns_pid = cs_task_ns_tgid(child);
+	e->pad = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
 	cs_submit_record(e, sizeof(*e));
 	return 0;

@@ -138,7 +138,7 @@ struct cs_exec {
 	__u32 filename_len;
 	__u32 args_len;    /* NUL-separated argv bytes in args[] */
 	__u32 args_truncated;
-	__u32 pad;
+	__u32 ns_pid;      /* pid in its own pid namespace (NSpid's last), 0 unknown */
 	char comm[CS_COMM_LEN];
 	char filename[CS_PATH_LEN];
 	char args[CS_ARGS_LEN];
@@ -152,6 +152,8 @@ struct cs_fork {
 	__u64 start_ns;
 	__u32 pid;
 	__u32 ppid;
+	__u32 ns_pid;      /* the child's pid in its own pid namespace (1: a namespace's init) */
+	__u32 pad;
 	char comm[CS_COMM_LEN];
 };
 

@@ -14,7 +14,7 @@ static_assert(sizeof(cs_cap_check) == 120);  // + the ring buffer's 8: two cache
 static_assert(sizeof(cs_cap_check_sample) == 120 + 8 + CS_MAX_STACK * 8 + CS_RAW_STACK_BYTES);
 static_assert(sizeof(cs_cap_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
 static_assert(sizeof(cs_exec) == 952);
-static_assert(sizeof(cs_fork) == 48);
+static_assert(sizeof(cs_fork) == 56);
 static_assert(sizeof(cs_exit) == 24);
 static_assert(sizeof(cs_cgroup) == 24 + CS_PATH_LEN);
 static_assert(sizeof(cs_config) == 56);
@@ -118,6 +118,7 @@ DecodeResult decode_exec(std::span<const uint8_t> data) {
   e.filename = bounded_string(raw->filename, sizeof(raw->filename));
   e.args = split_args(std::span<const char>(raw->args, raw->args_len));
   e.args_truncated = raw->args_truncated;
+  e.ns_pid = raw->ns_pid;
   return {Record{std::move(e)}, std::nullopt};
 }
 
@@ -129,7 +130,8 @@ DecodeResult decode_fork(std::span<const uint8_t> data) {
                raw->pid,
                raw->ppid,
                bounded_string(raw->comm, sizeof(raw->comm)),
-               raw->exec_seq};
+               raw->exec_seq,
+               raw->ns_pid};
   return {Record{std::move(f)}, std::nullopt};
 }
 

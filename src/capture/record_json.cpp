@@ -58,7 +58,8 @@ json exec_to_json(const ExecRecord& e) {
       {"comm", e.comm},
       {"filename", e.filename},
       {"args", e.args},
-      {"args_truncated", e.args_truncated}};
+      {"args_truncated", e.args_truncated},
+      {"ns_pid", e.ns_pid}};
 }
 
 template <typename T>
@@ -119,6 +120,7 @@ ExecRecord exec_from_json(const json& j) {
   get(j, "filename", e.filename);
   get(j, "args", e.args);
   get(j, "args_truncated", e.args_truncated);
+  e.ns_pid = j.value("ns_pid", 0U);  // saved before capscope recorded it
   return e;
 }
 
@@ -131,8 +133,10 @@ json record_to_json(const Record& r) {
         if constexpr (std::is_same_v<T, CapCheck>) return check_to_json(rec);
         if constexpr (std::is_same_v<T, ExecRecord>) return exec_to_json(rec);
         if constexpr (std::is_same_v<T, ForkRecord>)
-          return {{"type", "fork"}, {"ktime_ns", rec.ktime_ns}, {"start_ns", rec.start_ns},
-                  {"pid", rec.pid}, {"ppid", rec.ppid},         {"comm", rec.comm}};
+          return {{"type", "fork"},           {"ktime_ns", rec.ktime_ns},
+                  {"start_ns", rec.start_ns}, {"pid", rec.pid},
+                  {"ppid", rec.ppid},         {"comm", rec.comm},
+                  {"exec_seq", rec.exec_seq}, {"ns_pid", rec.ns_pid}};
         if constexpr (std::is_same_v<T, ExitRecord>)
           return {{"type", "exit"},
                   {"ktime_ns", rec.ktime_ns},
@@ -160,7 +164,8 @@ std::optional<Record> record_from_json(const json& j, std::string* error) {
     if (type == "fork")
       return Record{ForkRecord{j.at("ktime_ns").get<uint64_t>(), j.at("start_ns").get<uint64_t>(),
                                j.at("pid").get<uint32_t>(), j.at("ppid").get<uint32_t>(),
-                               j.at("comm").get<std::string>()}};
+                               j.at("comm").get<std::string>(), j.value("exec_seq", 0U),
+                               j.value("ns_pid", 0U)}};
     if (type == "exit")
       return Record{ExitRecord{j.at("ktime_ns").get<uint64_t>(), j.at("pid").get<uint32_t>(),
                                j.at("exit_code").get<uint32_t>()}};

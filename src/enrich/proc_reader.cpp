@@ -121,6 +121,11 @@ void fill_from_status(std::string_view status, ProcessInfo& p) {
   set(p.caps.bounding, status_number<uint64_t>(status, "CapBnd", 0, 16));
   set(p.caps.ambient, status_number<uint64_t>(status, "CapAmb", 0, 16));
   p.no_new_privs = status_number<uint32_t>(status, "NoNewPrivs").value_or(0) != 0;
+  // "NSpid:\t4242\t17": the last is its pid in its own namespace.
+  if (auto nspid = status_field(status, "NSpid")) {
+    auto words = split_ws(*nspid);
+    if (!words.empty()) set(p.ns_pid, parse_number<uint32_t>(words.back(), 10));
+  }
 }
 
 constexpr std::array<std::string_view, kNsKinds> kNsFiles = {

@@ -239,6 +239,7 @@ void ProcessCache::on_exec(const ExecRecord& rec) {
   p.no_new_privs = rec.no_new_privs;
   p.ns = rec.ns;
   p.userns_level = rec.userns_level;
+  p.ns_pid = rec.ns_pid;
   p.cgroup_id = rec.cgroup_id;
   fill_exec_context(rec, prev.get(), parent.get(), p);
   p.binary = absolute_binary(rec.filename, p.cwd);
@@ -261,6 +262,7 @@ void ProcessCache::on_fork(const ForkRecord& rec) {
   }
   p.pid = rec.pid;
   p.ppid = rec.ppid;
+  p.ns_pid = rec.ns_pid;
   if (!rec.comm.empty()) p.comm = rec.comm;
   p.start_ktime_ns = rec.start_ns != 0 ? rec.start_ns : rec.ktime_ns;
   p.start_wall_ns = clocks_.mono_to_wall_ns(p.start_ktime_ns);

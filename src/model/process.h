@@ -44,6 +44,7 @@ struct ProcessInfo {
   bool no_new_privs = false;
   NsInodes ns{};
   uint32_t userns_level = 0;
+  uint32_t ns_pid = 0;  // pid in its own pid namespace (NSpid's last); 0 unknown
   uint64_t cgroup_id = 0;
   std::string cgroup_path;  // the path used to find the container
   ContainerRef container;

@@ -143,6 +143,7 @@ struct ExecRecord {
   std::string filename;
   std::vector<std::string> args;  // argv, argv[0] included
   bool args_truncated = false;
+  uint32_t ns_pid = 0;  // pid in its own pid namespace (1: a container's init); 0 unknown
 };
 
 struct ForkRecord {
@@ -152,6 +153,7 @@ struct ForkRecord {
   uint32_t ppid = 0;
   std::string comm;
   uint32_t exec_seq = 0;  // inherited from the parent until the child execs
+  uint32_t ns_pid = 0;    // the child's pid in its own pid namespace; 0 unknown
 };
 
 struct ExitRecord {

@@ -133,7 +133,7 @@ void append_process_head(Buffer& b, const ProcessInfo& p, const ContainerInfo* i
   if (!p.flags.empty()) m.str_if("flags", join_words(p.flags));
   if (p.start_wall_ns != 0) m.str("start_time", util::format_rfc3339_ns(p.start_wall_ns));
   m.num("auid", p.auid);
-  append_pod(b, p.container, info);
+  append_pod(b, p.container, info, p.ns_pid);
   if (!p.container.empty()) m.str("docker", std::string_view(p.container.id).substr(0, 31));
   m.str_if("parent_exec_id", p.parent_exec_id);
   if (host_ns == nullptr) return;
@@ -347,7 +347,7 @@ std::string to_string(const Buffer& b) { return {b.data(), b.size()}; }
 
 }  // namespace
 
-void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info) {
+void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info, uint32_t ns_pid) {
   bool in_pod = !c.pod_uid.empty() || (info != nullptr && !info->pod_name.empty());
   if (c.empty() || !in_pod) return;
   put(out, ",\"pod\":");
@@ -372,8 +372,9 @@ void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info) {
       image.close();
     }
     if (info->started_at_ns != 0) ctr.str("start_time", protojson_time(info->started_at_ns));
-    if (info->pid != 0) ctr.num("pid", info->pid);
   }
+  // Tetragon's pid here is the process's, as the container's pid namespace numbers it.
+  if (ns_pid != 0) ctr.num("pid", ns_pid);
   ctr.close();
   if (info != nullptr) {
     append_labels(out, pod, "pod_labels", info->pod_labels);

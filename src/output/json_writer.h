@@ -33,7 +33,8 @@ void append_json_event(Buffer& out, const EnrichedCheck& e, const JsonOptions& o
 // time, pod_labels, workload and workload_kind. Written for a container in a pod (a pod
 // uid in the cgroup path, or a pod the runtime names); for every process on the host
 // or in a plain container, nothing at all.
-void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info = nullptr);
+void append_pod(Buffer& out, const ContainerRef& c, const ContainerInfo* info = nullptr,
+                uint32_t ns_pid = 0);
 
 class JsonWriter final : public BufferedWriter {
  public:

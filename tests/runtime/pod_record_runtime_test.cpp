@@ -136,6 +136,11 @@ TEST_F(PodRecordRuntime, RecordPodKeepsOneProfilePerContainerAndOnlyTheWorkloads
     ++workload_events;
     EXPECT_EQ(pod.at("container").at("name"), "spaceship") << line;
     EXPECT_EQ(pod.at("container").at("image").at("name"), std::string(kBusyboxImage) + ":latest");
+    // The process's pid in the pod's own pid namespace: small, not the host's.
+    ASSERT_TRUE(pod.at("container").contains("pid")) << line;
+    EXPECT_GE(pod.at("container").at("pid").get<int>(), 1) << line;
+    EXPECT_LT(pod.at("container").at("pid").get<int>(), 100) << line;
+    EXPECT_NE(pod.at("container").at("pid"), pk.at("process").at("pid")) << line;
     syslog_denied |= pk.at("args")[1].at("capability_arg").at("name") == "CAP_SYSLOG" &&
                      pk.at("capscope").at("verdict") == "denied";
   }

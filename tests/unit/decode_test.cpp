@@ -122,12 +122,39 @@ TEST(Decode, ExecArgs) {
   std::memcpy(e.args, args, sizeof(args) - 1);
   e.args_len = sizeof(args) - 1;
   std::memcpy(e.filename, "/usr/sbin/nginx", 15);
+  e.ns_pid = 1;
   auto x = std::get<ExecRecord>(*decode_record(bytes_of(e)).record);
+  EXPECT_EQ(x.ns_pid, 1u);
   ASSERT_EQ(x.args.size(), 3u);
   EXPECT_EQ(x.args[2], "daemon off;");
   EXPECT_EQ(x.filename, "/usr/sbin/nginx");
   e.args_len = CS_ARGS_LEN + 1;
   EXPECT_EQ(decode_record(bytes_of(e)).error, DecodeError::BadLength);
+}
+
+TEST(Decode, ForkCarriesThePidInItsNamespace) {
+  cs_fork f{};
+  f.hdr = {CS_REC_FORK, sizeof(cs_fork)};
+  f.pid = 4242;
+  f.ppid = 4200;
+  f.exec_seq = 3;
+  f.ns_pid = 17;
+  std::memcpy(f.comm, "sh", 2);
+  auto x = std::get<ForkRecord>(*decode_record(bytes_of(f)).record);
+  EXPECT_EQ(x.pid, 4242u);
+  EXPECT_EQ(x.ns_pid, 17u);
+  EXPECT_EQ(x.exec_seq, 3u);
+  std::string err;
+  auto back = record_from_json(record_to_json(Record{x}), &err);
+  ASSERT_TRUE(back) << err;
+  EXPECT_EQ(std::get<ForkRecord>(*back).ns_pid, 17u);
+  EXPECT_EQ(std::get<ForkRecord>(*back).exec_seq, 3u);
+  // Saved before these fields existed: unknown, not an error.
+  auto old = nlohmann::json::parse(
+      R"({"v":2,"type":"fork","ktime_ns":1,"start_ns":1,"pid":2,"ppid":1,"comm":"sh"})");
+  auto legacy = record_from_json(old, &err);
+  ASSERT_TRUE(legacy) << err;
+  EXPECT_EQ(std::get<ForkRecord>(*legacy).ns_pid, 0u);
 }
 
 TEST(Decode, SplitArgsKeepsEmptyMiddleArguments) {
@@ -154,8 +181,10 @@ TEST(RecordJson, RoundTrip) {
   e.pid = 5;
   e.args = {"a", "b c"};
   e.ns[3] = 99;
+  e.ns_pid = 7;
   auto eb = record_from_json(record_to_json(Record{e}), &err);
   ASSERT_TRUE(eb.has_value()) << err;
+  EXPECT_EQ(std::get<ExecRecord>(*eb).ns_pid, 7u);
   EXPECT_EQ(std::get<ExecRecord>(*eb).args[1], "b c");
   EXPECT_EQ(std::get<ExecRecord>(*eb).ns[3], 99u);
 }

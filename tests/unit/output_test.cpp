@@ -144,11 +144,13 @@ EnrichedCheck dmesg_denied() {
   bash->container = spaceship();
   bash->ns = container_ns();
   bash->auid = 4294967295;
+  bash->ns_pid = 165;  // the seed's pids inside the pod
   auto dmesg = process(73860, 73850, "/bin/dmesg", {"dmesg"}, 12842783350684);
   dmesg->container = spaceship();
   dmesg->ns = container_ns();
   dmesg->caps = {kDefaultCaps, kDefaultCaps, 0, kDefaultCaps, 0};
   dmesg->parent_exec_id = bash->exec_id;
+  dmesg->ns_pid = 171;
   CapCheck c = check(34, -1, "syslog", "dmesg", 73860);
   c.ppid = 73850;
   c.cap_effective = c.cap_permitted = kDefaultCaps;
@@ -601,8 +603,11 @@ TEST(OutputJson, PodBlockFromTheRuntimeAsTetragonPrintsIt) {
   EXPECT_EQ(pod.at("pod_labels").size(), 3u);
   EXPECT_EQ(pod.at("workload"), "xwing");
   EXPECT_EQ(pod.at("workload_kind"), "Pod");
+  // Each process's own pid in the pod's pid namespace, as the seed's are.
+  EXPECT_EQ(pod.at("container").at("pid"), 171);
   // The parent is in the same pod: its block carries it too.
   EXPECT_EQ(ev.at("process_kprobe").at("parent").at("pod").at("name"), "xwing");
+  EXPECT_EQ(ev.at("process_kprobe").at("parent").at("pod").at("container").at("pid"), 165);
 }
 
 TEST(OutputJson, PlainContainerNamedByItsRuntime) {

@@ -110,6 +110,8 @@ TEST(ProcReader, ContainerProcessAsMeasured) {
   EXPECT_EQ(ns(p->ns, NsKind::PidForChildren), 4026532251u);
   EXPECT_EQ(ns(p->ns, NsKind::Mnt), 4026532248u);
   EXPECT_EQ(ns(p->ns, NsKind::Time), 4026531834u);
+  EXPECT_EQ(p->ns_pid, 1u);                              // "NSpid: 6074 1": the container's init
+  EXPECT_EQ(ProcReader(kProc).read(640)->ns_pid, 640u);  // on the host, its own pid
 }
 
 TEST(ProcReader, WeirdCommDeletedExeNoLoginuid) {
