@@ -477,7 +477,7 @@ RunResult run_capture(capture::BpfCapture& cap, profile::Recorder& rec, pid_t ch
   auto last_drain = start;
   auto drain = [&] {
     cap.drain_aggregates([&](const auto& e) { rec.on_aggregate(e); });
-    rec.settle(false);
+    rec.drained();
   };
   auto handle = [&](Record&& r) {
     if (const auto* cg = std::get_if<CgroupRecord>(&r); cg && router)

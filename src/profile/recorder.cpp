@@ -87,14 +87,47 @@ void Recorder::on_record(const Record& r) {
     on_fork(*f);
   else if (const auto* c = std::get_if<CapCheck>(&r))
     on_check(*c);
+  else if (const auto* x = std::get_if<ExitRecord>(&r))
+    on_exit(*x);
+}
+
+void Recorder::remember(ProgramKey key, Program p) {
+  p.stamp = next_stamp_++;
+  programs_[key] = std::move(p);
+  current_[key.first] = key;
+}
+
+// Checks on the ring come before their process's exit record, so what reads the
+// program "now" is forgotten at once; the kernel's map may still hold checks of
+// any of its programs until two drains from now.
+void Recorder::on_exit(const ExitRecord& x) {
+  current_.erase(x.pid);
+  permitted_.erase(x.pid);
+  for (auto it = programs_.lower_bound({x.pid, 0});
+       it != programs_.end() && it->first.first == x.pid; ++it)
+    retired_.push_back({it->first, it->second.stamp, 0});
+}
+
+void Recorder::drained() {
+  settle(false);
+  std::vector<Retired> keep;
+  for (auto& r : retired_) {
+    if (++r.drains < 2) {
+      keep.push_back(r);
+      continue;
+    }
+    auto it = programs_.find(r.key);
+    if (it != programs_.end() && it->second.stamp == r.stamp) programs_.erase(it);
+    seeded_.erase(r.key.first);
+  }
+  retired_ = std::move(keep);
 }
 
 void Recorder::on_exec(const ExecRecord& e) {
   ProgramKey key{e.pid, e.exec_seq};
   std::string_view argv0 = e.args.empty() ? std::string_view() : std::string_view(e.args[0]);
   bool runtime = is_runtime_program(e.filename, argv0, e.comm);
-  programs_[key] = {e.filename, output::tetragon_arguments(e.args), runtime};
-  current_[e.pid] = key;
+  remember(key, {e.filename, output::tetragon_arguments(e.args), runtime});
   if (!in_subject(e.cgroup_id)) return;
   if (!followed_.empty() && !followed_.contains(e.pid)) return;
   if (!runtime || !exclude_runtime_) {
@@ -165,9 +198,7 @@ void Recorder::on_fork(const ForkRecord& f) {
   if (prog == nullptr && !runtime_comm) return;
   Program child = prog != nullptr ? *prog : Program{};
   child.runtime = child.runtime || runtime_comm;
-  ProgramKey key{f.pid, f.exec_seq};
-  programs_[key] = std::move(child);
-  current_[f.pid] = key;
+  remember({f.pid, f.exec_seq}, std::move(child));
 }
 
 const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) const {

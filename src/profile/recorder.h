@@ -65,6 +65,11 @@ class Recorder {
   void on_aggregate(const capture::AggregateEntry& e);
   // Asks the router again for what waits; with `final`, for the last time.
   void settle(bool final);
+  // After each drain of the kernel's map: settles, and forgets the programs of
+  // processes that exited two drains ago (their last checks have been drained by
+  // then), so a long recording of a busy node does not grow without bound.
+  void drained();
+  [[nodiscard]] size_t programs_known() const { return programs_.size(); }
   // The profile of this one run, recorded for duration_ns (its name's, when routed).
   [[nodiscard]] Profile finish(uint64_t duration_ns) const;
   // Every profile of this run, routed ones included, each with at least one check.
@@ -85,6 +90,7 @@ class Recorder {
     std::string binary;
     std::string args;
     bool runtime = false;  // the container runtime's own (runc init, conmon, pause)
+    uint64_t stamp = 0;    // when it was learnt: a reused pid's programs are newer
   };
   // What a cgroup's activity adds to its profile, kept while its route waits.
   using Contribution =
@@ -97,6 +103,8 @@ class Recorder {
 
   void on_exec(const ExecRecord& e);
   void on_fork(const ForkRecord& f);
+  void on_exit(const ExitRecord& x);
+  void remember(ProgramKey key, Program p);
   void on_check(const CapCheck& c);
   void add_held(uint64_t cgroup_id, const CapSets& caps, uint32_t euid, bool no_new_privs);
   void note_privileged_exec(const ExecRecord& e);
@@ -130,6 +138,14 @@ class Recorder {
   // pid -> its permitted set as last known (its last exec, its parent's at fork,
   // or seeded). A capset or setuid since then is not seen: the set may be stale.
   std::map<uint32_t, uint64_t> permitted_;
+  // Programs of exited processes, forgotten after two more drains: (key, stamp, drains).
+  struct Retired {
+    ProgramKey key;
+    uint64_t stamp;
+    int drains = 0;
+  };
+  std::vector<Retired> retired_;
+  uint64_t next_stamp_ = 1;
   uint64_t checks_ = 0;
 };
 

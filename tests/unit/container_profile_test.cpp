@@ -240,6 +240,25 @@ TEST(Recorder, WithoutARouterEverythingIsTheOneNamedProfile) {
   EXPECT_TRUE(p.container.empty());
 }
 
+TEST(Recorder, ExitedProcessesAreForgottenTwoDrainsLaterNotBefore) {
+  profile::Recorder rec("busy", "", {}, 0);
+  for (uint32_t pid = 1000; pid < 6000; ++pid) {
+    rec.on_record(exec(pid, 1, 5, "/usr/bin/job", {"job"}));
+    rec.on_record(ExitRecord{0, pid, 0});
+  }
+  EXPECT_EQ(rec.programs_known(), 5000U);
+  rec.drained();
+  // Its checks may still be in the kernel's map: still attributed after one drain.
+  rec.on_aggregate(agg(5, 1000, 1, kChown, 1));
+  EXPECT_EQ(rec.finish(1).uses.at({kChown, true, true}).binaries.count("/usr/bin/job"), 1U);
+  // The pid is reused meanwhile: the new process's program is not the old one's to forget.
+  rec.on_record(exec(1001, 1, 5, "/usr/bin/other", {"other"}));
+  rec.drained();
+  EXPECT_EQ(rec.programs_known(), 1U);
+  rec.on_aggregate(agg(5, 1001, 1, kSysAdmin, 1));
+  EXPECT_EQ(rec.finish(1).uses.at({kSysAdmin, true, true}).binaries.count("/usr/bin/other"), 1U);
+}
+
 Profile container_profile(const std::string& container, std::vector<int> caps,
                           const std::string& kind = "Deployment") {
   Profile p;
