@@ -15,6 +15,7 @@
 
 #include "enrich/proc_reader.h"
 #include "tables/capabilities.h"
+#include "util/strings.h"
 
 namespace capscope::advice {
 
@@ -27,13 +28,6 @@ struct SpecError : std::runtime_error {
   int line;  // 1-based; 0 when unknown (JSON)
   std::string field;
 };
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -53,7 +47,7 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 // The capability a misspelt name most likely meant: the name it begins, else
 // the nearest by edit distance if that is close.
 std::string closest_capability(std::string_view given) {
-  std::string g = upper(given);
+  std::string g = util::ascii_upper(given);
   if (g.starts_with("CAP_")) g.erase(0, 4);
   std::string best;
   size_t best_distance = 4;  // farther than this is no suggestion
@@ -99,14 +93,14 @@ void insert_sorted(std::vector<int>& v, int cap) {
 }
 
 void add_entry(CapList& list, std::string_view entry, int line, const std::string& field) {
-  if (upper(entry) == "ALL" || upper(entry) == "CAP_ALL") {
+  if (util::ascii_upper(entry) == "ALL" || util::ascii_upper(entry) == "CAP_ALL") {
     list.all = true;
     return;
   }
   auto cap = spec_capability(entry);
   if (!cap) throw SpecError(line, field, unknown_capability(entry));
   insert_sorted(list.caps, *cap);
-  if (upper(entry).starts_with("CAP_")) insert_sorted(list.prefixed, *cap);
+  if (util::ascii_upper(entry).starts_with("CAP_")) insert_sorted(list.prefixed, *cap);
 }
 
 // ---- YAML ----

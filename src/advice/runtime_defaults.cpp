@@ -5,6 +5,8 @@
 #include <cctype>
 #include <string>
 
+#include "util/strings.h"
+
 namespace capscope::advice {
 
 namespace {
@@ -63,13 +65,6 @@ const std::array<RuntimeDefault, 4> kDefaults = {{
      kPodmanSorted},
 }};
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 }  // namespace
 
 std::span<const RuntimeDefault> all_runtime_defaults() { return kDefaults; }
@@ -82,7 +77,7 @@ const RuntimeDefault& runtime_default(Runtime r) {
 std::string_view runtime_name(Runtime r) { return runtime_default(r).name; }
 
 std::optional<Runtime> runtime_from_name(std::string_view name) {
-  std::string n = lower(name);
+  std::string n = util::ascii_lower(name);
   if (n == "docker" || n == "moby") return Runtime::Docker;
   if (n == "containerd") return Runtime::Containerd;
   if (n == "cri-o" || n == "crio") return Runtime::Crio;

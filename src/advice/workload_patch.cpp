@@ -5,15 +5,11 @@
 #include <algorithm>
 
 #include "tables/capabilities.h"
+#include "util/strings.h"
 
 namespace capscope::advice {
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 // A kind derived from a pod's name alone may be several ("DaemonSet|Job|ReplicaSet").
 std::vector<std::string> kinds_of(const std::string& kind) {
@@ -88,8 +84,8 @@ std::string render_workload_patch(const std::vector<ContainerAdvice>& containers
         fmt::join(kinds, ", "));
   else if (id.workload_from == "name")
     out += "# the workload was read from the pod's name (no owner or label said it)\n";
-  out += fmt::format("# apply: kubectl patch {} {}{} --patch-file {}\n", lower(kind), id.workload,
-                     ns_flag, file);
+  out += fmt::format("# apply: kubectl patch {} {}{} --patch-file {}\n", util::ascii_lower(kind),
+                     id.workload, ns_flag, file);
   out += fmt::format("#    or: list {} under `patches:` in a kustomize overlay\n", file);
   if (kind == "Pod")
     out += "# a running Pod's capabilities cannot change: patch its manifest and recreate it\n";

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <fstream>
 
+#include "util/strings.h"
+
 namespace capscope::tables {
 namespace {
 
@@ -77,19 +79,6 @@ const CapabilityInfo* find_by_number(int cap) {
   return &kCapabilities[static_cast<size_t>(cap)];
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\n\r\f\v";
-  size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-std::string to_upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // A whole-string decimal number in [0, max], or nullopt (signs and junk included).
 std::optional<int> parse_small_number(std::string_view s, int max) {
   int value = 0;
@@ -112,11 +101,11 @@ std::string cap_name(int cap) {
 std::string cap_short_name(int cap) { return cap_name(cap).substr(kCapPrefix.size()); }
 
 std::optional<int> cap_from_name(std::string_view s) {
-  s = trim(s);
+  s = util::trim_space(s);
   if (!s.empty() && std::isdigit(static_cast<unsigned char>(s.front()))) {
     return parse_small_number(s, kMaxCapBit);
   }
-  std::string wanted = to_upper(s);
+  std::string wanted = util::ascii_upper(s);
   if (!wanted.starts_with(kCapPrefix)) wanted.insert(0, kCapPrefix);
   for (const CapabilityInfo& info : kCapabilities) {
     if (info.name == wanted) return info.number;
@@ -148,12 +137,7 @@ std::vector<std::string> cap_short_names(std::span<const int> caps) {
   return names;
 }
 
-std::string cap_lower_name(int cap) {
-  std::string n = cap_name(cap);
-  std::transform(n.begin(), n.end(), n.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return n;
-}
+std::string cap_lower_name(int cap) { return util::ascii_lower(cap_name(cap)); }
 
 std::vector<std::string> cap_names_in_mask(uint64_t mask) {
   std::vector<std::string> names;
@@ -170,7 +154,7 @@ int kernel_last_cap(const std::string& path) {
   in.read(buf.data(), buf.size());
   std::string_view text(buf.data(), static_cast<size_t>(in.gcount()));
   if (text.size() == buf.size()) return -1;
-  return parse_small_number(trim(text), kMaxCapBit).value_or(-1);
+  return parse_small_number(util::trim_space(text), kMaxCapBit).value_or(-1);
 }
 
 }  // namespace capscope::tables

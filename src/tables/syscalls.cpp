@@ -5,6 +5,8 @@
 #include <cctype>
 #include <span>
 
+#include "util/strings.h"
+
 namespace capscope::tables {
 namespace {
 
@@ -73,25 +75,6 @@ std::optional<std::string_view> find_name(int nr, Arch arch) {
   return it->name;
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\n\r\f\v";
-  size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string to_upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 }  // namespace
 
 std::optional<std::string_view> known_syscall_name(int nr, Arch arch) {
@@ -106,7 +89,7 @@ std::string syscall_name(int nr, Arch arch) {
 }
 
 std::optional<int> syscall_number(std::string_view name, Arch arch) {
-  std::string wanted = to_lower(trim(name));
+  std::string wanted = util::ascii_lower(util::trim_space(name));
   // No table name starts with "sys_" (asserted above), so the prefix is safe to strip.
   constexpr std::string_view kPrefix = "sys_";
   if (wanted.starts_with(kPrefix)) wanted.erase(0, kPrefix.size());
@@ -118,7 +101,7 @@ std::optional<int> syscall_number(std::string_view name, Arch arch) {
 
 std::string syscall_display_name(int nr, Arch arch) {
   if (nr < 0) return "-";
-  return "SYS_" + to_upper(syscall_name(nr, arch));
+  return "SYS_" + util::ascii_upper(syscall_name(nr, arch));
 }
 
 }  // namespace capscope::tables

@@ -11,6 +11,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "util/strings.h"
+
 namespace capscope::util {
 
 namespace {
@@ -27,10 +29,7 @@ bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0;
 bool is_null_or_bool_word(std::string_view s) {
   static constexpr std::array<std::string_view, 11> kWords = {
       "", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"};
-  std::string lower(s);
-  std::ranges::transform(lower, lower.begin(),
-                         [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return std::ranges::find(kWords, lower) != kWords.end();
+  return std::ranges::find(kWords, ascii_lower(s)) != kWords.end();
 }
 
 // Could be read as a number by some reader: a sign, then a digit or a dot

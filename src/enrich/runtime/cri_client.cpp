@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "cri/api.grpc.pb.h"
+#include "util/strings.h"
 
 namespace capscope {
 
@@ -131,10 +132,7 @@ CriClient::Stubs::Stubs(const std::string& path) {
 }
 
 std::string cri_runtime_name(std::string_view runtime_name) {
-  std::string s(runtime_name);
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
+  return util::ascii_lower(runtime_name);
 }
 
 CriClient::CriClient(std::string socket, std::string expected_runtime,
