@@ -167,12 +167,6 @@ std::vector<std::string> non_root_plan(const std::vector<CapAdvice>& add, const 
   return plan;
 }
 
-std::string k8s_list(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += "      - " + n + "\n";
-  return out;
-}
-
 std::vector<std::string> short_names(const Advice& a) {
   std::vector<int> caps;
   caps.reserve(a.add.size());
@@ -199,11 +193,7 @@ std::string render_k8s(const Advice& a, const Profile& p) {
   for (const auto& w : a.warnings) out += "# warning: " + w + "\n";
   out += "# allowPrivilegeEscalation: " + a.escalation.evidence + "\n";
   for (const auto& line : a.non_root_plan) out += "# " + line + "\n";
-  out += fmt::format("securityContext:\n  allowPrivilegeEscalation: {}\n",
-                     a.escalation.can_forbid() ? "false" : "true");
-  out += "  capabilities:\n    drop:\n      - ALL\n";
-  if (!a.add.empty()) out += "    add:\n" + k8s_list(short_names(a));
-  return out;
+  return out + security_context_yaml(a, "");
 }
 
 std::string render_compose(const Advice& a, const Profile& p) {
@@ -369,6 +359,16 @@ std::string render(const Advice& a, const Profile& p, Format f) {
       break;
   }
   return render_text(a, p);
+}
+
+std::string security_context_yaml(const Advice& a, const std::string& indent) {
+  std::string out = fmt::format("{0}securityContext:\n{0}  allowPrivilegeEscalation: {1}\n", indent,
+                                a.escalation.can_forbid() ? "false" : "true");
+  out += fmt::format("{0}  capabilities:\n{0}    drop:\n{0}      - ALL\n", indent);
+  if (a.add.empty()) return out;
+  out += indent + "    add:\n";
+  for (const auto& name : short_names(a)) out += fmt::format("{}      - {}\n", indent, name);
+  return out;
 }
 
 }  // namespace capscope::advice

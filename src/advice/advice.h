@@ -55,4 +55,8 @@ bool parse_format(const std::string& s, Format* out);
 
 std::string render(const Advice& a, const profile::Profile& p, Format f);
 
+// The `securityContext:` block of a container (drop ALL, add what is needed,
+// allowPrivilegeEscalation), each line prefixed with `indent`.
+std::string security_context_yaml(const Advice& a, const std::string& indent);
+
 }  // namespace capscope::advice

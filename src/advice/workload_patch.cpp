@@ -40,17 +40,8 @@ std::string evidence_comments(const ContainerAdvice& c) {
 // The container's entry of the list, indented to sit under `containers:` at `depth`.
 std::string container_entry(const ContainerAdvice& c, size_t depth) {
   std::string pad(depth * 2, ' ');
-  const auto& a = c.advice;
-  std::string out = fmt::format("{}- name: {}\n", pad, c.profile->container.container);
-  out += fmt::format("{}  securityContext:\n", pad);
-  out += fmt::format("{}    allowPrivilegeEscalation: {}\n", pad,
-                     a.escalation.can_forbid() ? "false" : "true");
-  out += fmt::format("{}    capabilities:\n{}      drop:\n{}        - ALL\n", pad, pad, pad);
-  if (a.add.empty()) return out;
-  out += fmt::format("{}      add:\n", pad);
-  for (const auto& add : a.add)
-    out += fmt::format("{}        - {}\n", pad, tables::cap_short_name(add.cap));
-  return out;
+  return fmt::format("{}- name: {}\n", pad, c.profile->container.container) +
+         security_context_yaml(c.advice, pad + "  ");
 }
 
 }  // namespace
