@@ -116,8 +116,17 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
 
 Route ContainerRouter::decide(const CgroupMatch& m, bool final) {
   const ContainerRef& ref = m.ref;
-  ContainerInfoPtr info = final ? resolver_.resolve(ref.id, ref.runtime, final_wait_)
-                                : resolver_.lookup(ref.id, ref.runtime);
+  ContainerInfoPtr info = resolver_.lookup(ref.id, ref.runtime);
+  if (!info && final) {
+    // One wait for all: a dead runtime with many unnamed containers must not
+    // hold the end of a recording for final_wait each.
+    auto now = std::chrono::steady_clock::now();
+    if (!final_deadline_) final_deadline_ = now + final_wait_;
+    if (now < *final_deadline_)
+      info = resolver_.resolve(
+          ref.id, ref.runtime,
+          std::chrono::duration_cast<std::chrono::milliseconds>(*final_deadline_ - now));
+  }
   switch (selection_.decide(ref, info.get())) {
     case filter::Decision::Drop:
       return {};

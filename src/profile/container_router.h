@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -62,6 +63,7 @@ class ContainerRouter : public Router {
   std::unordered_map<uint64_t, CgroupMatch> cgroups_;
   std::unordered_map<uint64_t, Route> settled_;  // Keep and Drop are for good
   std::chrono::steady_clock::time_point next_walk_{};
+  std::optional<std::chrono::steady_clock::time_point> final_deadline_;
   std::set<std::string> recorded_;
   std::function<void(uint64_t)> exclude_;
 };

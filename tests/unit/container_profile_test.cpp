@@ -379,6 +379,34 @@ TEST(ContainerRouter, RoutesSelectedContainersAndExcludesTheRestInTheKernel) {
   EXPECT_EQ(router.recorded(), (std::set<std::string>{xwing_id}));
 }
 
+// A runtime that never answers: the end of a recording waits once, not once per container.
+class SilentClient final : public RuntimeClient {
+ public:
+  [[nodiscard]] std::string runtime() const override { return "podman"; }
+  [[nodiscard]] std::string endpoint() const override { return "/fake/silent.sock"; }
+  std::string version() override { throw RuntimeError(RuntimeError::Kind::Unavailable, "down"); }
+  ContainerInfo inspect(std::string_view) override {
+    throw RuntimeError(RuntimeError::Kind::Unavailable, "down");
+  }
+  std::vector<std::string> list_running() override { return {}; }
+};
+
+TEST(ContainerRouter, TheLastWaitIsSharedByEveryUnnamedContainer) {
+  std::vector<std::unique_ptr<RuntimeClient>> clients;
+  clients.push_back(std::make_unique<SilentClient>());
+  RuntimeResolver resolver(std::move(clients), {}, [](const std::string&) {});
+  filter::ContainerSelection sel;
+  sel.pods = {"xwing"};
+  profile::ContainerRouter router(resolver, filter::ContainerFilter(sel),
+                                  CgroupFs({"/nonexistent"}), std::chrono::milliseconds(300));
+  for (uint64_t i = 0; i < 20; ++i)
+    router.on_cgroup(i + 1, "/machine.slice/libpod-" + fmt::format("{:064x}", i + 1) + ".scope");
+  auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < 20; ++i) EXPECT_EQ(router.route(i + 1, true).kind, Route::Kind::Wait);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(2));  // 20 waits of 300 ms would be 6 s
+}
+
 TEST(ContainerRouter, AllContainersKeepsAnUnnamedContainerByItsId) {
   RuntimeResolver none({}, {}, [](const std::string&) {});
   profile::ContainerRouter router(none, filter::ContainerFilter({}), CgroupFs({"/nonexistent"}));
