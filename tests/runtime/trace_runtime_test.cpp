@@ -182,8 +182,10 @@ class Capscope {
     fs::remove_all(dir_);
   }
   // Waits until capscope says it is attached.
+  // Up to 60 s: attaching fentry trampolines under qemu's emulation takes 8-12 s on a
+  // busy 2-core machine; on real hardware this returns within a second.
   bool wait_ready() {
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 1200; ++i) {
       if (read_file(err_).find("tracing with the") != std::string::npos) return true;
       int st;
       if (waitpid(pid_, &st, WNOHANG) == pid_) {
