@@ -3,7 +3,8 @@
 # install, build, then trace the capability checks of the commands in the
 # Inspektor Gadget and Tetragon guides (nice as a non-root user, dmesg,
 # chown, chroot, mount in a new mount namespace, unshare + nsenter) and of a
-# podman container, and show them as a table and as Tetragon-shaped JSON.
+# podman container, and show them as a table and as Tetragon-shaped JSON; then
+# record nginx and a pod, and print the advice for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
@@ -11,9 +12,12 @@ BUILD_DIR=build bash scripts/build.sh >/dev/null
 CAPSCOPE=./build/capscope
 work=$(mktemp -d)
 old_restrict=$(cat /proc/sys/kernel/dmesg_restrict)
+service=
 cleanup() {
   echo "$old_restrict" > /proc/sys/kernel/dmesg_restrict
   podman rm -f capscope-demo >/dev/null 2>&1 || true
+  podman pod rm -f -t 0 xwing >/dev/null 2>&1 || true
+  [ -n "$service" ] && kill "$service" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,3 +83,30 @@ $CAPSCOPE record --db "$work/profiles.db" --name nginx --verify -- \
 echo
 echo "== capscope advise nginx -f k8s"
 $CAPSCOPE advise nginx --db "$work/profiles.db" -f k8s
+
+echo
+echo "== capscope record --pod xwing: a pod (podman kube play) reads the kernel log, chowns, renices"
+cat > "$work/xwing.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: xwing
+  labels: {app: xwing, class: xwing, org: alliance}
+spec:
+  containers:
+  - name: spaceship
+    image: localhost/capscope-busybox
+    command: ["/bin/sh", "-c", "sleep 1; dmesg >/dev/null 2>&1; touch /tmp/f; chown 1 /tmp/f; nice -n -20 true; sleep 600"]
+YAML
+# The pod's names come from podman's API service, on a socket of the demo's own.
+podman system service --time=0 "unix://$work/podman.sock" >/dev/null 2>&1 &
+service=$!
+for _ in $(seq 50); do [ -S "$work/podman.sock" ] && break; sleep 0.1; done
+(sleep 2; podman --runtime runc kube play "$work/xwing.yaml" >/dev/null 2>&1) &
+play=$!
+$CAPSCOPE record --pod xwing --duration 8s --db "$work/profiles.db" \
+  --podman-socket "$work/podman.sock" 2>&1 | grep -v "^  docker/podman:"
+wait "$play"
+echo
+echo "== capscope advise --pod xwing: a patch for kubectl patch or a kustomize overlay"
+$CAPSCOPE advise --pod xwing --db "$work/profiles.db"
