@@ -61,6 +61,33 @@ class ContainerTraceRuntime : public ::testing::Test {
     return false;
   }
 
+  // Traces `target` by name as JSON into `out` while both containers, released by
+  // /x/go, run to their end; the tracer's wait status, or -1 (and a failure) if it
+  // never attached or could not be waited for.
+  int trace_until_both_end(const std::string& target, const std::string& other, const fs::path& out,
+                           const fs::path& err) {
+    std::vector<std::string> args = {capscope_binary(), "trace",      "-o",          "json",
+                                     "--output",        out.string(), "--container", target,
+                                     "--podman-socket", socket_,      "-t",          "60"};
+    if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
+    pid_t tracer = spawn(args, err);
+    if (!wait_for(err, "tracing with")) {
+      ADD_FAILURE() << "the tracer did not attach: " << read_file(err);
+      kill(tracer, SIGKILL);
+      waitpid(tracer, nullptr, 0);
+      return -1;
+    }
+    std::ofstream(dir_ / "go") << "go";
+    sh("podman wait " + target + " " + other + " >/dev/null 2>&1");
+    kill(tracer, SIGINT);
+    int st = 0;
+    if (waitpid(tracer, &st, 0) != tracer) {
+      ADD_FAILURE() << "could not wait for the tracer";
+      return -1;
+    }
+    return st;
+  }
+
   std::vector<json> events(const fs::path& file) {
     std::vector<json> out;
     std::ifstream in(file);
@@ -79,17 +106,8 @@ TEST_F(ContainerTraceRuntime, TraceByContainerNameSelectsExactlyItAndNamesIt) {
   std::string target = start_container("target");
   std::string other = start_container("other");
   fs::path out = dir_ / "events.json", err = dir_ / "trace.err";
-  std::vector<std::string> args = {capscope_binary(), "trace",      "-o",          "json",
-                                   "--output",        out.string(), "--container", target,
-                                   "--podman-socket", socket_,      "-t",          "60"};
-  if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
-  pid_t tracer = spawn(args, err);
-  ASSERT_TRUE(wait_for(err, "tracing with")) << read_file(err);
-  std::ofstream(dir_ / "go") << "go";
-  sh("podman wait " + target + " " + other + " >/dev/null 2>&1");
-  kill(tracer, SIGINT);
-  int st = 0;
-  ASSERT_EQ(waitpid(tracer, &st, 0), tracer);
+  int st = trace_until_both_end(target, other, out, err);
+  ASSERT_NE(st, -1);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(err);
 
   auto evs = events(out);
@@ -127,16 +145,7 @@ TEST_F(ContainerTraceRuntime, UnselectedContainersAreDroppedInTheKernelOnceDecid
   std::string target = start_container("ktarget", burst);
   std::string other = start_container("kother", burst);
   fs::path out = dir_ / "kernel.json", err = dir_ / "kernel.err";
-  std::vector<std::string> args = {capscope_binary(), "trace",      "-o",          "json",
-                                   "--output",        out.string(), "--container", target,
-                                   "--podman-socket", socket_,      "-t",          "60"};
-  if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
-  pid_t tracer = spawn(args, err);
-  ASSERT_TRUE(wait_for(err, "tracing with")) << read_file(err);
-  std::ofstream(dir_ / "go") << "go";
-  sh("podman wait " + target + " " + other + " >/dev/null 2>&1");
-  kill(tracer, SIGINT);
-  ASSERT_EQ(waitpid(tracer, nullptr, 0), tracer);
+  ASSERT_NE(trace_until_both_end(target, other, out, err), -1);
 
   // The selected container's burst is all there...
   size_t target_chowns = 0;

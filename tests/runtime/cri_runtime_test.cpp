@@ -299,6 +299,18 @@ void expect_unavailable(const std::string& socket, milliseconds deadline) {
   }
 }
 
+// A unix socket bound at `path` (not listening yet); -1 if that fails.
+int bound_unix_socket(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return fd;
+  close(fd);
+  return -1;
+}
+
 TEST_F(CriRuntime, MissingSocketIsUnavailable) {
   expect_unavailable(dir_ + "/no-such.sock", milliseconds(2000));
 }
@@ -312,12 +324,8 @@ TEST_F(CriRuntime, FileThatIsNotASocketIsUnavailable) {
 // A socket file nobody listens on: connect() is refused, gRPC says UNAVAILABLE.
 TEST_F(CriRuntime, RefusedSocketIsUnavailable) {
   std::string path = dir_ + "/refused.sock";
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int fd = bound_unix_socket(path);
+  ASSERT_GE(fd, 0) << "cannot bind " << path;
   close(fd);
   expect_unavailable(path, milliseconds(2000));
 }
@@ -326,12 +334,8 @@ TEST_F(CriRuntime, RefusedSocketIsUnavailable) {
 // only the deadline ends the call.
 TEST_F(CriRuntime, SilentSocketIsUnavailableAtTheDeadline) {
   std::string path = dir_ + "/silent.sock";
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int fd = bound_unix_socket(path);
+  ASSERT_GE(fd, 0) << "cannot bind " << path;
   ASSERT_EQ(listen(fd, 16), 0);
   auto start = std::chrono::steady_clock::now();
   expect_unavailable(path, milliseconds(300));
