@@ -584,22 +584,26 @@ static __always_inline bool cs_unique_mark(struct cs_unique_slot *s, int cap, in
  */
 #define CS_RATE_TICK_MIN_NS 1000000000ULL
 
-static __always_inline bool cs_rate_allow(const struct cs_config *cfg, struct cs_counters *cnt,
-					  __u64 pid_tgid, int cap, int ret, bool audit,
-					  __u64 *suppressed)
+/*
+ * One window of `window` ns per key; `policy` 0 is --rate-limit's, else a slot's
+ * tag. *suppressed (if not NULL) gets the count of the window that ends.
+ */
+static __always_inline bool cs_rate_allow_key(struct cs_counters *cnt, __u64 window, __u32 scope,
+					      __u64 pid_tgid, int cap, int ret, bool audit,
+					      __u16 policy, __u64 *suppressed)
 {
-	__u64 window = cfg->rate_window_ns;
 	__u64 now = window >= CS_RATE_TICK_MIN_NS ? cs_tick_now(cnt) : bpf_ktime_get_ns();
 	struct cs_rate_key k = {
 		.cap = cap,
 		.denied = ret != 0,
 		.audit = audit,
+		.policy = policy,
 	};
 	struct cs_rate_val *v, nv = {};
 
-	if (cfg->rate_scope == CS_SCOPE_THREAD)
+	if (scope == CS_SCOPE_THREAD)
 		k.scope_id = (__u32)pid_tgid;
-	else if (cfg->rate_scope == CS_SCOPE_PROCESS)
+	else if (scope == CS_SCOPE_PROCESS)
 		k.scope_id = pid_tgid >> 32;
 	v = bpf_map_lookup_elem(&rate_seen, &k);
 	if (v) {
@@ -607,12 +611,23 @@ static __always_inline bool cs_rate_allow(const struct cs_config *cfg, struct cs
 			__sync_fetch_and_add(&v->suppressed, 1);
 			return false;
 		}
-		*suppressed = __sync_lock_test_and_set(&v->suppressed, 0);
+		if (suppressed)
+			*suppressed = __sync_lock_test_and_set(&v->suppressed, 0);
+		else
+			v->suppressed = 0;
 		v->window_start_ns = now;
 		return true;
 	}
 	nv.window_start_ns = now;
 	return bpf_map_update_elem(&rate_seen, &k, &nv, BPF_NOEXIST) == 0;
+}
+
+static __always_inline bool cs_rate_allow(const struct cs_config *cfg, struct cs_counters *cnt,
+					  __u64 pid_tgid, int cap, int ret, bool audit,
+					  __u64 *suppressed)
+{
+	return cs_rate_allow_key(cnt, cfg->rate_window_ns, cfg->rate_scope, pid_tgid, cap, ret,
+				 audit, 0, suppressed);
 }
 
 /*
@@ -830,15 +845,25 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	return true;
 }
 
-/* Put the check on the ring buffer, with a learning sample when asked. */
+/*
+ * Put the check on the ring buffer, with a learning sample when asked, and
+ * the policy part when policies act on it (pol not NULL).
+ */
 static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, struct cs_counters *cnt,
 				    struct task_struct *task, __u64 pid_tgid,
 				    const struct cs_check_args *args, __u64 now, __u32 mntns,
-				    const struct cs_audit *a, __u64 suppressed)
+				    const struct cs_audit *a, __u64 suppressed,
+				    const struct cs_policy_ext *pol)
 {
+	struct cs_sample *smp = NULL;
 	struct cs_cap_check *e;
-	__u32 size = a->sample ? sizeof(struct cs_cap_check_sample) : sizeof(struct cs_cap_check);
+	bool urgent = a->sample;
+	__u32 size;
 
+	if (pol)
+		size = a->sample ? sizeof(struct cs_policy_check_sample) : sizeof(struct cs_policy_check);
+	else
+		size = a->sample ? sizeof(struct cs_cap_check_sample) : sizeof(struct cs_cap_check);
 	e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
 		cs_count(cnt, CS_CNT_LOST);
@@ -851,20 +876,496 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 	e->suppressed = suppressed > 0xffffffffULL ? 0xffffffffU : (__u32)suppressed;
 	e->pad = 0;
 	cs_fill_check(e, task, pid_tgid, args, now, mntns);
-	if (a->sample) {
-		struct cs_cap_check_sample *s = (void *)e;
-		long n = bpf_get_stack(ctx, s->stack, sizeof(s->stack), 0);
+	if (pol) {
+		struct cs_policy_check *pc = (void *)e;
+
+		pc->policy = *pol;
+		e->flags |= CS_F_POLICY;
+		/* A kill user space must decide cannot wait for the wakeup mark. */
+		urgent |= pol->pending != 0;
+		if (a->sample)
+			smp = &((struct cs_policy_check_sample *)e)->sample;
+	} else if (a->sample) {
+		smp = &((struct cs_cap_check_sample *)e)->sample;
+	}
+	if (smp) {
+		long n = bpf_get_stack(ctx, smp->stack, sizeof(smp->stack), 0);
 
 		e->flags |= CS_F_HAS_STACK;
-		s->nstack = n > 0 ? n / sizeof(__u64) : 0;
-		s->raw_stack_len = 0;
-		if (bpf_probe_read_kernel(s->raw_stack, sizeof(s->raw_stack), (void *)a->anchor) == 0)
-			s->raw_stack_len = sizeof(s->raw_stack);
+		smp->nstack = n > 0 ? n / sizeof(__u64) : 0;
+		smp->raw_stack_len = 0;
+		if (bpf_probe_read_kernel(smp->raw_stack, sizeof(smp->raw_stack), (void *)a->anchor) == 0)
+			smp->raw_stack_len = sizeof(smp->raw_stack);
 		cs_count(cnt, CS_CNT_SAMPLES);
 	}
 	/* A sample wakes the reader at once: until it has learned, every check on this path is one. */
-	bpf_ringbuf_submit(e, a->sample ? BPF_RB_FORCE_WAKEUP : cs_wakeup_flags(cfg, cnt, size));
+	bpf_ringbuf_submit(e, urgent ? BPF_RB_FORCE_WAKEUP : cs_wakeup_flags(cfg, cnt, size));
 	cs_count(cnt, CS_CNT_EMITTED);
+}
+
+/* ---- policies ------------------------------------------------------------- */
+
+/*
+ * TracingPolicy selectors, compiled by user space into slots of a bank
+ * (struct cs_policy_bank): the programs evaluate cs_config.policy_bank's
+ * bank while user space may prepare the other (BpfCapture::set_policies).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct cs_policy_bank);
+} policy_banks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * CS_POLICY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_policy_counts);
+} policy_counts SEC(".maps");
+
+/* matchBinaries: exec'd path -> the slots that list it (per bank). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct cs_path_key);
+	__type(value, struct cs_policy_bits);
+} policy_binaries SEC(".maps");
+
+/*
+ * The slots that list each process's binary: set at exec from policy_binaries,
+ * copied at fork, deleted at exit (CS_FILT_POLICY_BINS); user space seeds the
+ * processes that were running before from /proc/PID/exe. No entry: no slot.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct cs_policy_bits);
+} task_policy_bins SEC(".maps");
+
+/*
+ * Scoped policies (a Kubernetes namespace, podSelector, containerSelector):
+ * cgroup id -> the slots that take that container in, written by user space
+ * once the runtime has named the container. Not an LRU: forgetting a cgroup
+ * would lift an enforcement policy from a running container.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct cs_policy_bits);
+} policy_cgroups SEC(".maps");
+
+/* The task's namespace of kind k (enum cs_ns_index), compared with the host's. */
+static __always_inline __u64 cs_policy_ns_kind(const struct cs_policy_bank *pb, __u64 cand,
+					       int k, __u32 inum)
+{
+	bool host = inum == pb->host_ns[k];
+
+	return cand & ~(host ? pb->ns_not_host[k] : pb->ns_host[k]);
+}
+
+/* matchNamespaces: drops from cand the slots whose namespace conditions the task fails. */
+static __always_inline __u64 cs_policy_namespaces(const struct cs_policy_bank *pb, __u64 cand,
+						  struct task_struct *task)
+{
+	struct nsproxy *nsp = CS_READ(task, nsproxy);
+
+#define CS_NS_WANTED(k) (cand & (pb->ns_host[k] | pb->ns_not_host[k]))
+	if (CS_NS_WANTED(CS_NS_UTS))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_UTS, CS_READ(nsp, uts_ns, ns.inum));
+	if (CS_NS_WANTED(CS_NS_IPC))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_IPC, CS_READ(nsp, ipc_ns, ns.inum));
+	if (CS_NS_WANTED(CS_NS_MNT))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_MNT, CS_READ(nsp, mnt_ns, ns.inum));
+	if (CS_NS_WANTED(CS_NS_PID))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_PID, cs_task_pidns(task));
+	if (CS_NS_WANTED(CS_NS_PID_FOR_CHILDREN))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_PID_FOR_CHILDREN,
+					 CS_READ(nsp, pid_ns_for_children, ns.inum));
+	if (CS_NS_WANTED(CS_NS_NET))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_NET, CS_READ(nsp, net_ns, ns.inum));
+	if (bpf_core_field_exists(nsp->time_ns)) {
+		if (CS_NS_WANTED(CS_NS_TIME))
+			cand = cs_policy_ns_kind(pb, cand, CS_NS_TIME, CS_READ(nsp, time_ns, ns.inum));
+		if (CS_NS_WANTED(CS_NS_TIME_FOR_CHILDREN))
+			cand = cs_policy_ns_kind(pb, cand, CS_NS_TIME_FOR_CHILDREN,
+						 CS_READ(nsp, time_ns_for_children, ns.inum));
+	} else {
+		/* No time namespaces: every task shares the host's time (inode 0 on both sides). */
+		cand &= ~(pb->ns_not_host[CS_NS_TIME] | pb->ns_not_host[CS_NS_TIME_FOR_CHILDREN]);
+	}
+	if (CS_NS_WANTED(CS_NS_CGROUP))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_CGROUP, CS_READ(nsp, cgroup_ns, ns.inum));
+	if (CS_NS_WANTED(CS_NS_USER))
+		cand = cs_policy_ns_kind(pb, cand, CS_NS_USER, CS_READ(task, cred, user_ns, ns.inum));
+#undef CS_NS_WANTED
+	return cand;
+}
+
+/*
+ * The slots that act: of each policy, the first selector (lowest slot) that
+ * matched. `starts` marks each policy's first slot; one pass per policy that
+ * matched, not per slot.
+ */
+static __always_inline __u64 cs_policy_firsts(__u64 cand, __u64 starts)
+{
+	__u64 first = 0;
+	int i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < CS_POLICY_SLOTS && cand; i++) {
+		__u64 low = cand & -cand;
+		__u64 next = starts & ~((low << 1) - 1); /* policies that start above it */
+
+		first |= low;
+		next &= -next;
+		cand = next ? cand & ~(next - 1) : 0; /* the rest of low's policy goes */
+	}
+	return first;
+}
+
+/* The slots of the check, before the per-policy choice. */
+static __always_inline __u64 cs_policy_candidates(const struct cs_policy_bank *pb, __u32 bank,
+						  struct task_struct *task, __u64 pid_tgid,
+						  int cap, int ret)
+{
+	__u64 cand = pb->active & pb->by_cap[cap & 63] & (ret == 0 ? pb->granted : pb->denied);
+
+	if (cand & pb->scoped) {
+		__u64 cg = cs_task_cgroup_id(task);
+		struct cs_policy_bits *in = bpf_map_lookup_elem(&policy_cgroups, &cg);
+
+		cand &= ~pb->scoped | (in ? in->bits[bank & 1] : 0);
+	}
+	if (cand & (pb->bin_in | pb->bin_not_in)) {
+		__u32 tgid = pid_tgid >> 32;
+		struct cs_policy_bits *bins = bpf_map_lookup_elem(&task_policy_bins, &tgid);
+		__u64 listed = bins ? bins->bits[bank & 1] : 0;
+
+		cand &= ~(pb->bin_in & ~listed) & ~(pb->bin_not_in & listed);
+	}
+	if (cand & pb->ns_any)
+		cand = cs_policy_namespaces(pb, cand, task);
+	return cand;
+}
+
+/*
+ * The policy evaluation is two global functions: the verifier checks each once,
+ * on its own, and the program that calls them sees two calls. Inlined, their
+ * loops multiplied the states of everything after them past the verifier's
+ * limit. Scalars and pointers to plain memory go in and out. Every argument
+ * must be used: clang leaves an unused one's register unset, and the verifier
+ * refuses a call that passes it.
+ */
+
+/*
+ * The slots of `bank` that act on this check (*first): of each policy whose
+ * selectors match, the first that does. Returns 1 if any does, else 0.
+ */
+__noinline int cs_policy_match(__u64 pid_tgid, int cap, int ret, __u32 bank, __u64 *first)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cs_policy_bank *pb;
+	__u64 cand;
+
+	if (!first)
+		return 0;
+	*first = 0;
+	bank &= 1;
+	pb = bpf_map_lookup_elem(&policy_banks, &bank);
+	if (!pb || cap < 0 || cap > 63)
+		return 0;
+	cand = cs_policy_candidates(pb, bank, task, pid_tgid, cap, ret);
+	if (!cand)
+		return 0;
+	*first = cs_policy_firsts(cand, pb->first);
+	return 1;
+}
+
+/*
+ * A check as cs_policy_post and cs_policy_post_ok take it, packed into one
+ * argument (fewer values to keep across calls: their stack frames stay small,
+ * and the whole chain of frames must fit the verifier's 512 bytes).
+ */
+#define CS_POLICY_CHECK(cap, ret, bank) (((cap) & 0xff) | (((ret) != 0) << 8) | (((bank) & 1) << 9))
+
+/*
+ * Whether slot `slot` posts the check: its rateLimit's window (if it has one)
+ * lets it through. Counted either way. A global function, called once per
+ * posting slot from a loop: its branches are verified once, not once per slot.
+ */
+__noinline int cs_policy_post_ok(__u64 pid_tgid, __u32 check, __u32 slot)
+{
+	__u32 bank = (check >> 9) & 1;
+	__u32 idx = bank * CS_POLICY_SLOTS + (slot & (CS_POLICY_SLOTS - 1));
+	struct cs_policy_counts *pc = bpf_map_lookup_elem(&policy_counts, &idx);
+	struct cs_policy_bank *pb = bpf_map_lookup_elem(&policy_banks, &bank);
+	struct cs_policy_slot *sl;
+
+	slot &= CS_POLICY_SLOTS - 1;
+	if (!pb || !pc)
+		return 1;
+	sl = &pb->slot[slot];
+	if (((pb->rated >> slot) & 1) &&
+	    !cs_rate_allow_key(cs_counters(), sl->rate_window_ns, sl->rate_scope, pid_tgid,
+			       check & 0xff, (check >> 8) & 1, false,
+			       cs_policy_rate_tag(pb->gen, bank, slot), NULL)) {
+		pc->rate_limited += 1;
+		return 0;
+	}
+	pc->posted += 1;
+	return 1;
+}
+
+/*
+ * The rateLimit of each slot that would post (ext->post, from cs_policy_act):
+ * ext->post keeps those that do. Returns 1 if any, else 0.
+ */
+__noinline int cs_policy_post(__u64 pid_tgid, __u32 check, struct cs_policy_ext *ext)
+{
+	__u64 todo, posted = 0;
+	int i;
+
+	if (!ext)
+		return 0;
+	todo = ext->post;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < CS_POLICY_SLOTS && todo; i++) {
+		__u64 low = todo & -todo;
+
+		todo ^= low;
+		if (cs_policy_post_ok(pid_tgid, check, __builtin_popcountll(low - 1)))
+			posted |= low;
+	}
+	ext->post = posted;
+	ext->pending &= posted;
+	return posted != 0;
+}
+
+/* cs_policy_act's `how`: the bank, and the audit decision of the check. */
+#define CS_POLICY_HOW(bank, flags, source)                                                 \
+	(((bank) & 1) | (((flags) & 0xff) << 8) | (((source) & 0xff) << 16))
+
+/* What the acting slots do to one check. */
+struct cs_policy_outcome {
+	__u64 post;
+	__u64 killed;
+	__u64 pending;
+	__u64 spared;
+	__u64 kill_failed;
+};
+
+/*
+ * What the acting slots (ext->post on entry, from cs_policy_match) do to the
+ * check. Each policy's first matching selector acts: Post makes the check an
+ * event of that slot (rate-limited by cs_policy_post_ok), NoPost only counts, Sigkill
+ * sends SIGKILL to the checking process and posts too, as Tetragon does.
+ * Sigkill acts only on an audited check: a no-audit probe (mmap's
+ * CAP_SYS_ADMIN, ...) is the kernel asking, not the process using a
+ * capability, and killing for it would kill every process that maps memory.
+ * A check whose audit flag the kernel cannot decide yet (a learning sample)
+ * is posted with the kill pending: user space classifies it and kills then.
+ *
+ * Fills *ext (post: the slots that would post, before their rateLimit);
+ * returns 1 if any, else 0.
+ */
+__noinline int cs_policy_act(__u32 how, struct cs_policy_ext *ext)
+{
+	struct cs_policy_outcome o = {};
+	struct cs_policy_bank *pb;
+	__u32 bank = how & 1, audit_flags = (how >> 8) & 0xff, source = (how >> 16) & 0xff;
+	__u64 first, kill;
+	int i;
+
+	if (!ext)
+		return 0;
+	first = ext->post;
+	__builtin_memset(ext, 0, sizeof(*ext));
+	pb = bpf_map_lookup_elem(&policy_banks, &bank);
+	if (!pb || !first)
+		return 0;
+	kill = first & pb->kill;
+	if (kill) {
+		if (source == CS_AUDIT_SRC_UNKNOWN)
+			o.pending = kill;
+		else if (!(audit_flags & CS_F_AUDIT))
+			o.spared = kill;
+		else if (bpf_send_signal(9 /* SIGKILL */) == 0)
+			o.killed = kill;
+		else
+			o.kill_failed = kill;
+	}
+	o.post = first & (pb->post | (kill & ~o.spared));
+
+	/*
+	 * Each acting slot's counters. Branch-free (shifts, not tests), so that the
+	 * verifier walks one path per slot rather than one per combination.
+	 */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < CS_POLICY_SLOTS && first; i++) {
+		__u64 low = first & -first;
+		__u32 s = __builtin_popcountll(low - 1) & (CS_POLICY_SLOTS - 1);
+		__u32 idx = bank * CS_POLICY_SLOTS + s;
+		struct cs_policy_counts *pc = bpf_map_lookup_elem(&policy_counts, &idx);
+
+		first ^= low;
+		if (!pc)
+			continue;
+		pc->hits += 1;
+		pc->killed += (o.killed >> s) & 1;
+		pc->pending += (o.pending >> s) & 1;
+		pc->spared += (o.spared >> s) & 1;
+		pc->kill_failed += (o.kill_failed >> s) & 1;
+	}
+	if (!o.post)
+		return 0;
+	ext->post = o.post;
+	ext->killed = o.killed;
+	ext->pending = o.pending & o.post;
+	ext->gen = pb->gen;
+	ext->bank = bank;
+	return 1;
+}
+
+/* exec: the new image's slots (matchBinaries), by the path execve was given. */
+static __always_inline void cs_policy_exec(struct linux_binprm *bprm, __u32 tgid)
+{
+	struct cs_path_key key;
+	struct cs_policy_bits *bits;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	bpf_probe_read_kernel_str(key.path, sizeof(key.path), BPF_CORE_READ(bprm, filename));
+	bits = bpf_map_lookup_elem(&policy_binaries, &key);
+	if (bits)
+		bpf_map_update_elem(&task_policy_bins, &tgid, bits, BPF_ANY);
+	else
+		bpf_map_delete_elem(&task_policy_bins, &tgid);
+}
+
+static __always_inline void cs_policy_fork(__u32 parent_tgid, __u32 child_tgid)
+{
+	struct cs_policy_bits *bits = bpf_map_lookup_elem(&task_policy_bins, &parent_tgid);
+
+	if (bits)
+		bpf_map_update_elem(&task_policy_bins, &child_tgid, bits, BPF_ANY);
+}
+
+static __always_inline bool cs_policy_bins_on(void)
+{
+	__u32 zero = 0;
+	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
+
+	return cfg && (cfg->filter_flags & CS_FILT_POLICY_BINS);
+}
+
+/*
+ * The event path of one check, after capscope's own exclusion and the policies:
+ * the filters, --unique, the audit decision (unless `have_audit`: the policies
+ * needed it first and *a holds it), --audit-only, aggregation, --rate-limit,
+ * and the ring buffer. `pol` (not NULL) is what policies made of the check: it
+ * goes out even if the event path drops it, marked CS_F_POLICY_ONLY, and once,
+ * carrying both, if it keeps it.
+ *
+ * The order is the cost order: every test that can drop the check runs
+ * before anything that costs more than it.
+ */
+static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
+					 struct cs_counters *cnt, struct task_struct *task,
+					 __u64 pid_tgid, const struct cs_check_args *args,
+					 const struct cs_audit *known, struct cs_audit *a, bool have_audit,
+					 const struct cs_policy_ext *pol)
+{
+	struct cs_unique_slot *uslot = NULL;
+	__u64 suppressed = 0, now;
+	bool decided;
+	__u32 mntns;
+
+	if ((cfg->filter_flags & CS_FILT_POLICY_ONLY) ||
+	    !cs_filters_pass(cfg, pid_tgid, task, args->cred, args->cap, args->ret))
+		goto filtered;
+	mntns = cs_task_mntns(task);
+	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
+		uslot = cs_unique_slot(mntns);
+		/* The agent counts every check before it asks whether to send it. */
+		if (uslot && !(cfg->filter_flags & CS_FILT_AGGREGATE) &&
+		    cs_unique_already_audited(uslot, args->cap, args->ret)) {
+			cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
+			goto not_an_event;
+		}
+	}
+	if (!have_audit) {
+		if (known)
+			*a = *known;
+		else
+			cs_decide_audit_by_walk(cfg, cnt, ctx, a);
+	}
+	if ((cfg->filter_flags & CS_FILT_AUDIT_ONLY) && !(a->flags & CS_F_AUDIT) &&
+	    a->source != CS_AUDIT_SRC_UNKNOWN)
+		goto filtered;
+	/*
+	 * A check whose audit flag is not decided yet (a learning sample) goes out
+	 * as it is: user space decides its flag, and applies --audit-only, --unique
+	 * and --rate-limit to it; marking it here under a guessed flag would hide
+	 * later checks of the other kind.
+	 */
+	decided = a->source != CS_AUDIT_SRC_UNKNOWN;
+	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
+		if (!cs_aggregate(cfg, cnt, task, pid_tgid, args, a)) {
+			/* Sent as it is, past --unique and --rate-limit: user space counts it. */
+			cs_count(cnt, CS_CNT_AGG_FULL);
+			goto emit;
+		}
+		cs_count(cnt, CS_CNT_AGGREGATED);
+		a->flags |= CS_F_AGGREGATED;
+		if (!(cfg->filter_flags & CS_FILT_AGG_EMIT))
+			goto not_an_event;
+	}
+	if (uslot && decided && !cs_unique_mark(uslot, args->cap, args->ret, a->flags & CS_F_AUDIT)) {
+		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
+		goto not_an_event;
+	}
+	if ((cfg->filter_flags & CS_FILT_RATE) && decided &&
+	    !cs_rate_allow(cfg, cnt, pid_tgid, args->cap, args->ret, a->flags & CS_F_AUDIT,
+			   &suppressed)) {
+		cs_count(cnt, CS_CNT_RATE_SUPPRESSED);
+		goto not_an_event;
+	}
+emit:
+	/* Only a check that goes out reads the precise clock: events carry ns times. */
+	now = bpf_ktime_get_ns();
+	cs_emit(ctx, cfg, cnt, task, pid_tgid, args, now, mntns, a, suppressed, pol);
+	return 0;
+filtered:
+	cs_count(cnt, CS_CNT_FILTERED);
+not_an_event:
+	if (!pol)
+		return 0;
+	a->flags |= CS_F_POLICY_ONLY;
+	suppressed = 0;
+	mntns = cs_task_mntns(task);
+	goto emit;
+}
+
+/*
+ * A check some policy acts on: the audit decision (a Post or Sigkill needs it,
+ * and the event path then reuses it), what the policies do, then the event path.
+ */
+static __always_inline int cs_policy_check(void *ctx, const struct cs_config *cfg,
+					   struct cs_counters *cnt, struct task_struct *task,
+					   __u64 pid_tgid, const struct cs_check_args *args,
+					   const struct cs_audit *known, struct cs_audit *a, __u32 bank,
+					   struct cs_policy_ext *pol)
+{
+	if (known)
+		*a = *known;
+	else
+		cs_decide_audit_by_walk(cfg, cnt, ctx, a);
+	if (!cs_policy_act(CS_POLICY_HOW(bank, a->flags, a->source), pol) ||
+	    !cs_policy_post(pid_tgid, CS_POLICY_CHECK(args->cap, args->ret, bank), pol))
+		return cs_event_path(ctx, cfg, cnt, task, pid_tgid, args, known, a, true, NULL);
+	return cs_event_path(ctx, cfg, cnt, task, pid_tgid, args, known, a, true, pol);
 }
 
 /*
@@ -875,8 +1376,11 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
  * (Our own r10 is no anchor: recent kernels may run tracing programs on a
  * private per-CPU stack.)
  *
- * The order is the cost order: every test that can drop the check runs
- * before anything that costs more than it.
+ * Policies (CS_FILT_POLICY) come first, after capscope's own exclusion only:
+ * enforcement and policy counts must not depend on what the event filters
+ * keep. A check no policy acts on takes the event path as it is; one they act
+ * on takes its own copy of it (cs_policy_check). Without policies the cost is
+ * one test of filter_flags.
  */
 static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args *args,
 					   const struct cs_audit *known)
@@ -886,65 +1390,25 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	struct cs_counters *cnt = cs_counters();
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = cs_task_pid_tgid(task);
-	struct cs_unique_slot *uslot = NULL;
 	struct cs_audit a = {};
-	__u64 suppressed = 0, now;
-	bool decided;
-	__u32 mntns;
 
 	cs_count(cnt, CS_CNT_CHECKS);
 	if (!cfg)
 		return 0;
-	if ((__u32)(pid_tgid >> 32) == cfg->self_pid ||
-	    !cs_filters_pass(cfg, pid_tgid, task, args->cred, args->cap, args->ret)) {
+	if ((__u32)(pid_tgid >> 32) == cfg->self_pid) {
 		cs_count(cnt, CS_CNT_FILTERED);
 		return 0;
 	}
-	mntns = cs_task_mntns(task);
-	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
-		uslot = cs_unique_slot(mntns);
-		if (uslot && cs_unique_already_audited(uslot, args->cap, args->ret)) {
-			cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
-			return 0;
-		}
+	if (cfg->filter_flags & CS_FILT_POLICY) {
+		/* pol.post: the acting slots, then those that post (cs_policy_*). */
+		struct cs_policy_ext pol = {};
+		__u32 bank = cfg->policy_bank & 1;
+
+		if (cs_policy_match(pid_tgid, args->cap, args->ret, bank, &pol.post))
+			return cs_policy_check(ctx, cfg, cnt, task, pid_tgid, args, known, &a, bank,
+					       &pol);
 	}
-	if (known)
-		a = *known;
-	else
-		cs_decide_audit_by_walk(cfg, cnt, ctx, &a);
-	if ((cfg->filter_flags & CS_FILT_AUDIT_ONLY) && !(a.flags & CS_F_AUDIT) &&
-	    a.source != CS_AUDIT_SRC_UNKNOWN) {
-		cs_count(cnt, CS_CNT_FILTERED);
-		return 0;
-	}
-	/*
-	 * A check whose audit flag is not decided yet (a learning sample) goes out
-	 * as it is: user space decides its flag, and applies --audit-only, --unique
-	 * and --rate-limit to it; marking it here under a guessed flag would hide
-	 * later checks of the other kind.
-	 */
-	decided = a.source != CS_AUDIT_SRC_UNKNOWN;
-	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
-		if (cs_aggregate(cfg, cnt, task, pid_tgid, args, &a)) {
-			cs_count(cnt, CS_CNT_AGGREGATED);
-			return 0;
-		}
-		cs_count(cnt, CS_CNT_AGG_FULL);
-	}
-	if (uslot && decided && !cs_unique_mark(uslot, args->cap, args->ret, a.flags & CS_F_AUDIT)) {
-		cs_count(cnt, CS_CNT_UNIQUE_SUPPRESSED);
-		return 0;
-	}
-	if ((cfg->filter_flags & CS_FILT_RATE) && decided &&
-	    !cs_rate_allow(cfg, cnt, pid_tgid, args->cap, args->ret, a.flags & CS_F_AUDIT,
-			   &suppressed)) {
-		cs_count(cnt, CS_CNT_RATE_SUPPRESSED);
-		return 0;
-	}
-	/* Only a check that goes out reads the precise clock: events carry ns times. */
-	now = bpf_ktime_get_ns();
-	cs_emit(ctx, cfg, cnt, task, pid_tgid, args, now, mntns, &a, suppressed);
-	return 0;
+	return cs_event_path(ctx, cfg, cnt, task, pid_tgid, args, known, &a, false, NULL);
 }
 
 /* ---- process lifecycle ----------------------------------------------------- */
@@ -1051,6 +1515,8 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct cs_exec *e;
 	long n;
 
+	if (cs_policy_bins_on())
+		cs_policy_exec(bprm, pid_tgid >> 32);
 	e = cs_reserve_record(sizeof(*e), CS_REC_EXEC);
 	if (!e)
 		return 0;
@@ -1092,6 +1558,8 @@ int BPF_PROG(cs_fork, struct task_struct *parent, struct task_struct *child)
 
 		bpf_map_update_elem(&follow_pids, &child_tgid, &one, BPF_ANY);
 	}
+	if (cfg && (cfg->filter_flags & CS_FILT_POLICY_BINS))
+		cs_policy_fork(parent_tgid, child_tgid);
 	e = cs_reserve_record(sizeof(*e), CS_REC_FORK);
 	if (!e)
 		return 0;
@@ -1115,6 +1583,11 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	/* Only the last thread of the group ends the process. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
+	if (cs_policy_bins_on()) {
+		__u32 tgid = BPF_CORE_READ(p, tgid);
+
+		bpf_map_delete_elem(&task_policy_bins, &tgid);
+	}
 	e = cs_reserve_record(sizeof(*e), CS_REC_EXIT);
 	if (!e)
 		return 0;

@@ -58,6 +58,9 @@ enum cs_callsite_decision {
 #define CS_F_KTHREAD (1u << 3)       /* made by a kernel thread */
 #define CS_F_HAS_STACK (1u << 4)     /* a learning sample follows the fixed part */
 #define CS_F_IN_SYSCALL (1u << 5)    /* syscall_nr is valid */
+#define CS_F_AGGREGATED (1u << 6)    /* also counted in the aggregation map (agent: not to count twice) */
+#define CS_F_POLICY (1u << 7)        /* a struct cs_policy_ext follows the check (before any sample) */
+#define CS_F_POLICY_ONLY (1u << 8)   /* sent for its policies only: the event filters dropped it */
 
 /* Every record starts with this header. */
 struct cs_record_hdr {
@@ -102,13 +105,44 @@ struct cs_cap_check {
 	__u32 pad;
 };
 
-/* A check record with its learning sample (CS_F_HAS_STACK). */
-struct cs_cap_check_sample {
-	struct cs_cap_check check;
+/* A learning sample: what follows a check with CS_F_HAS_STACK. */
+struct cs_sample {
 	__u32 nstack;                         /* valid entries in stack[] */
 	__u32 raw_stack_len;                  /* valid bytes in raw_stack[] */
 	__u64 stack[CS_MAX_STACK];            /* bpf_get_stack(), innermost first */
 	__u8 raw_stack[CS_RAW_STACK_BYTES];   /* kernel stack memory from the walk anchor up */
+};
+
+/* A check record with its learning sample (CS_F_HAS_STACK). */
+struct cs_cap_check_sample {
+	struct cs_cap_check check;
+	struct cs_sample sample;
+};
+
+/*
+ * Policies (TracingPolicy selectors compiled into slots, see struct
+ * cs_policy_bank): what a check that policies act on carries after its
+ * fixed part (CS_F_POLICY). Slots are numbered within `bank`; `gen` names
+ * the load of the policy set they belong to, so user space maps a record
+ * to its policies even if the set was replaced while it was in flight.
+ */
+struct cs_policy_ext {
+	__u64 post;    /* slots this check is an event of (Post, and Sigkill on an audited or undecided check) */
+	__u64 killed;  /* slots whose Sigkill the kernel sent */
+	__u64 pending; /* slots whose Sigkill waits for user space to classify the check (a sample) */
+	__u32 gen;
+	__u32 bank;
+};
+
+struct cs_policy_check {
+	struct cs_cap_check check;
+	struct cs_policy_ext policy;
+};
+
+struct cs_policy_check_sample {
+	struct cs_cap_check check;
+	struct cs_policy_ext policy;
+	struct cs_sample sample;
 };
 
 /* An execve that succeeded: what the process cache needs to describe the new image. */
@@ -237,12 +271,13 @@ static inline __u32 cs_unique_slot_of(__u32 mntns)
 	return (mntns * 2654435761u) >> 22; /* Fibonacci hashing to 10 bits */
 }
 
-/* Key of the --rate-limit map. */
+/* Key of the --rate-limit map, and of policies' rateLimit. */
 struct cs_rate_key {
 	__u32 scope_id; /* tid, tgid or 0 by scope */
 	__s32 cap;
 	__u32 denied;
-	__u32 audit;
+	__u16 audit;    /* --rate-limit only: policies' keys do not know it (as Tetragon's) */
+	__u16 policy;   /* 0: --rate-limit; else a policy slot's key (cs_policy_rate_tag) */
 };
 
 struct cs_rate_val {
@@ -302,6 +337,17 @@ enum cs_rate_scope {
 #define CS_FILT_AGGREGATE (1u << 13) /* record: count decided checks in the agg map, send none */
 #define CS_FILT_FOLLOW (1u << 14)    /* only processes in follow_pids, which their children join */
 #define CS_FILT_UNSELECTED (1u << 15) /* identity filters: drop cgroups user space decided against */
+/*
+ * agent: with CS_FILT_AGGREGATE, a check counted in the aggregation map goes on to the
+ * event filters (--unique, --rate-limit) and may be sent too, marked CS_F_AGGREGATED.
+ */
+#define CS_FILT_AGG_EMIT (1u << 16)
+/* Policies are loaded: evaluate cs_config.policy_bank's slots for every check. */
+#define CS_FILT_POLICY (1u << 17)
+/* trace --policy: the checks no policy posts are not events (the event path is off). */
+#define CS_FILT_POLICY_ONLY (1u << 18)
+/* Some slot has matchBinaries: the exec, fork and exit programs keep task_policy_bins. */
+#define CS_FILT_POLICY_BINS (1u << 19)
 
 /*
  * Run-time configuration, one entry of an array map that user space writes
@@ -328,7 +374,12 @@ struct cs_config {
 	 * space flips it to drain the other (see cs_aggregate, drain_aggregates).
 	 */
 	__u32 agg_bank;
-	__u32 pad;
+	/*
+	 * Which bank of policy_banks the programs evaluate (0 or 1). User space
+	 * writes a new set into the other bank, then flips this (see
+	 * BpfCapture::set_policies): a check is evaluated against one whole set.
+	 */
+	__u32 policy_bank;
 };
 
 /*
@@ -373,6 +424,83 @@ struct cs_agg_slot {
 struct cs_comm_key {
 	char comm[CS_COMM_LEN];
 };
+
+/*
+ * Policies: at most CS_POLICY_SLOTS selectors over all loaded policies, each in
+ * a slot. A bank holds a whole set, mostly as bitmasks over the slots, so that
+ * the hot path finds the slots a check matches with a few AND operations
+ * instead of a loop over the slots.
+ */
+#define CS_POLICY_SLOTS 64
+
+enum cs_policy_action {
+	CS_POLICY_POST = 0,
+	CS_POLICY_NOPOST = 1,
+	CS_POLICY_SIGKILL = 2,
+};
+
+/* One selector: what the loop over matched slots needs, and what user space lists. */
+struct cs_policy_slot {
+	__u64 cap_mask;       /* capabilities it takes (bit n = capability n) */
+	__u64 rate_window_ns; /* Post's rateLimit; 0 none */
+	__u16 policy;         /* index of its policy in the set */
+	__u8 verdicts;        /* bit 0 granted, bit 1 denied */
+	__u8 action;          /* enum cs_policy_action */
+	__u8 rate_scope;      /* enum cs_rate_scope */
+	__u8 binary_op;       /* 0 any, 1 In, 2 NotIn */
+	__u16 ns_host;        /* namespace kinds (bit = enum cs_ns_index) that must be the host's */
+	__u16 ns_not_host;    /* kinds that must not be */
+	__u16 pad[3];
+};
+
+struct cs_policy_bank {
+	__u64 active;                   /* slots in use */
+	__u64 by_cap[64];               /* bit s of by_cap[n]: slot s takes capability n */
+	__u64 granted;                  /* slots that take granted checks */
+	__u64 denied;                   /* slots that take denied checks */
+	__u64 first;                    /* the first slot of each policy (its selectors follow in order) */
+	__u64 post;                     /* action Post */
+	__u64 kill;                     /* action Sigkill */
+	__u64 rated;                    /* Post with a rateLimit */
+	__u64 scoped;                   /* slots of policies scoped to containers (policy_cgroups) */
+	__u64 bin_in;                   /* matchBinaries In: the task's binary must be listed */
+	__u64 bin_not_in;               /* matchBinaries NotIn: it must not be */
+	__u64 ns_any;                   /* slots with namespace conditions */
+	__u64 ns_host[CS_NS_COUNT];     /* slots that need the task's namespace of kind k to be the host's */
+	__u64 ns_not_host[CS_NS_COUNT]; /* slots that need it not to be */
+	__u32 host_ns[CS_NS_COUNT];     /* the host's namespace inodes (/proc/1/ns) */
+	__u32 gen;                      /* which load of the set this is (in cs_policy_ext) */
+	__u32 pad;
+	struct cs_policy_slot slot[CS_POLICY_SLOTS];
+};
+
+/* Per-slot bits of the two banks: value of policy_binaries, task_policy_bins, policy_cgroups. */
+struct cs_policy_bits {
+	__u64 bits[2];
+};
+
+/* Key of policy_binaries: an exec'd path, NUL-padded. */
+struct cs_path_key {
+	char path[CS_PATH_LEN];
+};
+
+/* Per-CPU counters of one slot (policy_counts, index bank * CS_POLICY_SLOTS + slot). */
+struct cs_policy_counts {
+	__u64 hits;         /* checks the slot's selector acted on (its policy's first match) */
+	__u64 posted;       /* events of the slot put on the ring buffer */
+	__u64 rate_limited; /* events its rateLimit suppressed */
+	__u64 killed;       /* SIGKILL sent */
+	__u64 spared;       /* Sigkill not sent: a no-audit probe, not a use */
+	__u64 pending;      /* Sigkill left to user space: the audit flag was not known yet */
+	__u64 kill_failed;  /* bpf_send_signal refused (a kernel thread, an exiting task) */
+	__u64 pad;
+};
+
+/* Tags a policy slot's rate-limit keys by load, so a replaced set's windows do not apply. */
+static inline __u16 cs_policy_rate_tag(__u32 gen, __u32 bank, __u32 slot)
+{
+	return (__u16)(0x8000u | ((gen & 0x3fu) << 7) | ((bank & 1u) << 6) | (slot & 63u));
+}
 
 #define CS_OPTS_NOAUDIT (1u << 1)
 #define CS_OPTS_INSETID (1u << 2)

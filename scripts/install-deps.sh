@@ -12,7 +12,9 @@ PACKAGES=(
   bpftrace libcap2-bin util-linux procps busybox-static nginx-light
   podman runc catatonit containerd
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libcurl4-openssl-dev
+  libcpp-httplib-dev prometheus
   qemu-system-x86 cpio
+  yamllint golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev systemd
 )
 
 missing=()

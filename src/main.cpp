@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   add(&add_record_command);
   add(&add_profile_command);
   add(&add_advise_command);
+  add(&add_getevents_command);
+  add(&add_agent_command);
+  add(&add_policy_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,8 +9,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <unordered_map>
 #include <utility>
 
 #include "capable_fexit.skel.h"
@@ -19,7 +25,9 @@
 #include "capscope.h"
 #include "capture/decode.h"
 #include "capture/inlined_callers.h"
+#include "capture/policy_bank.h"
 #include "capture/ring_reader.h"
+#include "enrich/proc_reader.h"
 #include "tables/capabilities.h"
 
 namespace capscope::capture {
@@ -76,11 +84,31 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 }  // namespace
 
+// The loaded policy set and what user space keeps for it (see set_policies).
+struct PolicyState {
+  std::vector<policy::CompiledPolicy> set;
+  std::vector<PolicySlotInfo> slots;
+  uint32_t generation = 0;
+  bool any_binaries = false;
+  bool events_only = false;  // trace --policy
+  NsInodes host_ns{};
+  // The slot tables of the last loads, by generation: a record in flight names its set.
+  std::map<uint32_t, std::vector<PolicySlotInfo>> tables;
+  // Container cgroups scoped policies were told about: the container when described
+  // (note_container: recomputed for a new set), else the bits last given.
+  struct Cgroup {
+    std::optional<ContainerInfo> container;
+    uint64_t bits = 0;
+  };
+  std::unordered_map<uint64_t, Cgroup> cgroups;
+};
+
 struct BpfCapture::Impl {
   Skeleton skel;
   std::unique_ptr<RingReader> rb;
   cs_config config{};
   InlinedCallerLinks callers;
+  PolicyState policy;
   ~Impl() {
     rb.reset();  // before the skeleton closes the map
     for (bpf_link* l : callers.links) bpf_link__destroy(l);
@@ -227,7 +255,13 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   size_t pow2 = ringbuf_size(opts.ringbuf_bytes);
   cs_config& cfg = cap->impl_->config;
   cfg.filter_flags = filter_bits(opts.filters) | (opts.aggregate ? CS_FILT_AGGREGATE : 0) |
-                     (opts.follow_pids.empty() ? 0 : CS_FILT_FOLLOW);
+                     (opts.aggregate && opts.aggregate_emit ? CS_FILT_AGG_EMIT : 0) |
+                     (opts.follow_pids.empty() ? 0 : CS_FILT_FOLLOW) |
+                     (opts.policy_events_only ? CS_FILT_POLICY_ONLY : 0);
+  PolicyState& ps = cap->impl_->policy;
+  ps.events_only = opts.policy_events_only;
+  ps.host_ns = opts.host_ns.value_or(
+      host_namespaces(ProcReader(), 1, static_cast<uint32_t>(getpid())));
   cfg.self_pid = static_cast<uint32_t>(getpid());
   cfg.cap_mask = opts.filters.cap_mask.value_or(~0ULL);
   cfg.rate_scope = static_cast<uint32_t>(opts.filters.rate_scope);
@@ -274,8 +308,8 @@ void BpfCapture::store_callsite(const CallSiteEntry& e) {
   bpf_map_update_elem(cache, &idx, &slot, BPF_ANY);
 }
 
-void BpfCapture::handle_sample(CapCheck& c) {
-  if (!learner_ || c.stack.empty()) return;
+bool BpfCapture::handle_sample(CapCheck& c) {
+  if (!learner_ || c.stack.empty()) return false;
   LearnResult r = learner_->learn(c.stack, c.raw_stack);
   c.audit = r.verdict.audit;
   c.insetid = r.verdict.insetid;
@@ -297,6 +331,7 @@ void BpfCapture::handle_sample(CapCheck& c) {
   }
   c.raw_stack.clear();
   c.raw_stack.shrink_to_fit();
+  return !r.verdict.decided_by.empty();
 }
 
 void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& handler) {
@@ -305,12 +340,68 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
     ++decode_errors_;
     return;
   }
-  if (auto* c = std::get_if<CapCheck>(&*r.record)) {
-    bool sampled = !c->stack.empty();
-    if (sampled) handle_sample(*c);
-    if (!post_filter_->keep(*c, sampled)) return;
+  auto* c = std::get_if<CapCheck>(&*r.record);
+  if (c == nullptr) {
+    handler(std::move(*r.record));
+    return;
   }
-  handler(std::move(*r.record));
+  bool sampled = !c->stack.empty();
+  bool classified = sampled && handle_sample(*c);
+  std::optional<PolicyPart> part = decode_policy_part(bytes);
+  bool event = !(part && part->policy_only) && post_filter_->keep(*c, sampled);
+  if (!part) {
+    if (event) handler(std::move(*r.record));
+    return;
+  }
+  CapCheck check = *c;  // the policies' events are copies of it
+  if (event) handler(std::move(*r.record));
+  deliver_policy_events(std::move(check), *part, classified, handler);
+}
+
+// Sends SIGKILL for a check whose Sigkill the kernel left to us, if the thread that made
+// it is still the one of that name (a pid reused since would be another process).
+bool BpfCapture::late_kill(const CapCheck& c) {
+  std::ifstream in(fmt::format("/proc/{}/task/{}/comm", c.pid, c.tid));
+  std::string comm;
+  if (!std::getline(in, comm) || comm != c.comm || kill(static_cast<pid_t>(c.pid), SIGKILL) != 0) {
+    ++late_kills_.gone;
+    return false;
+  }
+  ++late_kills_.killed;
+  return true;
+}
+
+// One event per slot that posted the check, named from the slot table of the set the
+// kernel evaluated (it may have been replaced since).
+void BpfCapture::deliver_policy_events(CapCheck c, const PolicyPart& part, bool classified,
+                                       const RecordHandler& handler) {
+  const PolicyState& ps = impl_->policy;
+  auto table_it = ps.tables.find(part.generation);
+  const std::vector<PolicySlotInfo>* table =
+      table_it == ps.tables.end() ? nullptr : &table_it->second;
+  uint64_t post = part.post, killed = part.killed;
+  if (part.pending != 0) {
+    if (!classified) {
+      ++late_kills_.undecided;  // reported as audited, as every undecided check is; not killed
+    } else if (!c.audit) {
+      post &= ~part.pending;  // a probe: Sigkill neither kills nor posts
+      ++late_kills_.spared;
+    } else if (late_kill(c)) {
+      killed |= part.pending;
+    }
+  }
+  c.stack.clear();
+  for (uint64_t bits = post; bits != 0; bits &= bits - 1) {
+    int slot = std::countr_zero(bits);
+    CapCheck e = c;
+    e.policy_slot = slot;
+    const PolicySlotInfo* info =
+        table != nullptr && static_cast<size_t>(slot) < table->size() ? &(*table)[slot] : nullptr;
+    e.policy_name = info != nullptr ? info->policy : "?";
+    e.policy_sigkill = info != nullptr && info->action == policy::Action::Sigkill;
+    e.policy_killed = (killed >> slot & 1) != 0;
+    handler(Record{std::move(e)});
+  }
 }
 
 // The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
@@ -438,6 +529,225 @@ KernelCounters BpfCapture::counters() const {
   for (const cs_counters& cpu : per_cpu)
     for (uint32_t i = 0; i < CS_CNT_MAX; ++i) *fields[i] += cpu.v[i];
   return k;
+}
+
+
+// ---- Policies ---------------------------------------------------------------------------
+
+namespace {
+
+// Reads one u64 word of a bank out of a cs_policy_bits map entry, or writes it; the other
+// bank's word is kept as the map has it.
+bool write_bank_word(int fd, const void* key, uint32_t bank, uint64_t bits, bool create) {
+  cs_policy_bits v{};
+  bool have = bpf_map_lookup_elem(fd, key, &v) == 0;
+  if (!have && (!create || bits == 0)) return true;
+  v.bits[bank & 1] = bits;
+  return bpf_map_update_elem(fd, key, &v, BPF_ANY) == 0;
+}
+
+template <typename K>
+std::vector<K> map_keys(int fd) {
+  std::vector<K> keys;
+  K key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  return keys;
+}
+
+// Deletes the entries whose word of `bank` is 0 (after a switch to `bank`, the other
+// word is no longer read).
+template <typename K>
+void prune_bank_words(int fd, uint32_t bank) {
+  for (const K& k : map_keys<K>(fd)) {
+    cs_policy_bits v{};
+    if (bpf_map_lookup_elem(fd, &k, &v) == 0 && v.bits[bank & 1] == 0)
+      bpf_map_delete_elem(fd, &k);
+  }
+}
+
+cs_path_key path_key(const std::string& path) {
+  cs_path_key k{};
+  std::memcpy(k.path, path.data(), std::min(path.size(), sizeof(k.path) - 1));
+  return k;
+}
+
+// matchBinaries: every path of the new set, and every path the map has, gets its word of
+// `bank`; the words of the bank in use stay.
+bool write_binaries(int fd, uint32_t bank, const std::map<std::string, uint64_t>& paths,
+                    std::string* error) {
+  for (const cs_path_key& k : map_keys<cs_path_key>(fd)) {
+    std::string path(k.path, strnlen(k.path, sizeof(k.path)));
+    if (!paths.contains(path)) write_bank_word(fd, &k, bank, 0, false);
+  }
+  for (const auto& [path, bits] : paths) {
+    cs_path_key k = path_key(path);
+    if (!write_bank_word(fd, &k, bank, bits, true)) {
+      *error = fmt::format("cannot write the policies' binary paths into the kernel: {}",
+                           errno_text(errno));
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t bits_of_exe(const ProcReader& proc, uint32_t pid,
+                     const std::map<std::string, uint64_t>& paths) {
+  auto exe = proc.read_exe(pid);
+  if (!exe) return 0;
+  auto it = paths.find(*exe);
+  return it == paths.end() ? 0 : it->second;
+}
+
+// The processes that run already: their binary from /proc/PID/exe (the kernel sets the
+// bits of later ones at exec and fork). A process that execs while we write may end with
+// our stale word: its exe is read again after the write, and the write redone.
+void seed_task_bins(int fd, uint32_t bank, const std::map<std::string, uint64_t>& paths) {
+  ProcReader proc;
+  for (uint32_t pid : proc.list_pids()) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      uint64_t bits = bits_of_exe(proc, pid, paths);
+      write_bank_word(fd, &pid, bank, bits, true);
+      if (bits_of_exe(proc, pid, paths) == bits) break;
+    }
+  }
+  for (uint32_t pid : map_keys<uint32_t>(fd))
+    if (!std::filesystem::exists(proc.root() / std::to_string(pid))) bpf_map_delete_elem(fd, &pid);
+}
+
+void zero_counts(int fd, uint32_t bank) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return;
+  const std::vector<cs_policy_counts> zeros(static_cast<size_t>(ncpu));
+  for (uint32_t s = 0; s < CS_POLICY_SLOTS; ++s) {
+    uint32_t idx = (bank & 1) * CS_POLICY_SLOTS + s;
+    bpf_map_update_elem(fd, &idx, zeros.data(), BPF_ANY);
+  }
+}
+
+}  // namespace
+
+// The order makes a reload safe: everything the new set needs is written into the bank
+// the programs do not read (slots, binaries' and cgroups' words, counters), then
+// cs_config.policy_bank flips in one store, then an RCU grace period passes before the
+// old bank's words may be pruned. A check is evaluated against one whole set.
+bool BpfCapture::set_policies(const std::vector<policy::CompiledPolicy>& set, std::string* error) {
+  PolicyState& ps = impl_->policy;
+  bpf_object* obj = impl_->skel.obj;
+  uint32_t next = (impl_->config.policy_bank & 1) ^ 1;
+  auto built = compile_bank(set, ps.host_ns, ps.generation + 1, host_has_merged_usr, error);
+  if (!built) return false;
+  bool any_binaries = !built->binaries.empty();
+  zero_counts(map_fd(obj, "policy_counts"), next);
+  if (!write_binaries(map_fd(obj, "policy_binaries"), next, built->binaries, error)) return false;
+  if (any_binaries && !(impl_->config.filter_flags & CS_FILT_POLICY_BINS)) {
+    // exec and fork keep the bits from now on, before the walk: none falls between.
+    impl_->config.filter_flags |= CS_FILT_POLICY_BINS;
+    write_config();
+  }
+  if (any_binaries) seed_task_bins(map_fd(obj, "task_policy_bins"), next, built->binaries);
+  int cg_fd = map_fd(obj, "policy_cgroups");
+  for (auto& [id, cg] : ps.cgroups) {
+    cg.bits = cg.container ? scoped_slots_for(set, *cg.container)
+                           : carry_slots(cg.bits, ps.slots, built->slots);
+    write_bank_word(cg_fd, &id, next, cg.bits, true);
+  }
+  if (bpf_map_update_elem(map_fd(obj, "policy_banks"), &next, &built->bank, BPF_ANY) != 0) {
+    *error = fmt::format("cannot write the policies into the kernel: {}", errno_text(errno));
+    return false;
+  }
+  uint32_t old_flags = impl_->config.filter_flags;
+  uint32_t old_bank = impl_->config.policy_bank;
+  uint32_t flags = old_flags & ~(CS_FILT_POLICY | CS_FILT_POLICY_BINS);
+  if (built->bank.active != 0) flags |= CS_FILT_POLICY;
+  // Until a set without binaries has been switched to, exec and fork keep the old set's.
+  if (any_binaries || ps.any_binaries) flags |= CS_FILT_POLICY_BINS;
+  impl_->config.filter_flags = flags;
+  impl_->config.policy_bank = next;
+  if (!write_config()) {
+    int err = errno;
+    impl_->config.filter_flags = old_flags;
+    impl_->config.policy_bank = old_bank;
+    *error = fmt::format("cannot switch the kernel to the new policies: {}", errno_text(err));
+    return false;
+  }
+  wait_for_program_runs(backend_);
+  prune_bank_words<cs_path_key>(map_fd(obj, "policy_binaries"), next);
+  prune_bank_words<uint64_t>(cg_fd, next);
+  if (!any_binaries) {
+    impl_->config.filter_flags &= ~CS_FILT_POLICY_BINS;
+    write_config();
+    for (uint32_t pid : map_keys<uint32_t>(map_fd(obj, "task_policy_bins")))
+      bpf_map_delete_elem(map_fd(obj, "task_policy_bins"), &pid);
+  }
+  ps.set = set;
+  ps.slots = built->slots;
+  ps.generation = built->bank.gen;
+  ps.any_binaries = any_binaries;
+  ps.tables[ps.generation] = ps.slots;
+  while (ps.tables.size() > 4) ps.tables.erase(ps.tables.begin());
+  return true;
+}
+
+namespace {
+// Cgroups remembered for scoped policies; beyond this, new ones are written but not
+// remembered across a reload (the caller names them again).
+constexpr size_t kMaxPolicyCgroups = 16384;
+}  // namespace
+
+bool BpfCapture::set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) {
+  PolicyState& ps = impl_->policy;
+  if (ps.cgroups.size() < kMaxPolicyCgroups || ps.cgroups.contains(cgroup_id))
+    ps.cgroups[cgroup_id] = {std::nullopt, slot_bits};
+  int fd = map_fd(impl_->skel.obj, "policy_cgroups");
+  return write_bank_word(fd, &cgroup_id, impl_->config.policy_bank, slot_bits, true);
+}
+
+bool BpfCapture::note_container(uint64_t cgroup_id, const ContainerInfo& container) {
+  PolicyState& ps = impl_->policy;
+  uint64_t bits = scoped_slots_for(ps.set, container);
+  if (ps.cgroups.size() < kMaxPolicyCgroups || ps.cgroups.contains(cgroup_id))
+    ps.cgroups[cgroup_id] = {container, bits};
+  int fd = map_fd(impl_->skel.obj, "policy_cgroups");
+  return write_bank_word(fd, &cgroup_id, impl_->config.policy_bank, bits, true);
+}
+
+std::vector<PolicySlotCounts> BpfCapture::policy_counts() const {
+  const PolicyState& ps = impl_->policy;
+  std::vector<PolicySlotCounts> out(ps.slots.size());
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return out;
+  int fd = map_fd(impl_->skel.obj, "policy_counts");
+  std::vector<cs_policy_counts> per_cpu(static_cast<size_t>(ncpu));
+  for (uint32_t s = 0; s < out.size(); ++s) {
+    uint32_t idx = (impl_->config.policy_bank & 1) * CS_POLICY_SLOTS + s;
+    if (bpf_map_lookup_elem(fd, &idx, per_cpu.data()) != 0) continue;
+    PolicySlotCounts& o = out[s];
+    for (const cs_policy_counts& c : per_cpu) {
+      o.hits += c.hits;
+      o.posted += c.posted;
+      o.rate_limited += c.rate_limited;
+      o.killed += c.killed;
+      o.spared += c.spared;
+      o.pending += c.pending;
+      o.kill_failed += c.kill_failed;
+    }
+  }
+  return out;
+}
+
+std::vector<uint64_t> BpfCapture::policy_hits() const {
+  std::vector<uint64_t> hits;
+  for (const PolicySlotCounts& c : policy_counts()) hits.push_back(c.hits);
+  return hits;
+}
+
+const std::vector<PolicySlotInfo>& BpfCapture::policy_slots() const {
+  return impl_->policy.slots;
 }
 
 }  // namespace capscope::capture

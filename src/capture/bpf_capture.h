@@ -16,7 +16,9 @@
 #include "capture/features.h"
 #include "filter/check_filter.h"
 #include "filter/filter_spec.h"
+#include "model/container.h"
 #include "model/records.h"
+#include "policy/compiled.h"
 
 namespace capscope::capture {
 
@@ -30,9 +32,44 @@ struct CaptureOptions {
   // record: count decided checks in the kernel's aggregation map (drain_aggregates)
   // instead of sending each; learning samples and lifecycle records still stream.
   bool aggregate = false;
+  // agent: aggregate, and send the checks the event filters (--unique, ...) keep too,
+  // marked CapCheck::aggregated so they are not counted twice.
+  bool aggregate_emit = false;
   // record --pid: only these processes and the descendants they fork from now on
   // (give the ones that exist already too: the kernel only sees new forks).
   std::vector<uint32_t> follow_pids;
+  // trace --policy: only policies' events; the checks no policy posts are not events.
+  bool policy_events_only = false;
+  // The host's namespaces, that matchNamespaces' host_ns means (default: /proc/1/ns).
+  std::optional<NsInodes> host_ns;
+};
+
+// A slot of the loaded policy set: one selector. Slots are numbered in the order of the
+// set given to set_policies, each policy's selectors in a row.
+struct PolicySlotInfo {
+  std::string policy;   // the policy's name
+  size_t selector = 0;  // the selector's index in its policy
+  bool scoped = false;  // the policy takes in only some containers (set_cgroup_policies)
+  policy::Action action = policy::Action::Post;
+};
+
+// What the kernel counted for one slot since its set was loaded.
+struct PolicySlotCounts {
+  uint64_t hits = 0;          // checks the selector acted on (its policy's first match)
+  uint64_t posted = 0;        // events sent
+  uint64_t rate_limited = 0;  // events its rateLimit suppressed
+  uint64_t killed = 0;        // SIGKILL sent by the kernel
+  uint64_t spared = 0;        // Sigkill not sent: the check was a no-audit probe
+  uint64_t pending = 0;       // Sigkill left to user space (the check's audit flag was unknown)
+  uint64_t kill_failed = 0;   // the kernel refused the signal (kernel thread, exiting task)
+};
+
+// What user space did with the checks whose Sigkill the kernel left to it.
+struct LateKillStats {
+  uint64_t killed = 0;     // classified as audited: SIGKILL sent
+  uint64_t spared = 0;     // classified as a no-audit probe: not killed, not posted
+  uint64_t gone = 0;       // the process had exited (or its pid was reused) by then
+  uint64_t undecided = 0;  // the sample could not be classified: not killed
 };
 
 // One entry of the kernel's aggregation map (record mode).
@@ -58,6 +95,8 @@ struct KernelCounters {
 };
 
 using RecordHandler = std::function<void(Record&&)>;
+
+struct PolicyPart;  // capture/decode.h
 
 class BpfCapture {
  public:
@@ -89,6 +128,30 @@ class BpfCapture {
   // FilterSpec::exclude_unselected; the set forgets the oldest beyond 16384).
   bool exclude_cgroup(uint64_t cgroup_id);
   [[nodiscard]] uint64_t decode_errors() const { return decode_errors_; }
+
+  // ---- Policies (trace --policy, the agent) ----
+  // Loads a whole set, replacing the one loaded: at most CS_POLICY_SLOTS (64) selectors
+  // over all policies. The new set is written beside the old one and switched to in one
+  // step, so a check meets one whole set or the other, never none. Scoped policies take
+  // in no container until set_cgroup_policies or note_container names it; containers
+  // named before are carried over (see note_container). False and a one-line *error if
+  // the set cannot be taken; the previous set then stays. Waits for an RCU grace period.
+  // Like every method here, call it from the thread that polls.
+  bool set_policies(const std::vector<policy::CompiledPolicy>& set, std::string* error);
+  // Scoped policies: the slots (bit n = slot n of the loaded set) that take in the
+  // container of this cgroup. After a set_policies the bits are carried over by policy
+  // name until set again.
+  bool set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits);
+  // The same from the container's description: the loaded scoped policies whose
+  // namespace, podSelector and containerSelector take it in; remembered, so that a
+  // later set_policies recomputes this cgroup's slots before it switches.
+  bool note_container(uint64_t cgroup_id, const ContainerInfo& container);
+  // Per slot of the loaded set: checks its selector acted on.
+  [[nodiscard]] std::vector<uint64_t> policy_hits() const;
+  [[nodiscard]] std::vector<PolicySlotCounts> policy_counts() const;
+  // The loaded set's slots: slot -> (policy name, action), for writers and listings.
+  [[nodiscard]] const std::vector<PolicySlotInfo>& policy_slots() const;
+  [[nodiscard]] LateKillStats late_kills() const { return late_kills_; }
   // What user space filtered of the checks the kernel could not decide (samples).
   [[nodiscard]] filter::FilterStats user_filter_stats() const { return post_filter_->stats(); }
 
@@ -99,7 +162,10 @@ class BpfCapture {
   static std::unique_ptr<BpfCapture> open_backend_as(Backend b, const CaptureOptions& opts,
                                                      const KernelFeatures& f, std::string* error);
   void on_record(std::span<const uint8_t> bytes, const RecordHandler& handler);
-  void handle_sample(CapCheck& c);
+  bool handle_sample(CapCheck& c);  // true if the stack decided the audit flag
+  void deliver_policy_events(CapCheck c, const PolicyPart& part, bool classified,
+                             const RecordHandler& handler);
+  bool late_kill(const CapCheck& c);
   void store_callsite(const CallSiteEntry& e);
   bool write_config();  // false (errno set) if the kernel refused it
 
@@ -109,6 +175,7 @@ class BpfCapture {
   uint64_t decode_errors_ = 0;
   std::unique_ptr<filter::SampledCheckFilter> post_filter_;
   bool walk_direct_ = false;
+  LateKillStats late_kills_;
 };
 
 }  // namespace capscope::capture

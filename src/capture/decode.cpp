@@ -11,8 +11,15 @@ namespace capscope::capture {
 static_assert(sizeof(cs_record_hdr) == 4);
 static_assert(sizeof(cs_user_ns) == 16);
 static_assert(sizeof(cs_cap_check) == 120);  // + the ring buffer's 8: two cache lines
-static_assert(sizeof(cs_cap_check_sample) == 120 + 8 + CS_MAX_STACK * 8 + CS_RAW_STACK_BYTES);
-static_assert(sizeof(cs_cap_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
+static_assert(sizeof(cs_sample) == 8 + CS_MAX_STACK * 8 + CS_RAW_STACK_BYTES);
+static_assert(sizeof(cs_cap_check_sample) == 120 + sizeof(cs_sample));
+static_assert(sizeof(cs_policy_ext) == 32 && sizeof(cs_policy_check) == 152);
+static_assert(sizeof(cs_policy_check_sample) == 152 + sizeof(cs_sample));
+static_assert(sizeof(cs_policy_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
+static_assert(sizeof(cs_policy_slot) == 32 && sizeof(cs_policy_counts) == 64);
+static_assert(sizeof(cs_policy_bank) == 8 * (11 + 64 + 2 * CS_NS_COUNT) + 4 * CS_NS_COUNT + 8 +
+                                            32 * CS_POLICY_SLOTS);
+static_assert(sizeof(cs_policy_bits) == 16 && sizeof(cs_path_key) == CS_PATH_LEN);
 static_assert(sizeof(cs_exec) == 952);
 static_assert(sizeof(cs_fork) == 56);
 static_assert(sizeof(cs_exit) == 24);
@@ -76,13 +83,20 @@ DecodeResult decode_check(std::span<const uint8_t> data) {
   c.insetid = raw->flags & CS_F_INSETID;
   c.cred_override = raw->flags & CS_F_CRED_OVERRIDE;
   c.kthread = raw->flags & CS_F_KTHREAD;
+  c.aggregated = raw->flags & CS_F_AGGREGATED;
   c.audit_source = audit_source_of(raw->audit_source);
   c.target_ns = {raw->target_ns.level, raw->target_ns.inum, raw->target_ns.owner_uid,
                  raw->target_ns.owner_gid};
   c.comm = bounded_string(raw->comm, sizeof(raw->comm));
+  // The policy part, when there is one, comes before the sample.
+  size_t sample_at = sizeof(cs_cap_check);
+  if (raw->flags & CS_F_POLICY) {
+    if (data.size() < sizeof(cs_policy_check)) return {std::nullopt, DecodeError::TooShort};
+    sample_at = sizeof(cs_policy_check);
+  }
   if (raw->flags & CS_F_HAS_STACK) {
-    if (data.size() < sizeof(cs_cap_check_sample)) return {std::nullopt, DecodeError::TooShort};
-    auto sample = copy_as<cs_cap_check_sample>(data);
+    auto sample = copy_as<cs_sample>(data.subspan(sample_at));
+    if (!sample) return {std::nullopt, DecodeError::TooShort};
     if (sample->nstack > CS_MAX_STACK || sample->raw_stack_len > CS_RAW_STACK_BYTES)
       return {std::nullopt, DecodeError::BadLength};
     c.stack.assign(sample->stack, sample->stack + sample->nstack);
@@ -150,6 +164,19 @@ DecodeResult decode_cgroup(std::span<const uint8_t> data) {
 }
 
 }  // namespace
+
+std::optional<PolicyPart> decode_policy_part(std::span<const uint8_t> data) {
+  auto raw = copy_as<cs_policy_check>(data);
+  if (!raw || raw->check.hdr.type != CS_REC_CAP_CHECK || !(raw->check.flags & CS_F_POLICY))
+    return std::nullopt;
+  const cs_policy_ext& p = raw->policy;
+  return PolicyPart{p.post,
+                    p.killed,
+                    p.pending,
+                    p.gen,
+                    p.bank,
+                    (raw->check.flags & CS_F_POLICY_ONLY) != 0};
+}
 
 std::vector<std::string> split_args(std::span<const char> bytes) {
   std::vector<std::string> args;

@@ -24,5 +24,8 @@ Runner add_caps_command(CLI::App& app, const GlobalOptions& g);
 Runner add_record_command(CLI::App& app, const GlobalOptions& g);
 Runner add_profile_command(CLI::App& app, const GlobalOptions& g);
 Runner add_advise_command(CLI::App& app, const GlobalOptions& g);
+Runner add_getevents_command(CLI::App& app, const GlobalOptions& g);
+Runner add_agent_command(CLI::App& app, const GlobalOptions& g);
+Runner add_policy_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace capscope::cli

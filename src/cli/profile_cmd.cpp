@@ -17,6 +17,7 @@
 #include "cli/advise_current.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/remote.h"
 #include "profile/profile_json.h"
 #include "profile/profile_yaml.h"
 #include "store/profile_store.h"
@@ -33,9 +34,10 @@ struct StoreOptions {
   std::string other;  // diff: the newer profile
   std::string file;   // export: where to (default stdout); import: from where
   std::string format = "text";
-  std::string export_format;  // export: json or yaml; empty: from --out's extension
-  std::string pod;            // advise: every container profile of this pod's workload
-  std::string workload;       // advise: ... of this workload
+  std::string export_format;     // export: json or yaml; empty: from --out's extension
+  std::string pod;               // advise: every container profile of this pod's workload
+  std::string workload;          // advise: ... of this workload
+  remote::ServerAddress server;  // a running agent's profiles instead of the store's
 };
 
 // `profile diff` exits with this when the newer profile needs a capability
@@ -61,6 +63,9 @@ std::string held_names(uint64_t mask) {
 
 // Opens the store and loads one profile; the exit code on failure.
 std::optional<profile::Profile> load_one(const StoreOptions& o, int* rc) {
+  if (auto agent = remote::agent_for_profiles(o.server, o.db, rc))
+    return remote::fetch_profile(*agent, o.name, rc);
+  if (*rc != kExitOk) return std::nullopt;
   std::string error;
   auto db = store::ProfileStore::open(o.db, &error);
   if (!db) {
@@ -78,12 +83,46 @@ std::optional<profile::Profile> load_one(const StoreOptions& o, int* rc) {
   return p;
 }
 
-int run_list(const StoreOptions& o) {
+// The profiles' summaries, from the agent when one runs, else from the store.
+std::optional<std::vector<store::ProfileSummary>> list_all(const StoreOptions& o, int* rc) {
+  if (auto agent = remote::agent_for_profiles(o.server, o.db, rc))
+    return remote::fetch_summaries(*agent, rc);
+  if (*rc != kExitOk) return std::nullopt;
   std::string error;
   auto db = store::ProfileStore::open(o.db, &error);
-  if (!db) return failure(error);
-  auto all = db->list(&error);
-  if (!all) return failure(error);
+  auto all = db ? db->list(&error) : std::nullopt;
+  if (!all) *rc = failure(error);
+  return all;
+}
+
+// Every profile, from the agent when one runs, else from the store.
+std::optional<std::vector<profile::Profile>> load_all(const StoreOptions& o, int* rc) {
+  if (auto agent = remote::agent_for_profiles(o.server, o.db, rc))
+    return remote::fetch_profiles(*agent, rc);
+  if (*rc != kExitOk) return std::nullopt;
+  std::string error;
+  auto db = store::ProfileStore::open(o.db, &error);
+  auto summaries = db ? db->list(&error) : std::nullopt;
+  if (!summaries) {
+    *rc = failure(error);
+    return std::nullopt;
+  }
+  std::vector<profile::Profile> all;
+  for (const auto& summary : *summaries) {
+    auto p = db->load(summary.name, &error);
+    if (p) all.push_back(std::move(*p));
+    if (!error.empty()) {
+      *rc = failure(error);
+      return std::nullopt;
+    }
+  }
+  return all;
+}
+
+int run_list(const StoreOptions& o) {
+  int rc = kExitOk;
+  auto all = list_all(o, &rc);
+  if (!all) return rc;
   std::cout << fmt::format("{:<24} {:>4} {:>10}  {}\n", "NAME", "RUNS", "RECORDED", "NEEDS");
   for (const auto& s : *all)
     std::cout << fmt::format("{:<24} {:>4} {:>10}  {}\n", s.name, s.runs, seconds(s.recorded_ns),
@@ -204,16 +243,13 @@ bool same_place(const profile::ContainerIdentity& c, const std::string& spec, bo
 int run_advise_workload(const StoreOptions& o, advice::Format f) {
   bool pod = !o.pod.empty();
   const std::string& spec = pod ? o.pod : o.workload;
-  std::string error;
-  auto db = store::ProfileStore::open(o.db, &error);
-  if (!db) return failure(error);
-  auto all = db->list(&error);
-  if (!all) return failure(error);
+  int rc = kExitOk;
+  auto all = load_all(o, &rc);
+  if (!all) return rc;
   // By workload: a pod name matches the workload it was last seen in.
   std::map<std::string, std::vector<profile::Profile>> by_workload;
-  for (const auto& summary : *all) {
-    auto p = db->load(summary.name, &error);
-    if (!p) return failure(error);
+  for (const auto& loaded : *all) {
+    const auto* p = &loaded;
     const auto& c = p->container;
     if (c.empty() || c.workload.empty() || !same_place(c, spec, pod)) continue;
     by_workload[c.namespace_name + "/" + c.workload_kind + "/" + c.workload].push_back(*p);
@@ -283,6 +319,7 @@ Runner add_profile_command(CLI::App& app, const GlobalOptions&) {
       "diff", "Capabilities NEWER needs that OLD did not (exit 3 if any), and the reverse");
   for (CLI::App* c : {list, show, del, exp, imp, diff}) add_db(c, *o);
   for (CLI::App* c : {show, del, exp}) c->add_option("name", o->name, "Profile name")->required();
+  for (CLI::App* c : {list, show, exp, diff}) remote::add_server_address_option(c, o->server);
   exp->add_option("--out", o->file, "Write here instead of stdout");
   exp->add_option("--format", o->export_format,
                   "json or yaml (default: yaml if --out ends in .yaml or .yml, else json)")
@@ -321,6 +358,7 @@ Runner add_advise_command(CLI::App& app, const GlobalOptions&) {
                 "Every container of this workload ([NAMESPACE/]NAME), as one patch");
   a->add_option("-f,--format", o->format, "k8s, docker, compose, systemd, setcap, json or text")
       ->capture_default_str();
+  remote::add_server_address_option(a, o->server);
   auto current = std::make_shared<CurrentOptions>();
   add_current_options(a, *current);
   return [o, current] { return run_advise(*o, *current); };

@@ -6,9 +6,12 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "capture/event_source.h"
 #include "capture/features.h"
@@ -20,7 +23,10 @@
 #include "enrich/process_cache.h"
 #include "filter/filter_spec.h"
 #include "output/writer.h"
+#include "capture/policy_bank.h"
 #include "pipeline/trace_pipeline.h"
+#include "policy/policy_dir.h"
+#include "policy/tracing_policy.h"
 #include "tables/capabilities.h"
 #include "util/clock.h"
 
@@ -52,6 +58,9 @@ struct TraceOptions {
   bool process_ns = false;
   RuntimeCliOptions runtimes;
   IdentityCliOptions identity;
+  std::vector<std::string> policy_files;
+  std::string policy_dir;
+  bool with_events = false;
 };
 
 // A record sink that also saves every record (for --save-records).
@@ -140,6 +149,138 @@ std::optional<filter::FilterSpec> build_filters(const TraceOptions& o, bool by_i
   return f;
 }
 
+// The policies of --policy and --policy-dir, compiled; nullopt and a one-line error
+// (the parser's: file, line and field) if one cannot be loaded.
+std::optional<std::vector<policy::CompiledPolicy>> load_policies(const TraceOptions& o,
+                                                                 std::string* error) {
+  std::vector<policy::CompiledPolicy> out;
+  std::set<std::string> names;
+  auto add = [&](policy::CompiledPolicy c, const std::string& from) {
+    if (!names.insert(c.name).second) {
+      *error = fmt::format("{}: policy '{}' is loaded twice: give each policy once", from, c.name);
+      return false;
+    }
+    out.push_back(std::move(c));
+    return true;
+  };
+  try {
+    for (const auto& file : o.policy_files)
+      for (const auto& p : policy::load_policy_file(file))
+        if (!add(policy::compile(p), file)) return std::nullopt;
+  } catch (const policy::PolicyError& e) {
+    *error = e.what();
+    return std::nullopt;
+  }
+  if (o.policy_dir.empty()) return out;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.policy_dir, ec)) {
+    *error = fmt::format("--policy-dir {}: not a folder", o.policy_dir);
+    return std::nullopt;
+  }
+  policy::PolicyDirContents dir = policy::load_policy_dir(o.policy_dir);
+  if (!dir.errors.empty()) {
+    *error = dir.errors.front();
+    return std::nullopt;
+  }
+  if (dir.policies.empty()) {
+    *error = fmt::format("--policy-dir {}: no policy in it (*.yaml, *.yml)", o.policy_dir);
+    return std::nullopt;
+  }
+  for (auto& l : dir.policies)
+    if (!add(std::move(l.compiled), l.policy.file)) return std::nullopt;
+  return out;
+}
+
+// Options that choose trace's own events, which --policy turns off unless --events.
+bool has_event_filters(const TraceOptions& o, bool by_identity) {
+  return by_identity || !o.pids.empty() || !o.tids.empty() || !o.uids.empty() ||
+         !o.gids.empty() || !o.comms.empty() || !o.cgroups.empty() || !o.caps.empty() ||
+         o.denied || o.audit_only || o.host || o.containers || o.unique || !o.rate_limit.empty();
+}
+
+// Empty, or why the policy options do not go together with the others.
+std::string policy_usage_problem(const TraceOptions& o, bool by_identity) {
+  bool policies = !o.policy_files.empty() || !o.policy_dir.empty();
+  if (!policies) return o.with_events ? "--events goes with --policy or --policy-dir" : "";
+  if (!o.replay.empty())
+    return "--policy acts in the kernel as checks happen: it cannot be used with --replay";
+  if (has_event_filters(o, by_identity) && !o.with_events)
+    return "with --policy, trace prints the policies' events, which its filters do not select "
+           "(use the policy's selectors): drop the filters, or add --events to print capscope's "
+           "own events too, filtered";
+  return "";
+}
+
+// What the kernel counted per policy (its selectors' slots added up), and the kills user
+// space made for checks the kernel could not classify.
+void print_policy_summary(const capture::BpfCapture& cap) {
+  std::map<std::string, capture::PolicySlotCounts> by_policy;
+  std::map<std::string, bool> sigkill;
+  auto counts = cap.policy_counts();
+  const auto& slots = cap.policy_slots();
+  for (size_t s = 0; s < slots.size() && s < counts.size(); ++s) {
+    capture::PolicySlotCounts& t = by_policy[slots[s].policy];
+    const capture::PolicySlotCounts& c = counts[s];
+    t.hits += c.hits;
+    t.posted += c.posted;
+    t.rate_limited += c.rate_limited;
+    t.killed += c.killed;
+    t.spared += c.spared;
+    t.pending += c.pending;
+    t.kill_failed += c.kill_failed;
+    sigkill[slots[s].policy] |= slots[s].action == policy::Action::Sigkill;
+  }
+  for (const auto& [name, t] : by_policy) {
+    std::cerr << fmt::format("capscope: policy {}: {} checks matched, {} events, {} rate-limited",
+                             name, t.hits, t.posted, t.rate_limited);
+    if (sigkill[name])
+      std::cerr << fmt::format(
+          ", {} killed, {} not killed (no-audit probes), {} left to user space, {} refused", t.killed,
+          t.spared, t.pending, t.kill_failed);
+    std::cerr << '\n';
+  }
+  capture::LateKillStats late = cap.late_kills();
+  if (late.killed + late.spared + late.gone + late.undecided > 0)
+    std::cerr << fmt::format(
+        "capscope: Sigkill decided in user space: {} killed, {} spared (probes), {} gone "
+        "before, {} not classified (not killed)\n",
+        late.killed, late.spared, late.gone, late.undecided);
+}
+
+// The names of the policies that have a slot in `bits`, for messages.
+std::string policy_names(const std::vector<capture::PolicySlotInfo>& slots, uint64_t bits) {
+  std::string names;
+  std::set<std::string_view> seen;
+  for (size_t s = 0; s < slots.size() && s < 64; ++s)
+    if ((bits >> s & 1) && seen.insert(slots[s].policy).second)
+      names += (names.empty() ? "" : ", ") + slots[s].policy;
+  return names;
+}
+
+// Tells the kernel which containers the scoped policies take in, as the runtime names them.
+void watch_policy_scopes(pipeline::TracePipeline& pipe, ProcessCache& cache,
+                         capture::BpfCapture& cap, const std::vector<policy::CompiledPolicy>& set,
+                         const RuntimeResolver& resolver) {
+  auto scoped = std::find_if(set.begin(), set.end(), [](const auto& p) { return p.scoped(); });
+  if (scoped == set.end()) return;
+  if (!resolver.has_clients())
+    spdlog::warn(
+        "policy {} applies to some containers only, but no container runtime answers to name "
+        "them: it applies to none (see `capscope check`)",
+        scoped->name);
+  pipe.set_container_hook([&cap, &set](uint64_t cgroup_id, const ContainerInfo& info) {
+    if (!cap.note_container(cgroup_id, info))
+      spdlog::warn("cannot tell the kernel the policies of container {}: {}", info.name,
+                   std::strerror(errno));
+    uint64_t bits = capture::scoped_slots_for(set, info);
+    if (bits != 0)
+      spdlog::info("policy {} now applies to container {} (cgroup {})",
+                   policy_names(cap.policy_slots(), bits), info.name, cgroup_id);
+  });
+  ProcReader proc;
+  for (uint32_t pid : proc.list_pids()) pipe.watch_process(cache.lookup(pid));
+}
+
 void print_summary(const capture::SourceStats& s, const pipeline::PipelineStats& p,
                    const ProcessCache& cache) {
   std::cerr << fmt::format(
@@ -171,6 +312,10 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   if (!selection) return usage_error(error);
   auto filters = build_filters(o, selection->any(), &error);
   if (!filters) return usage_error(error);
+  if (auto why = policy_usage_problem(o, selection->any()); !why.empty()) return usage_error(why);
+  auto policies = load_policies(o, &error);
+  if (!policies) return usage_error(error);
+  bool with_policies = !o.policy_files.empty() || !o.policy_dir.empty();
   output::WriterOptions wopts;
   wopts.wide = o.wide;
   wopts.process_caps = o.process_caps;
@@ -179,6 +324,8 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
     auto fields = parse_field_list(o.fields, &error);
     if (!fields) return usage_error(error);
     wopts.fields = *fields;
+  } else if (with_policies && *format == output::Format::Table) {
+    wopts.fields = {"+policy"};
   }
 
   std::unique_ptr<output::Sink> sink;
@@ -198,6 +345,7 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
 
   NsInodes host_ns = host_namespaces();
   std::unique_ptr<capture::EventSource> source;
+  capture::BpfCapture* bpf = nullptr;  // owned by the live source
   if (!o.replay.empty()) {
     source = capture::ReplaySource::open(o.replay, *filters, &error);
     if (!source) return failure(error);
@@ -210,8 +358,16 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
     copts.verbose_libbpf = g.verbose;
     copts.filters = *filters;
     copts.try_direct_walk = !o.probe_read_walk;
+    copts.policy_events_only = with_policies && !o.with_events;
+    copts.host_ns = host_ns;
     auto cap = capture::BpfCapture::open(copts, feats, &error);
     if (!cap) return failure(error);
+    if (with_policies) {
+      if (!cap->set_policies(*policies, &error)) return failure(error);
+      spdlog::info("{} polic{} loaded, {} selectors", policies->size(),
+                   policies->size() == 1 ? "y" : "ies", cap->policy_slots().size());
+    }
+    bpf = cap.get();
     spdlog::info("tracing with the {} backend{}", capture::backend_name(cap->backend()),
                  cap->backend() != capture::Backend::Tracepoint ? ""
                  : cap->walk_direct()                           ? " (call-site walk: direct loads)"
@@ -246,6 +402,7 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
         "can match; name the runtime's socket with --podman-socket, ...");
   pipe.set_resolver(resolver.get());
   pipe.set_container_filter(filter::ContainerFilter(*selection));
+  if (bpf != nullptr && with_policies) watch_policy_scopes(pipe, cache, *bpf, *policies, *resolver);
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -257,6 +414,7 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   writer->flush();
   if (saved.is_open()) saved.flush();
   print_summary(src->stats(), pipe.stats(), cache);
+  if (bpf != nullptr && with_policies) print_policy_summary(*bpf);
   if (rc < 0) return failure(fmt::format("reading events failed: {}", std::strerror(-rc)));
   if (!sink->error().empty()) return failure(sink->error());
   return kExitOk;
@@ -302,6 +460,13 @@ Runner add_trace_command(CLI::App& app, const GlobalOptions& g) {
   t->add_option("--save-records", o->save_records, "Also save raw records (JSON lines) to FILE");
   t->add_option("--replay", o->replay, "Read records saved with --save-records instead of BPF");
   t->add_option("--node-name", o->node_name, "Node name in events (default: host name)");
+  t->add_option("--policy", o->policy_files,
+                 "Load the TracingPolicy FILE (repeatable): trace prints the policies' events")
+      ->type_name("FILE");
+  t->add_option("--policy-dir", o->policy_dir, "Load every policy file (*.yaml) of DIR")
+      ->type_name("DIR");
+  t->add_flag("--events", o->with_events,
+              "With --policy: print capscope's own events too (the filters select those)");
   add_identity_options(t, o->identity);
   add_runtime_options(t, o->runtimes);
   // Hidden: the call-site walk older kernels get (the tests run it here too).

@@ -112,6 +112,14 @@ struct CapCheck {
   bool insetid = false;
   bool cred_override = false;
   bool kthread = false;
+  bool aggregated = false;  // also counted in the kernel's aggregation map (agent mode)
+  // A policy's event (trace --policy, the agent): the slot of the selector that posted it
+  // (numbered as the policy set was given to BpfCapture::set_policies), its policy's name,
+  // and whether that selector's action is Sigkill. -1 and empty: capscope's own event.
+  int32_t policy_slot = -1;
+  std::string policy_name;
+  bool policy_sigkill = false;
+  bool policy_killed = false;  // SIGKILL was sent for it (by the kernel, or late by user space)
   AuditSource audit_source = AuditSource::Unknown;
   UserNs target_ns;
   std::string comm;

@@ -59,6 +59,13 @@ void append_where(Buffer& b, const EnrichedCheck& e) {
   if (e.runtime_process) put(b, " [runtime start-up]");
 }
 
+// A policy's event ends with the policy that posted it.
+void append_policy(Buffer& b, const CapCheck& c) {
+  if (c.policy_slot < 0) return;
+  put(b, "  policy ");
+  append_printable(b, policy_label(c));
+}
+
 }  // namespace
 
 void append_compact_line(Buffer& out, const EnrichedCheck& e) {
@@ -70,6 +77,7 @@ void append_compact_line(Buffer& out, const EnrichedCheck& e) {
   append_syscall(out, c);
   append_flags(out, c);
   append_where(out, e);
+  append_policy(out, c);
 }
 
 void CompactWriter::write(const EnrichedCheck& e) {

@@ -287,6 +287,10 @@ void append_capscope(Buffer& b, const EnrichedCheck& e, const JsonOptions& opts)
   Members m(b, Members::kContinue);
   if (opts.process_caps) append_process_caps(b, m, e.process.get());
   if (c.suppressed > 0) m.num("suppressed", c.suppressed);
+  if (c.policy_slot >= 0) {
+    m.num("policy_slot", c.policy_slot);
+    if (c.policy_sigkill) m.boolean("killed", c.policy_killed);
+  }
   if (e.process) append_container(b, m, e);
   m.close();
 }
@@ -331,7 +335,15 @@ void assemble(Buffer& b, const EnrichedCheck& e, const Parts& parts, const JsonO
   // "int_arg":0 for a granted check, and so do ours.
   put(b, "],\"return\":{\"int_arg\":");
   put_int(b, c.ret);
-  put(b, "},\"action\":\"KPROBE_ACTION_POST\",\"policy_name\":\"capscope\",\"capscope\":");
+  // A policy's event names it, and says KPROBE_ACTION_SIGKILL for a Sigkill selector's.
+  put(b, c.policy_sigkill ? "},\"action\":\"KPROBE_ACTION_SIGKILL\""
+                          : "},\"action\":\"KPROBE_ACTION_POST\"");
+  put(b, ",\"policy_name\":");
+  if (c.policy_slot >= 0)
+    append_json_string(b, c.policy_name);
+  else
+    put(b, "\"capscope\"");
+  put(b, ",\"capscope\":");
   append_capscope(b, e, opts);
   b.push_back('}');
   if (!e.node_name.empty()) {

@@ -27,7 +27,7 @@ struct ColumnSpec {
 // Widths: a container id short form is 12, a comm at most 15, pid_max 4194304 has 7
 // digits, CAP_CHECKPOINT_RESTORE is 22, an RFC 3339 time with nanoseconds 30, a Tetragon
 // exec id of a short node name about 52.
-constexpr std::array<ColumnSpec, 26> kColumns = {{
+constexpr std::array<ColumnSpec, 27> kColumns = {{
     {Column::Container, "CONTAINER", 16, Kind::Text},
     {Column::Comm, "COMM", 16, Kind::Text},
     {Column::Pid, "PID", 7, Kind::Number},
@@ -54,6 +54,7 @@ constexpr std::array<ColumnSpec, 26> kColumns = {{
     {Column::Pod, "POD", 24, Kind::Text},
     {Column::Image, "IMAGE", 32, Kind::Text},
     {Column::Startup, "STARTUP", 7, Kind::Text},
+    {Column::Policy, "POLICY", 24, Kind::Text},
 }};
 
 const ColumnSpec& spec(Column c) { return kColumns[static_cast<size_t>(c)]; }
@@ -177,6 +178,8 @@ std::string cell_text(Column c, const EnrichedCheck& e) {
       return or_dash(p ? p->exec_id : "");
     case Column::Suppressed:
       return std::to_string(k.suppressed);
+    case Column::Policy:
+      return k.policy_slot < 0 ? "-" : policy_label(k);
   }
   return "";
 }

@@ -41,6 +41,7 @@ enum class Column {
   Pod,        // the pod (K8S.PODNAME)
   Image,      // the container's image
   Startup,    // "runtime" for a check made by the container runtime's own process
+  Policy,     // the policy whose event this is (trace --policy), "-" for capscope's own
 };
 
 // The header: "CONTAINER", "AUDIT_SOURCE", ...

@@ -347,6 +347,11 @@ void append_cap_name(Buffer& out, int cap) {
 
 std::string_view verdict_word(const CapCheck& c) { return c.granted() ? "granted" : "denied"; }
 
+std::string policy_label(const CapCheck& c) {
+  if (!c.policy_sigkill) return c.policy_name;
+  return c.policy_name + (c.policy_killed ? " [killed]" : " [sigkill]");
+}
+
 std::string container_label(const EnrichedCheck& e, bool with_pod) {
   if (!e.process) return "?";
   const ContainerRef& c = e.process->container;

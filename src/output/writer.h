@@ -124,6 +124,10 @@ void append_cap_name(Buffer& out, int cap);
 // "granted" or "denied".
 std::string_view verdict_word(const CapCheck& c);
 
+// A policy event's policy for the compact and table formats: its name, followed by
+// " [killed]" when its Sigkill was sent, " [sigkill]" when it was not.
+std::string policy_label(const CapCheck& c);
+
 // Where the check ran, for the compact and table formats: "host", the container's name
 // as the runtime gives it (prefixed "namespace/pod/" when `with_pod` and it runs in a
 // pod), else the first 12 characters of its id; "?" when the process is unknown.

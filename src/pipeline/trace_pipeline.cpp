@@ -58,14 +58,42 @@ void TracePipeline::name_containers(EnrichedCheck& e) {
       names_.parent_container =
           pref.id == ref.id ? names_.container : resolver_->lookup(pref.id, pref.runtime);
     }
+    if (container_hook_ && names_.container) watch_process(e.process);
   }
   e.runtime_process = names_.runtime_process;
   e.container = names_.container;
   e.parent_container = names_.parent_container;
 }
 
+void TracePipeline::watch_process(const ProcessPtr& p) {
+  if (!container_hook_ || !p || p->container.empty() || p->cgroup_id == 0) return;
+  if (named_.contains(p->cgroup_id) || unnamed_.size() >= kMaxWatched) return;
+  if (unnamed_.emplace(p->cgroup_id, p->container).second && resolver_ != nullptr)
+    resolver_->lookup(p->container.id, p->container.runtime);  // asks, off this thread
+}
+
+// The containers the resolver has named since last time go to the hook.
+void TracePipeline::announce_containers() {
+  if (unnamed_.empty() || resolver_ == nullptr) return;
+  uint64_t gen = resolver_->generation();
+  if (gen == announced_generation_) return;
+  announced_generation_ = gen;
+  for (auto it = unnamed_.begin(); it != unnamed_.end();) {
+    ContainerInfoPtr info = resolver_->lookup(it->second.id, it->second.runtime);
+    if (!info) {
+      ++it;
+      continue;
+    }
+    if (named_.size() >= kMaxWatched) named_.clear();
+    named_.insert(it->first);
+    container_hook_(it->first, *info);
+    it = unnamed_.erase(it);
+  }
+}
+
 void TracePipeline::deliver(EnrichedCheck&& e) {
-  if (identity_.active()) {
+  // A policy's event is the policy's business: the container filters select trace's own.
+  if (identity_.active() && e.check.policy_slot < 0) {
     const ContainerRef none;
     const ContainerRef& ref = e.process ? e.process->container : none;
     switch (identity_.decide(ref, e.container.get())) {
@@ -136,6 +164,7 @@ void TracePipeline::on_record(Record&& r) {
         } else if constexpr (std::is_same_v<T, ExecRecord>) {
           ++stats_.execs;
           cache_.on_exec(rec);
+          if (container_hook_) watch_process(cache_.lookup(rec.pid));
         } else if constexpr (std::is_same_v<T, ForkRecord>) {
           ++stats_.forks;
           cache_.on_fork(rec);
@@ -160,6 +189,7 @@ int TracePipeline::run(const std::atomic<bool>& stop, uint64_t max_events) {
     int n = source_.poll(100, handler);
     if (n < 0 && n != -EINTR) return n;
     release_held(false);
+    announce_containers();
     if (n == 0) writer_.flush();
     if (max_events && stats_.reported >= max_events) break;
   }

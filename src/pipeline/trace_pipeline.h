@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "capture/event_source.h"
@@ -58,6 +60,13 @@ class TracePipeline {
     identity_ = std::move(f);
     hold_ = limits;
   }
+  // Scoped policies: `hook` is called once per container cgroup, when the resolver has
+  // named the container of a process in it (seen exec'ing, making a check, or given to
+  // watch_process), so the kernel learns which cgroups the policies take in.
+  using ContainerHook = std::function<void(uint64_t cgroup_id, const ContainerInfo& info)>;
+  void set_container_hook(ContainerHook hook) { container_hook_ = std::move(hook); }
+  // A process that ran before the capture: its container is named as for an exec.
+  void watch_process(const ProcessPtr& p);
 
  private:
   void on_record(Record&& r);
@@ -66,6 +75,7 @@ class TracePipeline {
   void deliver(EnrichedCheck&& e);
   void release_held(bool final);
   void exclude(const ContainerRef& ref, uint64_t cgroup_id);
+  void announce_containers();
 
   capture::EventSource& source_;
   ProcessCache& cache_;
@@ -86,6 +96,11 @@ class TracePipeline {
   static constexpr size_t kMaxExcluded = 16384;
   std::unordered_set<uint64_t> excluded_;  // cgroups the source was asked to drop
   uint64_t last_expire_ktime_ = 0;
+  ContainerHook container_hook_;
+  static constexpr size_t kMaxWatched = 16384;
+  std::unordered_map<uint64_t, ContainerRef> unnamed_;  // cgroups awaiting their name
+  std::unordered_set<uint64_t> named_;                  // cgroups the hook was called for
+  uint64_t announced_generation_ = ~0ULL;
   struct LastLookup {
     uint32_t pid = 0;
     uint64_t generation = 0;

@@ -84,7 +84,24 @@ void ContainerRouter::seed() {
 }
 
 void ContainerRouter::on_cgroup(uint64_t id, const std::string& path) {
-  cgroups_.insert_or_assign(id, classify_cgroup(path));
+  CgroupMatch m = classify_cgroup(path);
+  if (host_units_ && m.kind == CgroupKind::None) {
+    if (std::string unit = service_unit_of(path); !unit.empty()) units_.insert_or_assign(id, unit);
+  }
+  cgroups_.insert_or_assign(id, std::move(m));
+}
+
+std::string service_unit_of(std::string_view path) {
+  std::string unit;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.size() > 8 && part.ends_with(".service")) unit = part;
+    start = end + 1;
+  }
+  return unit;
 }
 
 // A cgroup not seen yet (its record lost, or made before the capture between the
@@ -102,8 +119,13 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
   if (auto s = settled_.find(cgroup_id); s != settled_.end()) return s->second;
   const CgroupMatch* m = match_of(cgroup_id);
   // Not a container (a host process, a runtime's monitor), or a cgroup gone unseen.
-  if (m == nullptr || m->kind != CgroupKind::Container || m->ref.empty())
-    return settled_[cgroup_id] = Route{};
+  if (m == nullptr || m->kind != CgroupKind::Container || m->ref.empty()) {
+    auto unit = units_.find(cgroup_id);
+    if (m == nullptr || m->kind != CgroupKind::None || unit == units_.end())
+      return settled_[cgroup_id] = Route{};
+    return settled_[cgroup_id] = Route{Route::Kind::Keep, "host:" + unit->second,
+                                       "systemd unit " + unit->second + " on the host", {}};
+  }
   Route r = decide(*m, final);
   if (r.kind == Route::Kind::Wait) return r;
   settled_[cgroup_id] = r;

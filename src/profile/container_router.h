@@ -49,6 +49,10 @@ class ContainerRouter : public Router {
   // from then on (BpfCapture::exclude_cgroup); empty: nobody is told.
   void exclude_through(std::function<void(uint64_t)> exclude) { exclude_ = std::move(exclude); }
 
+  // The agent's --host-services unit: a host process's checks go to the profile of
+  // its systemd service ("host:nginx.service"), named from its cgroup's path.
+  void route_host_units(bool on) { host_units_ = on; }
+
   // The containers recorded (full ids), for the report.
   [[nodiscard]] const std::set<std::string>& recorded() const { return recorded_; }
 
@@ -66,6 +70,12 @@ class ContainerRouter : public Router {
   std::optional<std::chrono::steady_clock::time_point> final_deadline_;
   std::set<std::string> recorded_;
   std::function<void(uint64_t)> exclude_;
+  bool host_units_ = false;
+  std::unordered_map<uint64_t, std::string> units_;  // host cgroup -> its service unit
 };
+
+// The systemd service a host cgroup belongs to: the deepest "*.service" in its
+// path ("/system.slice/nginx.service" -> "nginx.service"); empty if none.
+std::string service_unit_of(std::string_view cgroup_path);
 
 }  // namespace capscope::profile

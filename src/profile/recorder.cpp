@@ -209,7 +209,8 @@ const Recorder::Program* Recorder::program_of(uint32_t pid, uint32_t exec_seq) c
 }
 
 void Recorder::on_check(const CapCheck& c) {
-  if (!in_subject(c.cgroup_id)) return;
+  // The agent's events: their count reaches the profile through the kernel's map.
+  if (c.aggregated || !in_subject(c.cgroup_id)) return;
   if (c.cred_override) {
     borrowed_checks_ += 1;
     return;
@@ -293,6 +294,26 @@ std::vector<Profile> Recorder::finish_all(uint64_t duration_ns) const {
     p.recorded_ns = duration_ns;
     out.push_back(std::move(p));
   }
+  return out;
+}
+
+std::vector<Profile> Recorder::take_recorded() {
+  std::vector<Profile> out;
+  for (auto it = profiles_.begin(); it != profiles_.end();) {
+    if (it->second.uses.empty()) {
+      ++it;
+      continue;
+    }
+    out.push_back(std::move(it->second));
+    it = profiles_.erase(it);
+  }
+  return out;
+}
+
+std::vector<Profile> Recorder::peek_recorded() const {
+  std::vector<Profile> out;
+  for (const auto& [name, p] : profiles_)
+    if (!p.uses.empty()) out.push_back(p);
   return out;
 }
 

@@ -74,6 +74,12 @@ class Recorder {
   [[nodiscard]] Profile finish(uint64_t duration_ns) const;
   // Every profile of this run, routed ones included, each with at least one check.
   [[nodiscard]] std::vector<Profile> finish_all(uint64_t duration_ns) const;
+  // The agent: what was recorded since the last take, for profiles with at least one
+  // check, handed over and forgotten (the agent merges it into the store); a profile
+  // without a check yet keeps what its processes held until its first check.
+  [[nodiscard]] std::vector<Profile> take_recorded();
+  // A copy of what take_recorded() would hand over, left in place.
+  [[nodiscard]] std::vector<Profile> peek_recorded() const;
 
   [[nodiscard]] uint64_t checks() const { return checks_; }
   [[nodiscard]] uint64_t runtime_checks() const { return runtime_checks_; }

@@ -102,15 +102,15 @@ TEST(Decode, SampleLengthsAreChecked) {
   s.check = sample_check();
   s.check.hdr.size = sizeof(s);
   s.check.flags |= CS_F_HAS_STACK;
-  s.nstack = 3;
-  s.raw_stack_len = 64;
-  s.stack[0] = 1;
-  s.stack[2] = 3;
+  s.sample.nstack = 3;
+  s.sample.raw_stack_len = 64;
+  s.sample.stack[0] = 1;
+  s.sample.stack[2] = 3;
   auto c = std::get<CapCheck>(*decode_record(bytes_of(s)).record);
   ASSERT_EQ(c.stack.size(), 3u);
   EXPECT_EQ(c.stack[2], 3u);
   EXPECT_EQ(c.raw_stack.size(), 64u);
-  s.nstack = CS_MAX_STACK + 1;
+  s.sample.nstack = CS_MAX_STACK + 1;
   EXPECT_EQ(decode_record(bytes_of(s)).error, DecodeError::BadLength);
 }
 

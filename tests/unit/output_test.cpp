@@ -774,7 +774,7 @@ TEST(OutputTable, DefaultsFollowInspektorGadget) {
             "CONTAINER COMM PID TID UID GID CAPABLE AUDIT CAP SYSCALL ");
   EXPECT_EQ(names(default_columns(true)),
             "CONTAINER COMM PID TID UID GID CAPABLE AUDIT CAP SYSCALL TIMESTAMP ");
-  EXPECT_EQ(all_columns().size(), 26u);
+  EXPECT_EQ(all_columns().size(), 27u);  // POLICY last (trace --policy)
 }
 
 TEST(OutputFields, ReplaceAddRemove) {

@@ -66,6 +66,11 @@ class RuntimeResolver {
   // Bumped whenever an answer is published: callers holding answers refresh on change.
   [[nodiscard]] uint64_t generation() const;
   [[nodiscard]] bool has_clients() const { return !clients_.empty(); }
+  // Containers cached (named, or known to be unknown), bounded by max_entries.
+  [[nodiscard]] size_t cached() const {
+    std::lock_guard lock(mu_);
+    return entries_.size();
+  }
 
  private:
   enum class State : uint8_t { Queued, Known, Unknown };

@@ -1,0 +1,310 @@
+// capscope agent as a daemon: its configuration files and flags, profiles of real
+// podman containers merged into the store while it runs, the export file, the
+// metrics endpoint, SIGHUP and SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "helpers.h"
+
+namespace capscope::runtime_test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// A running `capscope agent`, stopped (SIGTERM) on destruction.
+class AgentProcess {
+ public:
+  AgentProcess(const fs::path& dir, std::vector<std::string> extra) : err_(dir / "agent.err") {
+    std::vector<std::string> args = {capscope_binary(), "agent"};
+    if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = spawn(args, err_);
+  }
+  ~AgentProcess() {
+    if (pid_ > 0) stop();
+  }
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  // Waits for `text` in the agent's log; false if it exits or 60 s pass first.
+  bool wait_for(const std::string& text, std::chrono::seconds limit = 60s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (log().find(text) != std::string::npos) return true;
+      if (!running()) return log().find(text) != std::string::npos;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  bool running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      status_ = st;
+      return false;
+    }
+    return true;
+  }
+  // SIGTERM, then the exit status (-1 if it did not exit within 30 s: then killed).
+  int stop() {
+    if (!running()) return exit_status();
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      if (!running()) return exit_status();
+      std::this_thread::sleep_for(100ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return -1;
+  }
+  void signal(int sig) const { kill(pid_, sig); }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] std::string log() const { return read_file(err_); }
+  [[nodiscard]] int exit_status() const {
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+  }
+  // Where the metrics server listens, from the log ("metrics on http://ADDR/metrics").
+  std::string metrics_url() {
+    std::smatch m;
+    std::string text = log();
+    static const std::regex re("metrics on (http://[^ \n]+/metrics)");
+    return std::regex_search(text, m, re) ? m[1].str() : "";
+  }
+
+ private:
+  fs::path err_;
+  pid_t pid_ = -1;
+  int status_ = 0;
+};
+
+class AgentRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    dir_ = fs::temp_directory_path() / ("capscope-agent-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "capscope.d");
+    fs::create_directories(dir_ / "policies");
+    fs::permissions(dir_, fs::perms::all);
+  }
+  void TearDown() override {
+    for (const auto& n : containers_) sh("podman rm -f -t 0 " + n + " >/dev/null 2>&1");
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void write(const fs::path& rel, const std::string& text) const {
+    std::ofstream(dir_ / rel) << text;
+  }
+  [[nodiscard]] std::string config_flag() const {
+    return "--config=" + (dir_ / "capscope.yaml").string();
+  }
+  // The base configuration: store, export file and policies in the test's folder.
+  void write_base_config(const std::string& more = "") const {
+    write("capscope.yaml", "db: " + (dir_ / "db.sqlite").string() + "\n" +
+                               "export-file: " + (dir_ / "events.json").string() + "\n" +
+                               "policy-dir: " + (dir_ / "policies").string() + "\n" +
+                               "metrics-address: 127.0.0.1:0\n"
+                               "flush-interval: 1s\n"
+                               "server-address: unix://" +
+                               (dir_ / "api.sock").string() + "\n" + more);
+  }
+
+  // A busybox container that waits for /x/go, then needs CHOWN, is denied SYSLOG
+  // and SYS_NICE (podman's default set), and ends.
+  std::string start_container(const std::string& role) {
+    std::string name = "cs-agent-" + role + "-" + std::to_string(getpid());
+    std::string script =
+        "while [ ! -e /x/go ]; do sleep 0.1; done; dmesg >/dev/null 2>&1; touch /tmp/f; "
+        "chown 1:1 /tmp/f; chown 2:2 /tmp/f; nice -n -5 true; sleep 0.5";
+    EXPECT_EQ(sh("podman --runtime runc run -d --name " + name + " --network none -v " +
+                 dir_.string() + ":/x " + kBusyboxImage + " sh -c '" + script + "' >/dev/null"),
+              0);
+    containers_.push_back(name);
+    return name;
+  }
+  void release_and_wait(const std::vector<std::string>& names) {
+    std::ofstream(dir_ / "go") << "go";
+    std::string all;
+    for (const auto& n : names) all += " " + n;
+    sh("podman wait" + all + " >/dev/null 2>&1");
+  }
+
+  std::vector<json> exported() const {
+    std::vector<json> out;
+    std::ifstream in(dir_ / "events.json");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) out.push_back(json::parse(line));
+    return out;
+  }
+
+  fs::path dir_;
+  std::vector<std::string> containers_;
+};
+
+// The events of one container (by name) for one capability.
+std::vector<json> of_container(const std::vector<json>& events, const std::string& container,
+                               const std::string& cap) {
+  std::vector<json> out;
+  for (const auto& e : events) {
+    const json& k = e.at("process_kprobe");
+    const json* pod = k.at("process").contains("pod") ? &k.at("process").at("pod") : nullptr;
+    if (pod == nullptr || pod->at("container").value("name", "") != container) continue;
+    if (k.at("args").at(1).at("capability_arg").at("name") == cap) out.push_back(e);
+  }
+  return out;
+}
+
+TEST_F(AgentRuntime, UnknownConfigKeyIsAOneLineErrorNamingFileAndLine) {
+  write_base_config("exportfile: /tmp/x\n");
+  AgentProcess agent(dir_, {config_flag()});
+  EXPECT_FALSE(agent.wait_for("agent running", 20s));
+  EXPECT_FALSE(agent.running());
+  EXPECT_EQ(agent.exit_status(), 2) << agent.log();
+  std::string expected = (dir_ / "capscope.yaml").string() + ":7: unknown key 'exportfile'";
+  EXPECT_NE(agent.log().find(expected), std::string::npos) << agent.log();
+}
+
+TEST_F(AgentRuntime, FlagsWinOverDropInsWhichWinOverTheMainFile) {
+  write_base_config("event-mode: all\n");
+  write("capscope.d/10-quiet.yaml", "event-mode: none\n");
+  {
+    AgentProcess agent(dir_, {config_flag(), "--no-runtimes"});
+    ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+    EXPECT_NE(agent.log().find("events none"), std::string::npos) << agent.log();
+    EXPECT_EQ(agent.stop(), 0) << agent.log();
+  }
+  AgentProcess agent(dir_, {config_flag(), "--no-runtimes", "--event-mode", "unique"});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+  EXPECT_NE(agent.log().find("events unique"), std::string::npos) << agent.log();
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+}
+
+// After attaching, the agent keeps CAP_SYS_PTRACE effective and nothing else
+// (docs/PRIVILEGES.md); with bypass=true it keeps what it started with.
+TEST_F(AgentRuntime, DropsItsOwnCapabilitiesOnceAttached) {
+  write_base_config();
+  auto cap_line = [](pid_t pid, const std::string& key) {
+    std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    size_t at = status.find(key + ":\t");
+    return at == std::string::npos ? std::string() : status.substr(at + key.size() + 2, 16);
+  };
+  {
+    AgentProcess agent(dir_, {config_flag(), "--no-runtimes"});
+    ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+    EXPECT_EQ(cap_line(agent.pid(), "CapEff"), "0000000000080000") << agent.log();
+    EXPECT_EQ(cap_line(agent.pid(), "CapAmb"), "0000000000000000");
+    EXPECT_EQ(cap_line(agent.pid(), "CapBnd"), cap_line(agent.pid(), "CapPrm"));
+    EXPECT_EQ(agent.stop(), 0) << agent.log();
+  }
+  AgentProcess agent(dir_, {config_flag(), "--no-runtimes", "--capabilities", "bypass=true"});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+  EXPECT_EQ(cap_line(agent.pid(), "CapEff"), cap_line(getpid(), "CapEff"));
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+}
+
+TEST_F(AgentRuntime, BadValueInADropInNamesTheKeyAndTheFix) {
+  write_base_config();
+  write("capscope.d/20-bad.yaml", "event-mode: sometimes\n");
+  AgentProcess agent(dir_, {config_flag(), "--no-runtimes"});
+  EXPECT_FALSE(agent.wait_for("agent running", 20s));
+  EXPECT_EQ(agent.exit_status(), 2) << agent.log();
+  EXPECT_NE(agent.log().find("event-mode 'sometimes': use unique, all or none"),
+            std::string::npos)
+      << agent.log();
+}
+
+TEST_F(AgentRuntime, ProfilesContainersExportsUniqueEventsAndServesMetrics) {
+  ASSERT_EQ(podman_problem(), "");
+  PodmanService podman;
+  ASSERT_EQ(podman.start(dir_), "");
+  write_base_config();
+  std::string a = start_container("a");
+  AgentProcess agent(dir_, {config_flag(), "--podman-socket", podman.socket()});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+  release_and_wait({a});
+
+  // While it runs: the profile reaches the store within a flush or two.
+  std::string profiles;
+  for (int i = 0; i < 100 && profiles.find(a + "@") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(200ms);
+    profiles = capture(capscope_binary() + " profile list --db " + (dir_ / "db.sqlite").string() +
+                       " 2>&1");
+  }
+  ASSERT_NE(profiles.find(a + "@"), std::string::npos) << profiles << agent.log();
+
+  std::string url = agent.metrics_url();
+  ASSERT_FALSE(url.empty()) << agent.log();
+  std::string scrape = capture("curl -sf " + url);
+  EXPECT_TRUE(std::regex_search(
+      scrape, std::regex(R"(capscope_checks_total\{capability="CAP_CHOWN",verdict="granted"[^}]*\} [1-9])")))
+      << scrape;
+  EXPECT_NE(scrape.find("capscope_process_cache_size"), std::string::npos) << scrape;
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+
+  // The store: CHOWN needed and granted, SYSLOG and SYS_NICE denied.
+  std::string name = profiles.substr(profiles.find(a + "@"));
+  name = name.substr(0, name.find_first_of(" \t\n"));
+  std::string shown = capture(capscope_binary() + " profile export " + name + " --db " +
+                              (dir_ / "db.sqlite").string());
+  json p = json::parse(shown);
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_cap;  // granted, denied (audited)
+  for (const auto& u : p.at("uses")) {
+    if (!u.value("audit", true)) continue;
+    auto& slot = by_cap[u.at("capability").get<std::string>()];
+    (u.at("verdict") == "granted" ? slot.first : slot.second) += u.at("count").get<uint64_t>();
+  }
+  EXPECT_GE(by_cap["CAP_CHOWN"].first, 2u) << shown;
+  EXPECT_GE(by_cap["CAP_SYSLOG"].second, 1u) << shown;
+  EXPECT_GE(by_cap["CAP_SYS_NICE"].second, 1u) << shown;
+  EXPECT_EQ(p.at("runs"), 1) << shown;
+
+  // The export: once per container, capability and verdict (two chowns, one event).
+  auto events = exported();
+  EXPECT_EQ(of_container(events, a, "CAP_CHOWN").size(), 1u);
+  auto syslog = of_container(events, a, "CAP_SYSLOG");
+  ASSERT_EQ(syslog.size(), 1u);
+  EXPECT_NE(syslog[0].at("process_kprobe").at("return").at("int_arg"), 0);
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ / "events.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(AgentRuntime, SighupReloadsTheExportFiltersAndABadFileChangesNothing) {
+  ASSERT_EQ(podman_problem(), "");
+  PodmanService podman;
+  ASSERT_EQ(podman.start(dir_), "");
+  write_base_config();
+  AgentProcess agent(dir_, {config_flag(), "--podman-socket", podman.socket()});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+
+  write("capscope.d/50-typo.yaml", "flush-intervall: 2s\n");
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.wait_for("unknown key 'flush-intervall'")) << agent.log();
+  EXPECT_TRUE(agent.running());
+  fs::remove(dir_ / "capscope.d/50-typo.yaml");
+
+  write("capscope.d/60-deny.yaml", "export-denylist: '{\"capability\":[\"CAP_CHOWN\"]}'\n");
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.wait_for("reloaded the configuration")) << agent.log();
+  std::string b = start_container("b");
+  release_and_wait({b});
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+  auto events = exported();
+  EXPECT_TRUE(of_container(events, b, "CAP_CHOWN").empty());
+  EXPECT_EQ(of_container(events, b, "CAP_SYSLOG").size(), 1u) << agent.log();
+}
+
+}  // namespace
+}  // namespace capscope::runtime_test
