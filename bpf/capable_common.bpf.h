@@ -845,6 +845,8 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	return true;
 }
 
+#define CS_STACK_ALIGN 16384ULL /* the smallest THREAD_SIZE of the kernels capscope runs on */
+
 /*
  * Put the check on the ring buffer, with a learning sample when asked, and
  * the policy part when policies act on it (pol not NULL).
@@ -894,8 +896,23 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 		e->flags |= CS_F_HAS_STACK;
 		smp->nstack = n > 0 ? n / sizeof(__u64) : 0;
 		smp->raw_stack_len = 0;
-		if (bpf_probe_read_kernel(smp->raw_stack, sizeof(smp->raw_stack), (void *)a->anchor) == 0)
+		if (bpf_probe_read_kernel(smp->raw_stack, sizeof(smp->raw_stack), (void *)a->anchor) == 0) {
 			smp->raw_stack_len = sizeof(smp->raw_stack);
+		} else {
+			/*
+			 * Near the top of the task's stack (a check right under the
+			 * syscall entry) the full read crosses the stack's end and
+			 * fails: read up to the 16 KiB boundary. Kernel stacks are at
+			 * least that large and aligned to their size, so the bytes up
+			 * to it are the stack's.
+			 */
+			__u64 left = CS_STACK_ALIGN - (a->anchor & (CS_STACK_ALIGN - 1));
+
+			left &= CS_STACK_ALIGN - 1;
+			if (left >= 8 && left < sizeof(smp->raw_stack) &&
+			    bpf_probe_read_kernel(smp->raw_stack, left, (void *)a->anchor) == 0)
+				smp->raw_stack_len = left;
+		}
 		cs_count(cnt, CS_CNT_SAMPLES);
 	}
 	/* A sample wakes the reader at once: until it has learned, every check on this path is one. */

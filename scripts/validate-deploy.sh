@@ -21,7 +21,6 @@
 # golang-github-ghodss-yaml-dev systemd (scripts/install-deps.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build}
 START=$(date +%s.%N)
 WORK=$(mktemp -d /tmp/capscope-validate-deploy.XXXXXX)
@@ -56,13 +55,14 @@ gopath=$WORK/gopath
 mkdir -p "$gopath/src/capscope-deploy-tool"
 cp deploy/helm/render/*.go deploy/helm/render/go.mod "$gopath/src/capscope-deploy-tool/"
 unformatted=$(gofmt -l deploy/helm/render)
-[[ -z $unformatted ]] && ok || fail "gofmt would change: $unformatted (run gofmt -w deploy/helm/render)"
-(cd "$gopath/src/capscope-deploy-tool" &&
-  GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= \
-    GOCACHE=${CAPSCOPE_GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capscope-deploy-go} \
-    go build -o "$tool" . && GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= \
-    GOCACHE=${CAPSCOPE_GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capscope-deploy-go} go vet .) ||
-  { echo "validate-deploy: deploy/helm/render does not build" >&2; exit 1; }
+if [[ -z $unformatted ]]; then ok; else fail "gofmt would change: $unformatted (run gofmt -w deploy/helm/render)"; fi
+gocache=${CAPSCOPE_GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capscope-deploy-go}
+if ! (cd "$gopath/src/capscope-deploy-tool" &&
+  export GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS='' GOCACHE="$gocache" &&
+  go build -o "$tool" . && go vet .); then
+  echo "validate-deploy: deploy/helm/render does not build" >&2
+  exit 1
+fi
 ok
 
 lint() {
@@ -113,11 +113,14 @@ CAPS_K8S="BPF,PERFMON,SETPCAP,SYSLOG,SYS_PTRACE"
 expect() { # FACTS-FILE LINE...: each line present, exactly
   local file=$1 line
   shift
+  # A check that failed above has no facts: its failure says why, once.
+  [[ -s $WORK/$file ]] || return 0
   for line in "$@"; do
     if grep -Fxq -- "$line" "$WORK/$file"; then ok; else fail "$file: expected fact: $line"; fi
   done
 }
 expect_none() { # FACTS-FILE REGEX: no line matches
+  [[ -s $WORK/$1 ]] || return 0
   if grep -Eq -- "$2" "$WORK/$1"; then fail "$1: unexpected: $(grep -E -- "$2" "$WORK/$1" | head -3)"; else ok; fi
 }
 expect facts-plain \
@@ -149,7 +152,7 @@ expect facts-plain \
   "namespace capscope label pod-security.kubernetes.io/enforce=privileged"
 # Exactly those mounts: a new one is a decision to make here, with its reason.
 mounts=$(grep -c '^container capscope mount ' "$WORK/facts-plain" || true)
-[[ $mounts == 9 ]] && ok || fail "facts-plain: $mounts mounts, expected the 9 listed"
+if [[ $mounts == 9 || ! -s $WORK/facts-plain ]]; then ok; else fail "facts-plain: $mounts mounts, expected the 9 listed"; fi
 # The host's /proc is not mounted (hostPID gives the container the node's /proc).
 expect_none facts-plain ' mount /proc'
 # Before Kubernetes 1.30 AppArmor is the annotation, not the field.
@@ -168,19 +171,21 @@ expect facts-everything \
 # ---- the systemd unit --------------------------------------------------------------
 unit=deploy/systemd/capscope-agent.service
 caps_unit=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed 's/^CAP_//' | sort | paste -sd,)
-[[ $caps_unit == "$CAPS_K8S" ]] && ok ||
+if [[ $caps_unit == "$CAPS_K8S" ]]; then ok; else
   fail "$unit: CapabilityBoundingSet ($caps_unit) is not the DaemonSet's ($CAPS_K8S)"
+fi
+# shellcheck disable=SC2016 # $MAINPID is systemd's, written as the unit writes it
 for setting in Type=simple 'ExecStart=/usr/local/bin/capscope agent' 'ExecReload=/bin/kill -HUP $MAINPID' \
   ProtectSystem=strict ProtectHome=read-only NoNewPrivileges=yes LimitMEMLOCK=infinity \
   Restart=on-failure StateDirectory=capscope LogsDirectory=capscope RuntimeDirectory=capscope \
   'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
   'ReadWritePaths=/var/lib/capscope /var/log/capscope /run/capscope'; do
-  grep -Fxq -- "$setting" "$unit" && ok || fail "$unit: no line $setting"
+  if grep -Fxq -- "$setting" "$unit"; then ok; else fail "$unit: no line $setting"; fi
 done
 # ProtectKernelTunables= hides /proc/kallsyms and ProtectKernelLogs= drops CAP_SYSLOG:
 # either would make every no-audit probe read as a need.
 for setting in ProtectKernelTunables ProtectKernelLogs ProtectProc=invisible; do
-  grep -q "^$setting" "$unit" && fail "$unit: $setting breaks the agent (see the unit's comments)" || ok
+  if grep -q "^$setting" "$unit"; then fail "$unit: $setting breaks the agent (see the unit's comments)"; else ok; fi
 done
 if command -v systemd-analyze >/dev/null; then
   # A root of its own: the host's units for the dependencies, stand-ins for the
@@ -254,7 +259,7 @@ if [[ -x $bin ]] && "$bin" agent --help >"$WORK/agent-help" 2>&1 &&
   # The package names of the runtime stage's apt-get install: the words after
   # --no-install-recommends, to the end of the command (&&).
   runtime_pkgs=$(sed -n '/^FROM \${DEBIAN_SLIM_IMAGE}/,$p' deploy/container/Containerfile |
-    sed -n '/--no-install-recommends/,/&&/p' | tr ' \\' '\n\n' |
+    sed -n '/--no-install-recommends/,/&&/p' | tr -d '\134' | tr -s '[:space:]' '\n' |
     sed -n '/--no-install-recommends/,/&&/p' | grep -E '^[a-z0-9][a-z0-9.+-]+$' | sort -u)
   for lib in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
     path=$(ldd "$bin" | awk -v l="$lib" '$1 == l { print $3 }')
@@ -262,8 +267,9 @@ if [[ -x $bin ]] && "$bin" agent --help >"$WORK/agent-help" 2>&1 &&
     pkg=${pkg%%:*}
     case $pkg in
       libc6 | libgcc-s1 | libstdc++6 | "") ;; # in debian:12-slim already
-      *) grep -qx "$pkg" <<<"$runtime_pkgs" && ok ||
-        fail "deploy/container/Containerfile: the runtime stage lacks $pkg (for $lib)" ;;
+      *) if grep -qx "$pkg" <<<"$runtime_pkgs"; then ok; else
+        fail "deploy/container/Containerfile: the runtime stage lacks $pkg (for $lib)"
+      fi ;;
     esac
   done
 else

@@ -41,12 +41,18 @@ class AgentSource final : public capture::EventSource {
  public:
   AgentSource(capture::BpfCapture& cap, profile::Recorder& rec,
               std::function<void(uint64_t, const std::string&)> on_cgroup,
-              std::function<void()> tick)
-      : cap_(cap), rec_(rec), on_cgroup_(std::move(on_cgroup)), tick_(std::move(tick)) {}
+              std::function<void(const CapCheck&)> on_check, std::function<void()> tick)
+      : cap_(cap),
+        rec_(rec),
+        on_cgroup_(std::move(on_cgroup)),
+        on_check_(std::move(on_check)),
+        tick_(std::move(tick)) {}
 
   int poll(int timeout_ms, const capture::RecordHandler& h) override {
     capture::RecordHandler tee = [&](Record&& r) {
       if (const auto* cg = std::get_if<CgroupRecord>(&r)) on_cgroup_(cg->id, cg->path);
+      if (const auto* c = std::get_if<CapCheck>(&r); c && !c->aggregated && c->policy_slot < 0)
+        on_check_(*c);
       rec_.on_record(r);
       h(std::move(r));
     };
@@ -63,6 +69,7 @@ class AgentSource final : public capture::EventSource {
   capture::BpfCapture& cap_;
   profile::Recorder& rec_;
   std::function<void(uint64_t, const std::string&)> on_cgroup_;
+  std::function<void(const CapCheck&)> on_check_;
   std::function<void()> tick_;
 };
 
@@ -70,7 +77,9 @@ class AgentSource final : public capture::EventSource {
 class AgentWriter final : public output::EventWriter {
  public:
   explicit AgentWriter(Agent& agent) : agent_(agent) {}
-  void write(const EnrichedCheck& e) override { agent_.on_event(e); }
+  void write(const EnrichedCheck& e) override {
+    if (!e.check.profile_only) agent_.on_event(e);
+  }
   void flush() override {}
 
  private:
@@ -177,7 +186,12 @@ std::string Agent::backend_name() const {
 
 int Agent::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
   auto on_cgroup = [this](uint64_t id, const std::string& path) { new_cgroup(id, path); };
-  AgentSource source(*capture_, *recorder_, on_cgroup, [&] {
+  // Checks the kernel did not count (samples, a full map) count in the metrics here.
+  auto on_check = [this](const CapCheck& c) {
+    const auto& id = router_->route(c.cgroup_id, false).container;
+    metrics_.count_check(c.cap, !c.granted(), id.namespace_name, id.workload, 1);
+  };
+  AgentSource source(*capture_, *recorder_, on_cgroup, on_check, [&] {
     if (reload.exchange(false)) do_reload();
     tick();
   });

@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <unordered_map>
 #include <utility>
@@ -29,6 +29,7 @@
 #include "capture/ring_reader.h"
 #include "enrich/proc_reader.h"
 #include "tables/capabilities.h"
+#include "util/clock.h"
 
 namespace capscope::capture {
 
@@ -245,6 +246,7 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   // verifier refuses it gets the walk through bpf_probe_read_kernel().
   cap->walk_direct_ = b == Backend::Tracepoint && opts.try_direct_walk;
   cap->post_filter_ = std::make_unique<filter::SampledCheckFilter>(opts.filters);
+  cap->aggregate_ = opts.aggregate;
   for (;;) {
     int err = load_backend(*cap->impl_, b, f, cap->walk_direct_, opts.ringbuf_bytes, error);
     if (err == 0) break;
@@ -349,6 +351,11 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
   bool classified = sampled && handle_sample(*c);
   std::optional<PolicyPart> part = decode_policy_part(bytes);
   bool event = !(part && part->policy_only) && post_filter_->keep(*c, sampled);
+  // The agent's profiles need every check the kernel did not count, event or not.
+  if (!event && aggregate_ && !c->aggregated && !(part && part->policy_only)) {
+    c->profile_only = true;
+    event = true;
+  }
   if (!part) {
     if (event) handler(std::move(*r.record));
     return;
@@ -358,12 +365,31 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
   deliver_policy_events(std::move(check), *part, classified, handler);
 }
 
-// Sends SIGKILL for a check whose Sigkill the kernel left to us, if the thread that made
-// it is still the one of that name (a pid reused since would be another process).
+namespace {
+
+// Whether process `pid` started before `ktime_ns` (CLOCK_MONOTONIC): the process that
+// made a check then, not another that reused its pid since. /proc counts start times in
+// clock ticks of CLOCK_BOOTTIME; a tick of slack keeps a process started in the same
+// tick as the check.
+bool started_before(uint32_t pid, uint64_t ktime_ns) {
+  auto st = ProcReader().read_stat(pid);
+  if (!st) return false;
+  timespec boot{}, mono{};
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  int64_t boot_minus_mono = (boot.tv_sec - mono.tv_sec) * 1'000'000'000LL + (boot.tv_nsec - mono.tv_nsec);
+  uint64_t tick_ns = 1'000'000'000ULL / std::max<uint64_t>(util::clock_ticks_per_second(), 1);
+  uint64_t start_ns = st->start_ticks * tick_ns;
+  return static_cast<int64_t>(start_ns) <=
+         static_cast<int64_t>(ktime_ns) + boot_minus_mono + static_cast<int64_t>(tick_ns);
+}
+
+}  // namespace
+
+// Sends SIGKILL for a check whose Sigkill the kernel left to us, if the process that
+// made it still runs (it may have exec'd since: a kill ends it all the same).
 bool BpfCapture::late_kill(const CapCheck& c) {
-  std::ifstream in(fmt::format("/proc/{}/task/{}/comm", c.pid, c.tid));
-  std::string comm;
-  if (!std::getline(in, comm) || comm != c.comm || kill(static_cast<pid_t>(c.pid), SIGKILL) != 0) {
+  if (!started_before(c.pid, c.ktime_ns) || kill(static_cast<pid_t>(c.pid), SIGKILL) != 0) {
     ++late_kills_.gone;
     return false;
   }

@@ -175,6 +175,7 @@ class BpfCapture {
   uint64_t decode_errors_ = 0;
   std::unique_ptr<filter::SampledCheckFilter> post_filter_;
   bool walk_direct_ = false;
+  bool aggregate_ = false;  // record, agent: checks not counted in the kernel reach user space
   LateKillStats late_kills_;
 };
 

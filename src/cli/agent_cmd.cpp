@@ -88,7 +88,7 @@ int run_agent(const GlobalOptions& g) {
   std::unique_ptr<api::Server> server;
   if (!sopts.address.empty()) {
     server = api::Server::start(*agent, sopts, &error);
-    if (!server) return failure("--server-address " + error);
+    if (!server) return failure(error);
     spdlog::info("API on {}", server->address());
   }
   int rc = agent->run(g_stop, g_reload);
@@ -106,7 +106,9 @@ Runner add_agent_command(CLI::App& app, const GlobalOptions& g) {
       "Run as the node agent: profiles of every container into the store, events to the "
       "export file, subscribers and metrics, policies in the kernel");
   agent::add_agent_options(a, *o);
-  return [&g] { return run_agent(g); };
+  // `o` only backs the parse of the command line (help, types); run_agent derives the
+  // settings itself, as a reload does. It must live as long as the parser writes to it.
+  return [o, &g] { return run_agent(g); };
 }
 
 }  // namespace capscope::cli

@@ -19,6 +19,8 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/runtime_options.h"
+#include "enrich/cgroup_fs.h"
+#include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
 #include "enrich/process_cache.h"
 #include "filter/filter_spec.h"
@@ -258,8 +260,7 @@ std::string policy_names(const std::vector<capture::PolicySlotInfo>& slots, uint
 }
 
 // Tells the kernel which containers the scoped policies take in, as the runtime names them.
-void watch_policy_scopes(pipeline::TracePipeline& pipe, ProcessCache& cache,
-                         capture::BpfCapture& cap, const std::vector<policy::CompiledPolicy>& set,
+void watch_policy_scopes(pipeline::TracePipeline& pipe, capture::BpfCapture& cap, const std::vector<policy::CompiledPolicy>& set,
                          const RuntimeResolver& resolver) {
   auto scoped = std::find_if(set.begin(), set.end(), [](const auto& p) { return p.scoped(); });
   if (scoped == set.end()) return;
@@ -277,8 +278,13 @@ void watch_policy_scopes(pipeline::TracePipeline& pipe, ProcessCache& cache,
       spdlog::info("policy {} now applies to container {} (cgroup {})",
                    policy_names(cap.policy_slots(), bits), info.name, cgroup_id);
   });
-  ProcReader proc;
-  for (uint32_t pid : proc.list_pids()) pipe.watch_process(cache.lookup(pid));
+  // The containers that run already, from their cgroups (as checks report them).
+  CgroupFs().walk(
+      [&pipe](uint64_t id, const std::string& path) {
+        CgroupMatch m = classify_cgroup(path);
+        if (m.kind == CgroupKind::Container) pipe.watch_container(id, m.ref);
+      },
+      1'000'000);
 }
 
 void print_summary(const capture::SourceStats& s, const pipeline::PipelineStats& p,
@@ -402,7 +408,7 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
         "can match; name the runtime's socket with --podman-socket, ...");
   pipe.set_resolver(resolver.get());
   pipe.set_container_filter(filter::ContainerFilter(*selection));
-  if (bpf != nullptr && with_policies) watch_policy_scopes(pipe, cache, *bpf, *policies, *resolver);
+  if (bpf != nullptr && with_policies) watch_policy_scopes(pipe, *bpf, *policies, *resolver);
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

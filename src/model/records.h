@@ -113,6 +113,9 @@ struct CapCheck {
   bool cred_override = false;
   bool kthread = false;
   bool aggregated = false;  // also counted in the kernel's aggregation map (agent mode)
+  // Agent mode: a check the kernel could not count (a learning sample, a full map) that
+  // the event filters dropped: it reaches the profile, but it is not an event.
+  bool profile_only = false;
   // A policy's event (trace --policy, the agent): the slot of the selector that posted it
   // (numbered as the policy set was given to BpfCapture::set_policies), its policy's name,
   // and whether that selector's action is Sigkill. -1 and empty: capscope's own event.

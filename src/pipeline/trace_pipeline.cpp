@@ -66,10 +66,14 @@ void TracePipeline::name_containers(EnrichedCheck& e) {
 }
 
 void TracePipeline::watch_process(const ProcessPtr& p) {
-  if (!container_hook_ || !p || p->container.empty() || p->cgroup_id == 0) return;
-  if (named_.contains(p->cgroup_id) || unnamed_.size() >= kMaxWatched) return;
-  if (unnamed_.emplace(p->cgroup_id, p->container).second && resolver_ != nullptr)
-    resolver_->lookup(p->container.id, p->container.runtime);  // asks, off this thread
+  if (p) watch_container(p->cgroup_id, p->container);
+}
+
+void TracePipeline::watch_container(uint64_t cgroup_id, const ContainerRef& ref) {
+  if (!container_hook_ || ref.empty() || cgroup_id == 0) return;
+  if (named_.contains(cgroup_id) || unnamed_.size() >= kMaxWatched) return;
+  if (unnamed_.emplace(cgroup_id, ref).second && resolver_ != nullptr)
+    resolver_->lookup(ref.id, ref.runtime);  // asks, off this thread
 }
 
 // The containers the resolver has named since last time go to the hook.

@@ -65,8 +65,8 @@ class TracePipeline {
   // watch_process), so the kernel learns which cgroups the policies take in.
   using ContainerHook = std::function<void(uint64_t cgroup_id, const ContainerInfo& info)>;
   void set_container_hook(ContainerHook hook) { container_hook_ = std::move(hook); }
-  // A process that ran before the capture: its container is named as for an exec.
-  void watch_process(const ProcessPtr& p);
+  // A container cgroup that existed before the capture: named as for an exec.
+  void watch_container(uint64_t cgroup_id, const ContainerRef& ref);
 
  private:
   void on_record(Record&& r);
@@ -76,6 +76,7 @@ class TracePipeline {
   void release_held(bool final);
   void exclude(const ContainerRef& ref, uint64_t cgroup_id);
   void announce_containers();
+  void watch_process(const ProcessPtr& p);
 
   capture::EventSource& source_;
   ProcessCache& cache_;

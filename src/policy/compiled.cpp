@@ -20,7 +20,9 @@ Labels pod_labels_of(const ContainerInfo& c) {
 bool pod_matches(const CompiledPolicy& p, const ContainerInfo& c) {
   if (!p.k8s_namespace.empty() && c.pod_namespace != p.k8s_namespace) return false;
   if (p.pod_selector) {
-    if (c.pod_name.empty() && c.pod_id.empty()) return false;
+    // Only pods: a container outside any pod has no pod name, id or labels.
+    bool in_pod = !c.pod_name.empty() || !c.pod_id.empty() || !c.pod_labels.empty();
+    if (!in_pod) return false;
     if (!p.pod_selector->matches(pod_labels_of(c))) return false;
   }
   if (p.container_selector && !p.container_selector->matches(Labels{{"name", c.name}}))

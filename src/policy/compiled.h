@@ -71,8 +71,9 @@ struct CompiledPolicy {
 };
 
 // Whether a policy's namespace/podSelector/containerSelector take in this container.
-// A podSelector (even an empty one) takes in only containers of a pod; it sees the
-// pod's labels plus the two below, unless the pod has labels of those keys itself.
+// A podSelector (even an empty one) takes in only containers of a pod (a pod name, id
+// or labels); it sees the pod's labels plus the two below, unless the pod has labels of
+// those keys itself.
 // A containerSelector sees one label, "name": the container's name (as Tetragon).
 bool pod_matches(const CompiledPolicy& p, const ContainerInfo& c);
 

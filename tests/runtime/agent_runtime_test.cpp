@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 // A running `capscope agent`, stopped (SIGTERM) on destruction.
 class AgentProcess {
  public:
-  AgentProcess(const fs::path& dir, std::vector<std::string> extra) : err_(dir / "agent.err") {
+  // Each agent logs to a file of its own: a reader must never see an earlier agent's lines.
+  AgentProcess(const fs::path& dir, std::vector<std::string> extra)
+      : err_(dir / ("agent-" + std::to_string(++started_) + ".err")) {
     std::vector<std::string> args = {capscope_binary(), "agent"};
     if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
     args.insert(args.end(), extra.begin(), extra.end());
@@ -82,6 +84,7 @@ class AgentProcess {
   }
 
  private:
+  static inline int started_ = 0;
   fs::path err_;
   pid_t pid_ = -1;
   int status_ = 0;
@@ -152,14 +155,15 @@ class AgentRuntime : public ::testing::Test {
   std::vector<std::string> containers_;
 };
 
-// The events of one container (by name) for one capability.
+// The events of one container (by its id: the first may leave before the runtime
+// has named the container) for one capability.
 std::vector<json> of_container(const std::vector<json>& events, const std::string& container,
                                const std::string& cap) {
+  std::string id = capture("podman inspect --format '{{.Id}}' " + container);
   std::vector<json> out;
   for (const auto& e : events) {
     const json& k = e.at("process_kprobe");
-    const json* pod = k.at("process").contains("pod") ? &k.at("process").at("pod") : nullptr;
-    if (pod == nullptr || pod->at("container").value("name", "") != container) continue;
+    if (k.at("capscope").value("container_id", "") != id) continue;
     if (k.at("args").at(1).at("capability_arg").at("name") == cap) out.push_back(e);
   }
   return out;

@@ -317,6 +317,9 @@ spec:
   lone.workload = "web";
   lone.workload_kind = "Deployment";
   EXPECT_FALSE(pod_matches(c, lone));
+  ContainerInfo labelled = lone;  // pod labels alone say it is in a pod
+  labelled.pod_labels = {{"app", "web"}};
+  EXPECT_TRUE(pod_matches(c, labelled));
   CompiledPolicy unscoped;
   EXPECT_FALSE(unscoped.scoped());
   EXPECT_TRUE(pod_matches(unscoped, lone));
