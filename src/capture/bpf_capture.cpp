@@ -262,8 +262,8 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
                      (opts.policy_events_only ? CS_FILT_POLICY_ONLY : 0);
   PolicyState& ps = cap->impl_->policy;
   ps.events_only = opts.policy_events_only;
-  ps.host_ns = opts.host_ns.value_or(
-      host_namespaces(ProcReader(), 1, static_cast<uint32_t>(getpid())));
+  ps.host_ns =
+      opts.host_ns.value_or(host_namespaces(ProcReader(), 1, static_cast<uint32_t>(getpid())));
   cfg.self_pid = static_cast<uint32_t>(getpid());
   cfg.cap_mask = opts.filters.cap_mask.value_or(~0ULL);
   cfg.rate_scope = static_cast<uint32_t>(opts.filters.rate_scope);
@@ -377,7 +377,8 @@ bool started_before(uint32_t pid, uint64_t ktime_ns) {
   timespec boot{}, mono{};
   clock_gettime(CLOCK_BOOTTIME, &boot);
   clock_gettime(CLOCK_MONOTONIC, &mono);
-  int64_t boot_minus_mono = (boot.tv_sec - mono.tv_sec) * 1'000'000'000LL + (boot.tv_nsec - mono.tv_nsec);
+  int64_t boot_minus_mono =
+      (boot.tv_sec - mono.tv_sec) * 1'000'000'000LL + (boot.tv_nsec - mono.tv_nsec);
   uint64_t tick_ns = 1'000'000'000ULL / std::max<uint64_t>(util::clock_ticks_per_second(), 1);
   uint64_t start_ns = st->start_ticks * tick_ns;
   return static_cast<int64_t>(start_ns) <=
@@ -557,7 +558,6 @@ KernelCounters BpfCapture::counters() const {
   return k;
 }
 
-
 // ---- Policies ---------------------------------------------------------------------------
 
 namespace {
@@ -591,8 +591,7 @@ template <typename K>
 void prune_bank_words(int fd, uint32_t bank) {
   for (const K& k : map_keys<K>(fd)) {
     cs_policy_bits v{};
-    if (bpf_map_lookup_elem(fd, &k, &v) == 0 && v.bits[bank & 1] == 0)
-      bpf_map_delete_elem(fd, &k);
+    if (bpf_map_lookup_elem(fd, &k, &v) == 0 && v.bits[bank & 1] == 0) bpf_map_delete_elem(fd, &k);
   }
 }
 
@@ -772,8 +771,6 @@ std::vector<uint64_t> BpfCapture::policy_hits() const {
   return hits;
 }
 
-const std::vector<PolicySlotInfo>& BpfCapture::policy_slots() const {
-  return impl_->policy.slots;
-}
+const std::vector<PolicySlotInfo>& BpfCapture::policy_slots() const { return impl_->policy.slots; }
 
 }  // namespace capscope::capture

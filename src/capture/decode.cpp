@@ -17,8 +17,8 @@ static_assert(sizeof(cs_policy_ext) == 32 && sizeof(cs_policy_check) == 152);
 static_assert(sizeof(cs_policy_check_sample) == 152 + sizeof(cs_sample));
 static_assert(sizeof(cs_policy_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
 static_assert(sizeof(cs_policy_slot) == 32 && sizeof(cs_policy_counts) == 64);
-static_assert(sizeof(cs_policy_bank) == 8 * (11 + 64 + 2 * CS_NS_COUNT) + 4 * CS_NS_COUNT + 8 +
-                                            32 * CS_POLICY_SLOTS);
+static_assert(sizeof(cs_policy_bank) ==
+              8 * (11 + 64 + 2 * CS_NS_COUNT) + 4 * CS_NS_COUNT + 8 + 32 * CS_POLICY_SLOTS);
 static_assert(sizeof(cs_policy_bits) == 16 && sizeof(cs_path_key) == CS_PATH_LEN);
 static_assert(sizeof(cs_exec) == 952);
 static_assert(sizeof(cs_fork) == 56);
@@ -170,12 +170,8 @@ std::optional<PolicyPart> decode_policy_part(std::span<const uint8_t> data) {
   if (!raw || raw->check.hdr.type != CS_REC_CAP_CHECK || !(raw->check.flags & CS_F_POLICY))
     return std::nullopt;
   const cs_policy_ext& p = raw->policy;
-  return PolicyPart{p.post,
-                    p.killed,
-                    p.pending,
-                    p.gen,
-                    p.bank,
-                    (raw->check.flags & CS_F_POLICY_ONLY) != 0};
+  return PolicyPart{p.post, p.killed, p.pending,
+                    p.gen,  p.bank,   (raw->check.flags & CS_F_POLICY_ONLY) != 0};
 }
 
 std::vector<std::string> split_args(std::span<const char> bytes) {

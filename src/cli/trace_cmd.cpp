@@ -15,6 +15,7 @@
 
 #include "capture/event_source.h"
 #include "capture/features.h"
+#include "capture/policy_bank.h"
 #include "capture/record_json.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -25,7 +26,6 @@
 #include "enrich/process_cache.h"
 #include "filter/filter_spec.h"
 #include "output/writer.h"
-#include "capture/policy_bank.h"
 #include "pipeline/trace_pipeline.h"
 #include "policy/policy_dir.h"
 #include "policy/tracing_policy.h"
@@ -195,9 +195,9 @@ std::optional<std::vector<policy::CompiledPolicy>> load_policies(const TraceOpti
 
 // Options that choose trace's own events, which --policy turns off unless --events.
 bool has_event_filters(const TraceOptions& o, bool by_identity) {
-  return by_identity || !o.pids.empty() || !o.tids.empty() || !o.uids.empty() ||
-         !o.gids.empty() || !o.comms.empty() || !o.cgroups.empty() || !o.caps.empty() ||
-         o.denied || o.audit_only || o.host || o.containers || o.unique || !o.rate_limit.empty();
+  return by_identity || !o.pids.empty() || !o.tids.empty() || !o.uids.empty() || !o.gids.empty() ||
+         !o.comms.empty() || !o.cgroups.empty() || !o.caps.empty() || o.denied || o.audit_only ||
+         o.host || o.containers || o.unique || !o.rate_limit.empty();
 }
 
 // Empty, or why the policy options do not go together with the others.
@@ -237,8 +237,8 @@ void print_policy_summary(const capture::BpfCapture& cap) {
                              name, t.hits, t.posted, t.rate_limited);
     if (sigkill[name])
       std::cerr << fmt::format(
-          ", {} killed, {} not killed (no-audit probes), {} left to user space, {} refused", t.killed,
-          t.spared, t.pending, t.kill_failed);
+          ", {} killed, {} not killed (no-audit probes), {} left to user space, {} refused",
+          t.killed, t.spared, t.pending, t.kill_failed);
     std::cerr << '\n';
   }
   capture::LateKillStats late = cap.late_kills();
@@ -260,7 +260,8 @@ std::string policy_names(const std::vector<capture::PolicySlotInfo>& slots, uint
 }
 
 // Tells the kernel which containers the scoped policies take in, as the runtime names them.
-void watch_policy_scopes(pipeline::TracePipeline& pipe, capture::BpfCapture& cap, const std::vector<policy::CompiledPolicy>& set,
+void watch_policy_scopes(pipeline::TracePipeline& pipe, capture::BpfCapture& cap,
+                         const std::vector<policy::CompiledPolicy>& set,
                          const RuntimeResolver& resolver) {
   auto scoped = std::find_if(set.begin(), set.end(), [](const auto& p) { return p.scoped(); });
   if (scoped == set.end()) return;
@@ -467,7 +468,7 @@ Runner add_trace_command(CLI::App& app, const GlobalOptions& g) {
   t->add_option("--replay", o->replay, "Read records saved with --save-records instead of BPF");
   t->add_option("--node-name", o->node_name, "Node name in events (default: host name)");
   t->add_option("--policy", o->policy_files,
-                 "Load the TracingPolicy FILE (repeatable): trace prints the policies' events")
+                "Load the TracingPolicy FILE (repeatable): trace prints the policies' events")
       ->type_name("FILE");
   t->add_option("--policy-dir", o->policy_dir, "Load every policy file (*.yaml) of DIR")
       ->type_name("DIR");

@@ -63,7 +63,9 @@ std::string match_binary(const std::string& op, const std::string& path) {
          path + "\"\n";
 }
 
-std::string action(const std::string& a) { return "      matchActions:\n      - action: " + a + "\n"; }
+std::string action(const std::string& a) {
+  return "      matchActions:\n      - action: " + a + "\n";
+}
 
 // What `trace` said about one policy at exit (print_policy_summary).
 struct PolicyCounts {
@@ -76,8 +78,8 @@ class PolicyTracer {
   PolicyTracer(const fs::path& dir, const std::vector<fs::path>& policies,
                std::vector<std::string> extra = {})
       : out_(dir / "events.json"), err_(dir / "trace.err") {
-    std::vector<std::string> args = {capscope_binary(), "trace", "-o", "json", "--output",
-                                     out_.string(),     "-t",    "300"};
+    std::vector<std::string> args = {capscope_binary(), "trace",       "-o", "json",
+                                     "--output",        out_.string(), "-t", "300"};
     for (const auto& p : policies) args.insert(args.end(), {"--policy", p.string()});
     args.insert(args.end(), extra.begin(), extra.end());
     if (!test_backend().empty()) args.insert(args.end(), {"--backend", test_backend()});
@@ -108,9 +110,10 @@ class PolicyTracer {
     PolicyCounts c;
     std::string text = err();
     std::smatch m;
-    std::regex line("capscope: policy " + policy +
-                    R"(: (\d+) checks matched, (\d+) events, (\d+) rate-limited)"
-                    R"((, (\d+) killed, (\d+) not killed \(no-audit probes\), (\d+) left to user space)?)");
+    std::regex line(
+        "capscope: policy " + policy +
+        R"(: (\d+) checks matched, (\d+) events, (\d+) rate-limited)"
+        R"((, (\d+) killed, (\d+) not killed \(no-audit probes\), (\d+) left to user space)?)");
     if (!std::regex_search(text, m, line)) return c;
     c.matched = std::stol(m[1]);
     c.events = std::stol(m[2]);
@@ -153,7 +156,8 @@ class BpftraceCount {
     std::smatch m;
     std::string text = read_file(out_);
     static const std::regex count(R"(@n: (\d+))");
-    if (!std::regex_search(text, m, count)) return text.find("Attaching") != std::string::npos ? 0 : -1;
+    if (!std::regex_search(text, m, count))
+      return text.find("Attaching") != std::string::npos ? 0 : -1;
     return std::stol(m[1]);
   }
 
@@ -166,8 +170,9 @@ class PolicyRuntime : public ::testing::Test {
  protected:
   void SetUp() override {
     if (auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
-    dir_ = fs::temp_directory_path() / ("capscope-policy-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("capscope-policy-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override {
@@ -193,17 +198,20 @@ TEST_F(PolicyRuntime, MatchBinariesInAndNotIn) {
   // bash runs before the tracer starts; once told to, its ulimit builtin raises a hard
   // limit (a CAP_SYS_RESOURCE check, made by bash itself).
   pid_t bash = spawn({"/usr/bin/bash", "-c",
-                      "while [ ! -e " + go.string() + " ]; do sleep 0.05; done; ulimit -n 1000; "
-                      "ulimit -n 1001 2>/dev/null; true"},
+                      "while [ ! -e " + go.string() +
+                          " ]; do sleep 0.05; done; ulimit -n 1000; "
+                          "ulimit -n 1001 2>/dev/null; true"},
                      dir_ / "bash.err");
   std::this_thread::sleep_for(300ms);
-  auto in = write_policy("in.yaml", cap_policy("chown-only", match_cap("CAP_CHOWN") +
-                                                                 match_binary("In", "/usr/bin/chown")));
+  auto in = write_policy(
+      "in.yaml",
+      cap_policy("chown-only", match_cap("CAP_CHOWN") + match_binary("In", "/usr/bin/chown")));
   auto not_in = write_policy(
-      "notin.yaml", cap_policy("not-chown", match_cap("CAP_CHOWN") +
-                                                match_binary("NotIn", "/usr/bin/chown")));
-  auto seeded = write_policy("bash.yaml", cap_policy("bash-only", match_cap("CAP_SYS_RESOURCE") +
-                                                                     match_binary("In", "/usr/bin/bash")));
+      "notin.yaml",
+      cap_policy("not-chown", match_cap("CAP_CHOWN") + match_binary("NotIn", "/usr/bin/chown")));
+  auto seeded = write_policy(
+      "bash.yaml",
+      cap_policy("bash-only", match_cap("CAP_SYS_RESOURCE") + match_binary("In", "/usr/bin/bash")));
   PolicyTracer t(dir_, {in, not_in, seeded});
   ASSERT_TRUE(t.ready()) << t.err();
   EXPECT_EQ(sh("/usr/bin/chown 1:1 " + file.string()), 0);
@@ -212,7 +220,8 @@ TEST_F(PolicyRuntime, MatchBinariesInAndNotIn) {
   std::ofstream(go) << "go";
   int bash_status = 0;
   waitpid(bash, &bash_status, 0);
-  EXPECT_TRUE(WIFEXITED(bash_status) && WEXITSTATUS(bash_status) == 0) << read_file(dir_ / "bash.err");
+  EXPECT_TRUE(WIFEXITED(bash_status) && WEXITSTATUS(bash_status) == 0)
+      << read_file(dir_ / "bash.err");
   std::this_thread::sleep_for(500ms);
   int st = t.stop();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << t.err();
@@ -222,15 +231,18 @@ TEST_F(PolicyRuntime, MatchBinariesInAndNotIn) {
   EXPECT_EQ(comms["chown-only"], std::set<std::string>{"chown CAP_CHOWN"}) << t.err();
   EXPECT_EQ(comms["not-chown"], std::set<std::string>{"cs_needs CAP_CHOWN"}) << t.err();
   EXPECT_EQ(comms["bash-only"], std::set<std::string>{"bash CAP_SYS_RESOURCE"})
-      << "bash started before the capture: its binary comes from /proc\n" << t.err();
+      << "bash started before the capture: its binary comes from /proc\n"
+      << t.err();
   EXPECT_FALSE(comms.contains("capscope")) << "only the policies' events are printed";
 }
 
 // matchReturnArgs: only the refused check (a user's nice -5) is an event, not root's.
 TEST_F(PolicyRuntime, MatchReturnArgsDeniedOnly) {
-  std::string denied = "      matchReturnArgs:\n      - index: 0\n        operator: \"Equal\"\n"
-                       "        values:\n        - \"-1\"\n";
-  auto p = write_policy("denied.yaml", cap_policy("nice-denied", match_cap("CAP_SYS_NICE") + denied));
+  std::string denied =
+      "      matchReturnArgs:\n      - index: 0\n        operator: \"Equal\"\n"
+      "        values:\n        - \"-1\"\n";
+  auto p =
+      write_policy("denied.yaml", cap_policy("nice-denied", match_cap("CAP_SYS_NICE") + denied));
   PolicyTracer t(dir_, {p});
   ASSERT_TRUE(t.ready()) << t.err();
   EXPECT_EQ(sh("/usr/bin/nice -n -5 /bin/true"), 0);
@@ -255,9 +267,9 @@ TEST_F(PolicyRuntime, MatchReturnArgsDeniedOnly) {
 TEST_F(PolicyRuntime, HitCountsMatchAnIndependentCount) {
   constexpr long kCalls = 20000;
   std::string loop = helper("cs_setuid_loop");
-  auto p = write_policy("count.yaml", cap_policy("count-setuid", match_cap("CAP_SETUID") +
-                                                                    match_binary("In", loop) +
-                                                                    action("NoPost")));
+  auto p = write_policy(
+      "count.yaml", cap_policy("count-setuid", match_cap("CAP_SETUID") + match_binary("In", loop) +
+                                                   action("NoPost")));
   std::unique_ptr<BpftraceCount> bt;
   if (kernel_has_tracepoint()) {
     bt = std::make_unique<BpftraceCount>(dir_, "comm == \"cs_setuid_loop\" && args->cap == 7");
@@ -287,16 +299,17 @@ TEST_F(PolicyRuntime, HitCountsMatchAnIndependentCount) {
 // the kernel; the same binary's no-check run survives.
 TEST_F(PolicyRuntime, SigkillKillsTheCheckingProcess) {
   std::string loop = helper("cs_setuid_loop");
-  auto p = write_policy("kill.yaml", cap_policy("kill-setuid", match_cap("CAP_SETUID") +
-                                                                  match_binary("In", loop) +
-                                                                  action("Sigkill")));
+  auto p = write_policy(
+      "kill.yaml", cap_policy("kill-setuid", match_cap("CAP_SETUID") + match_binary("In", loop) +
+                                                 action("Sigkill")));
   PolicyTracer t(dir_, {p});
   ASSERT_TRUE(t.ready()) << t.err();
   for (int run = 0; run < 2; ++run) {
     // Long enough for a kill decided in user space to come while it runs.
     int st = std::system((loop + " 500000000 >/dev/null").c_str());
     EXPECT_TRUE(WIFSIGNALED(st) ? WTERMSIG(st) == SIGKILL : WEXITSTATUS(st) == 128 + SIGKILL)
-        << "run " << run << ": status " << st << "\n" << t.err();
+        << "run " << run << ": status " << st << "\n"
+        << t.err();
   }
   EXPECT_EQ(sh(loop + " 0 >/dev/null"), 0) << "no check, no kill";
   std::this_thread::sleep_for(300ms);
@@ -319,9 +332,9 @@ TEST_F(PolicyRuntime, SigkillKillsTheCheckingProcess) {
 // use: a Sigkill policy on CAP_SYS_ADMIN never kills for it.
 TEST_F(PolicyRuntime, NoAuditProbeIsNeverKilled) {
   std::string low = helper("cs_mmap_low");
-  auto p = write_policy("probe.yaml", cap_policy("kill-admin", match_cap("CAP_SYS_ADMIN") +
-                                                                  match_binary("In", low) +
-                                                                  action("Sigkill")));
+  auto p = write_policy(
+      "probe.yaml", cap_policy("kill-admin", match_cap("CAP_SYS_ADMIN") + match_binary("In", low) +
+                                                 action("Sigkill")));
   std::unique_ptr<BpftraceCount> bt;
   if (kernel_has_tracepoint()) {
     bt = std::make_unique<BpftraceCount>(dir_, "comm == \"cs_mmap_low\" && args->cap == 21");
@@ -329,7 +342,8 @@ TEST_F(PolicyRuntime, NoAuditProbeIsNeverKilled) {
   }
   PolicyTracer t(dir_, {p});
   ASSERT_TRUE(t.ready()) << t.err();
-  for (int run = 0; run < 3; ++run) EXPECT_EQ(sh(low + " 3"), 0) << "run " << run << "\n" << t.err();
+  for (int run = 0; run < 3; ++run)
+    EXPECT_EQ(sh(low + " 3"), 0) << "run " << run << "\n" << t.err();
   std::this_thread::sleep_for(500ms);
   t.stop();
   PolicyCounts c = t.counts("kill-admin");
@@ -345,9 +359,11 @@ TEST_F(PolicyRuntime, NoAuditProbeIsNeverKilled) {
 
 // A bad policy file is a usage error naming the file; too many selectors name the limit.
 TEST_F(PolicyRuntime, BadPoliciesAreRefusedWithOneLine) {
-  auto bad = write_policy("bad.yaml", "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\n"
-                                      "metadata:\n  name: x\nspec:\n  kprobes:\n  - call: fd_install\n");
-  std::string out = capture(capscope_binary() + " trace --policy " + bad.string() + " 2>&1; echo rc=$?");
+  auto bad = write_policy("bad.yaml",
+                          "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\n"
+                          "metadata:\n  name: x\nspec:\n  kprobes:\n  - call: fd_install\n");
+  std::string out =
+      capture(capscope_binary() + " trace --policy " + bad.string() + " 2>&1; echo rc=$?");
   EXPECT_NE(out.find("bad.yaml:7"), std::string::npos) << out;
   EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
   std::string yaml;  // 13 policies of 5 selectors: 65 slots
@@ -360,7 +376,8 @@ TEST_F(PolicyRuntime, BadPoliciesAreRefusedWithOneLine) {
   EXPECT_NE(out.find("65 selectors but the kernel takes at most 64"), std::string::npos) << out;
   EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
   auto good = write_policy("good.yaml", cap_policy("good", match_cap("CAP_CHOWN")));
-  out = capture(capscope_binary() + " trace --policy " + good.string() + " --pid 1 2>&1; echo rc=$?");
+  out =
+      capture(capscope_binary() + " trace --policy " + good.string() + " --pid 1 2>&1; echo rc=$?");
   EXPECT_NE(out.find("add --events"), std::string::npos) << out;
   EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
 }
@@ -403,7 +420,8 @@ TEST_F(PolicyPodmanRuntime, SeedPolicyReportsContainerDmesgOnly) {
   PolicyTracer t(dir_, {seed, global_file});
   ASSERT_TRUE(t.ready()) << t.err();
   sh("dmesg >/dev/null 2>&1");
-  std::string c = run_container("dmesg", "dmesg >/dev/null 2>&1; sleep 1; dmesg >/dev/null 2>&1; true");
+  std::string c =
+      run_container("dmesg", "dmesg >/dev/null 2>&1; sleep 1; dmesg >/dev/null 2>&1; true");
   EXPECT_EQ(sh("podman wait " + c + " >/dev/null"), 0);
   std::this_thread::sleep_for(700ms);
   t.stop();
@@ -436,8 +454,8 @@ TEST_F(PolicyPodmanRuntime, ScopedSigkillKillsOnlyInItsContainer) {
   std::string target = run_container("target", "sleep 120");
   std::string other = run_container("other", "sleep 120");
   std::string scope = "  containerSelector:\n    matchLabels:\n      name: \"" + target + "\"\n";
-  auto p = write_policy("nice.yaml", cap_policy("no-nice", match_cap("CAP_SYS_NICE") +
-                                                              action("Sigkill"), scope));
+  auto p = write_policy(
+      "nice.yaml", cap_policy("no-nice", match_cap("CAP_SYS_NICE") + action("Sigkill"), scope));
   PolicyTracer t(dir_, {p}, {"--podman-socket", service.socket()});
   ASSERT_TRUE(t.ready()) << t.err();
   ASSERT_TRUE(wait_for_text(t.err_path(), "now applies to container " + target)) << t.err();
@@ -445,7 +463,8 @@ TEST_F(PolicyPodmanRuntime, ScopedSigkillKillsOnlyInItsContainer) {
   // (tracepoint), which kills a moment later; `sleep 2` keeps the process there for it.
   for (int run = 0; run < 2; ++run)
     EXPECT_EQ(sh("podman exec " + target + " nice -n -20 sleep 2 >/dev/null 2>&1"), 137)
-        << "run " << run << "\n" << t.err();
+        << "run " << run << "\n"
+        << t.err();
   EXPECT_EQ(sh("podman exec " + target + " nice -n 5 true"), 0) << "lowering needs no capability";
   EXPECT_EQ(sh("podman exec " + other + " nice -n -20 true >/dev/null 2>&1"), 0) << t.err();
   EXPECT_EQ(sh("nice -n -20 true"), 0) << "the host is not in the policy's scope";

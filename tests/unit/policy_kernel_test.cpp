@@ -106,7 +106,8 @@ TEST(PolicyBank, BinariesAreListedInEverySpellingExecveMayGet) {
   EXPECT_EQ(built->binaries.at("/opt/tool"), 0b100U);
   EXPECT_EQ(built->binaries.size(), 3U);
 
-  EXPECT_EQ(path_spellings("/usr/bin/chown", not_merged), std::vector<std::string>{"/usr/bin/chown"});
+  EXPECT_EQ(path_spellings("/usr/bin/chown", not_merged),
+            std::vector<std::string>{"/usr/bin/chown"});
   EXPECT_EQ(path_spellings("/sbin/ip", merged),
             (std::vector<std::string>{"/sbin/ip", "/usr/sbin/ip"}));
   EXPECT_EQ(path_spellings("/usr/lib/x", merged), std::vector<std::string>{"/usr/lib/x"});
