@@ -209,6 +209,27 @@ static __always_inline __u32 cs_task_mntns(struct task_struct *task)
 	return CS_READ(task, nsproxy, mnt_ns, ns.inum);
 }
 
+/* Linux before 6.18 numbered mount namespaces in their own `seq`, not in ns_common. */
+struct mnt_namespace___seq {
+	__u64 seq;
+} __attribute__((preserve_access_index));
+
+/*
+ * The boot-unique id of the task's mount namespace (0 where the kernel has
+ * neither field): inode numbers are reused, these ids never are.
+ */
+static __always_inline __u64 cs_task_mntns_id(struct task_struct *task)
+{
+	struct mnt_namespace *ns = CS_READ(task, nsproxy, mnt_ns);
+	struct mnt_namespace___seq *old = (void *)ns;
+
+	if (bpf_core_field_exists(ns->ns.ns_id))
+		return CS_READ(ns, ns.ns_id);
+	if (bpf_core_field_exists(old->seq))
+		return CS_READ(old, seq);
+	return 0;
+}
+
 static __always_inline __u32 cs_task_pidns_level(struct task_struct *task)
 {
 	return CS_READ(task, thread_pid, level);
@@ -514,19 +535,41 @@ static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
 }
 
 /* --unique: the state of a mount namespace, created on first use. */
-/* The overflow of cs_unique_slot(): a namespace whose array slot another one holds. */
-static __noinline struct cs_unique_slot *cs_unique_overflow(__u32 mntns)
+
+/*
+ * A slot whose inode number now belongs to a new namespace starts over. The
+ * bits are cleared before the id is swapped: a CPU racing here may clear a
+ * bit another just set, which reports that capability twice, never zero times.
+ */
+static __always_inline struct cs_unique_slot *cs_unique_current(struct cs_unique_slot *s,
+								 __u64 ns_id)
 {
-	struct cs_unique_slot fresh = {.mntns = mntns};
+	__u64 old = s->ns_id;
+
+	if (old == ns_id)
+		return s;
+	s->seen[0] = 0;
+	s->seen[1] = 0;
+	s->seen[2] = 0;
+	s->seen[3] = 0;
+	__sync_val_compare_and_swap(&s->ns_id, old, ns_id);
+	return s;
+}
+
+/* The overflow of cs_unique_slot(): a namespace whose array slot another one holds. */
+static __noinline struct cs_unique_slot *cs_unique_overflow(__u32 mntns, __u64 ns_id)
+{
+	struct cs_unique_slot fresh = {.mntns = mntns, .ns_id = ns_id};
 	struct cs_unique_slot *s = bpf_map_lookup_elem(&unique_more, &mntns);
 
 	if (s)
-		return s;
+		return cs_unique_current(s, ns_id);
 	bpf_map_update_elem(&unique_more, &mntns, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&unique_more, &mntns);
+	s = bpf_map_lookup_elem(&unique_more, &mntns);
+	return s ? cs_unique_current(s, ns_id) : NULL;
 }
 
-static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns)
+static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns, __u64 ns_id)
 {
 	__u32 idx = cs_unique_slot_of(mntns);
 	struct cs_unique_slot *s = bpf_map_lookup_elem(&unique_cache, &idx);
@@ -534,13 +577,13 @@ static __always_inline struct cs_unique_slot *cs_unique_slot(__u32 mntns)
 	if (!s)
 		return NULL;
 	if (s->mntns == mntns)
-		return s;
+		return cs_unique_current(s, ns_id);
 	/* A free slot is claimed once; whoever loses the race re-reads it. */
 	if (s->mntns == 0 && __sync_val_compare_and_swap(&s->mntns, 0, mntns) == 0)
-		return s;
+		return cs_unique_current(s, ns_id);
 	if (s->mntns == mntns)
-		return s;
-	return cs_unique_overflow(mntns);
+		return cs_unique_current(s, ns_id);
+	return cs_unique_overflow(mntns, ns_id);
 }
 
 /*
@@ -701,6 +744,7 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	e->gid = CS_READ(cred, gid.val);
 	e->euid = CS_READ(cred, euid.val);
 	e->mntns = mntns;
+	e->mntns_id = (__u32)cs_task_mntns_id(task);
 	e->pidns_level = cs_task_pidns_level(task);
 	e->cap = args->cap;
 	e->ret = args->ret;
@@ -876,7 +920,6 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 	e->flags = a->flags;
 	e->audit_source = a->source;
 	e->suppressed = suppressed > 0xffffffffULL ? 0xffffffffU : (__u32)suppressed;
-	e->pad = 0;
 	cs_fill_check(e, task, pid_tgid, args, now, mntns);
 	if (pol) {
 		struct cs_policy_check *pc = (void *)e;
@@ -1043,6 +1086,24 @@ static __always_inline __u64 cs_policy_firsts(__u64 cand, __u64 starts)
 	return first;
 }
 
+/*
+ * runc's own stages ("runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]") and crun
+ * run in a container's cgroup while they set it up, or join it for an exec. Their
+ * checks are the runtime's, which profiles leave out: a container-scoped policy
+ * leaves them alone too (a Sigkill there would break `podman exec`, not stop the
+ * workload). The comm is what tells them: runc runs as a memfd copy of itself.
+ */
+static __always_inline bool cs_task_is_runtime_stage(struct task_struct *task)
+{
+	char comm[CS_COMM_LEN];
+	__u64 head;
+
+	cs_task_comm(task, comm);
+	__builtin_memcpy(&head, comm, sizeof(head));
+	return (head & 0xffffffffffffULL) == 0x5b3a636e7572ULL || /* "runc:[" */
+	       (head & 0xffffffffffULL) == 0x6e757263ULL;          /* "crun\0" */
+}
+
 /* The slots of the check, before the per-policy choice. */
 static __always_inline __u64 cs_policy_candidates(const struct cs_policy_bank *pb, __u32 bank,
 						  struct task_struct *task, __u64 pid_tgid,
@@ -1055,6 +1116,8 @@ static __always_inline __u64 cs_policy_candidates(const struct cs_policy_bank *p
 		struct cs_policy_bits *in = bpf_map_lookup_elem(&policy_cgroups, &cg);
 
 		cand &= ~pb->scoped | (in ? in->bits[bank & 1] : 0);
+		if ((cand & pb->scoped) && cs_task_is_runtime_stage(task))
+			cand &= ~pb->scoped;
 	}
 	if (cand & (pb->bin_in | pb->bin_not_in)) {
 		__u32 tgid = pid_tgid >> 32;
@@ -1304,7 +1367,7 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 		goto filtered;
 	mntns = cs_task_mntns(task);
 	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
-		uslot = cs_unique_slot(mntns);
+		uslot = cs_unique_slot(mntns, cs_task_mntns_id(task));
 		/* The agent counts every check before it asks whether to send it. */
 		if (uslot && !(cfg->filter_flags & CS_FILT_AGGREGATE) &&
 		    cs_unique_already_audited(uslot, args->cap, args->ret)) {

@@ -102,7 +102,7 @@ struct cs_cap_check {
 	__u32 suppressed;   /* checks of this key suppressed by --rate-limit before this one (saturates) */
 	struct cs_user_ns target_ns;
 	char comm[CS_COMM_LEN];
-	__u32 pad;
+	__u32 mntns_id;     /* low 32 bits of the mount namespace's boot-unique id (0: unknown) */
 };
 
 /* A learning sample: what follows a check with CS_F_HAS_STACK. */
@@ -261,6 +261,12 @@ static inline __u32 cs_callsite_slot_of(__u64 ip)
 struct cs_unique_slot {
 	__u32 mntns;
 	__u32 pad;
+	/*
+	 * The namespace's id, unique for the boot: the kernel hands a freed
+	 * namespace's inode number to the next one, so the inode alone would
+	 * let a new container inherit a dead one's reported capabilities.
+	 */
+	__u64 ns_id;
 	__u64 seen[4]; /* [denied * 2 + probe]: bit n = capability n reported */
 };
 

@@ -117,8 +117,8 @@ bool Agent::open_store(std::string* error) {
 }
 
 bool Agent::open_export(const AgentSettings& s, std::string* error) {
-  auto filter = exporter::ExportFilter::parse(s.given.export_allowlist, s.given.export_denylist,
-                                              error);
+  auto filter =
+      exporter::ExportFilter::parse(s.given.export_allowlist, s.given.export_denylist, error);
   if (!filter) return false;
   std::unique_ptr<exporter::RotatingFile> file;
   if (!s.given.export_file.empty()) {
@@ -149,8 +149,7 @@ bool Agent::open_capture(bool verbose, std::string* error) {
   }
   if (auto why = cli::privilege_problem(); !why.empty()) return *error = why, false;
   resolver_ = cli::make_resolver(settings_.given.runtimes);
-  router_ = std::make_unique<profile::ContainerRouter>(*resolver_,
-                                                       filter::ContainerFilter({}));
+  router_ = std::make_unique<profile::ContainerRouter>(*resolver_, filter::ContainerFilter({}));
   router_->route_host_units(settings_.host_services == HostServices::Unit);
   router_->seed();
 

@@ -44,9 +44,9 @@ class PolicyTarget;
 
 // What the agent did, for the final report, health and the tests.
 struct AgentCounters {
-  std::atomic<uint64_t> events{0};          // events out of the capture (before filters)
-  std::atomic<uint64_t> exported{0};        // lines written to the export file
-  std::atomic<uint64_t> export_filtered{0}; // left out by the allow/deny lists
+  std::atomic<uint64_t> events{0};           // events out of the capture (before filters)
+  std::atomic<uint64_t> exported{0};         // lines written to the export file
+  std::atomic<uint64_t> export_filtered{0};  // left out by the allow/deny lists
   std::atomic<uint64_t> flushes{0}, flush_failures{0};
   std::atomic<uint64_t> profiles_saved{0};  // profile deltas merged into the store
   std::atomic<uint64_t> reloads{0}, reload_failures{0};
@@ -77,8 +77,7 @@ class Agent final : public api::Backend {
   std::unique_ptr<api::EventStream> subscribe(const api::EventQuery& query,
                                               std::string* error) override;
   std::optional<std::vector<profile::Profile>> list_profiles(std::string* error) override;
-  std::optional<profile::Profile> get_profile(const std::string& name,
-                                              std::string* error) override;
+  std::optional<profile::Profile> get_profile(const std::string& name, std::string* error) override;
   std::optional<api::PolicyInfo> add_policy(const std::string& yaml, std::string* error) override;
   bool delete_policy(const std::string& name, std::string* error) override;
   std::vector<api::PolicyInfo> list_policies() override;
@@ -92,12 +91,12 @@ class Agent final : public api::Backend {
   bool open_store(std::string* error);
   bool open_export(const AgentSettings& s, std::string* error);
   bool open_capture(bool verbose, std::string* error);
-  void tick();                 // periodic work on the capture thread
+  void tick();  // periodic work on the capture thread
   void new_cgroup(uint64_t id, const std::string& path);
   void track_policy_scope(uint64_t id, const std::string& path);
-  void drain();                // the kernel's map into the recorder
+  void drain();  // the kernel's map into the recorder
   void flush_profiles(bool final);
-  void publish_snapshot();     // what API readers see of the unflushed profiles
+  void publish_snapshot();  // what API readers see of the unflushed profiles
   void do_reload();
   void run_tasks();
   // Runs `fn` on the capture thread and waits for it (up to 10 s).

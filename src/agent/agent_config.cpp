@@ -32,8 +32,7 @@ void add_agent_options(CLI::App* app, AgentOptions& o) {
   app->add_option("--event-rate-limit", o.event_rate_limit,
                   "At most one event per key per window (30s, 1m)");
   const char* exp = "Export";
-  app->add_option("--export-file", o.export_file, "Write events as JSON lines to FILE")
-      ->group(exp);
+  app->add_option("--export-file", o.export_file, "Write events as JSON lines to FILE")->group(exp);
   app->add_option("--export-file-max-size-mb", o.export_file_max_size_mb,
                   "Rotate the export file at this size")
       ->capture_default_str()
@@ -42,12 +41,10 @@ void add_agent_options(CLI::App* app, AgentOptions& o) {
                   "Also rotate it this often (0: by size only)")
       ->capture_default_str()
       ->group(exp);
-  app->add_option("--export-file-max-backups", o.export_file_max_backups,
-                  "Rotated files kept")
+  app->add_option("--export-file-max-backups", o.export_file_max_backups, "Rotated files kept")
       ->capture_default_str()
       ->group(exp);
-  app->add_flag("--export-file-compress", o.export_file_compress, "gzip rotated files")
-      ->group(exp);
+  app->add_flag("--export-file-compress", o.export_file_compress, "gzip rotated files")->group(exp);
   app->add_option("--export-allowlist", o.export_allowlist,
                   "Export only events matching these JSON filters (docs/EXPORT.md)")
       ->group(exp);
@@ -77,8 +74,8 @@ std::vector<std::string> config_files(const std::string& main, bool main_require
   if (fs::exists(main, ec)) {
     files.push_back(main);
   } else if (main_required) {
-    *error = fmt::format("--config {}: no such file (create it, or drop --config to use {})",
-                         main, kDefaultConfigFile);
+    *error = fmt::format("--config {}: no such file (create it, or drop --config to use {})", main,
+                         kDefaultConfigFile);
     return {};
   }
   fs::path dropins = fs::path(main).parent_path() / "capscope.d";
@@ -206,12 +203,13 @@ std::optional<AgentSettings> interpret(const AgentOptions& o, std::string* error
     return std::nullopt;
   }
   s.flush_interval = *flush;
-  static const std::map<std::string, HostServices> host = {
-      {"none", HostServices::None}, {"unit", HostServices::Unit}};
+  static const std::map<std::string, HostServices> host = {{"none", HostServices::None},
+                                                           {"unit", HostServices::Unit}};
   auto h = host.find(o.host_services);
   if (h == host.end()) {
-    *error = fmt::format("host-services '{}': use none or unit{}", o.host_services,
-                         o.host_services == "binary" ? " (profiles by binary are not built yet)" : "");
+    *error =
+        fmt::format("host-services '{}': use none or unit{}", o.host_services,
+                    o.host_services == "binary" ? " (profiles by binary are not built yet)" : "");
     return std::nullopt;
   }
   s.host_services = h->second;
@@ -231,8 +229,8 @@ std::optional<AgentSettings> interpret(const AgentOptions& o, std::string* error
       return std::nullopt;
     }
   }
-  auto rot = duration_of("export-file-rotation-interval", o.export_file_rotation_interval, true,
-                         error);
+  auto rot =
+      duration_of("export-file-rotation-interval", o.export_file_rotation_interval, true, error);
   if (!rot) return std::nullopt;
   s.export_rotation_interval = std::chrono::duration_cast<std::chrono::seconds>(*rot);
   if (o.export_file_max_size_mb == 0) {

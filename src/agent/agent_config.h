@@ -81,6 +81,7 @@ std::optional<AgentSettings> load_settings(const std::vector<std::string>& args,
                                            std::string* error);
 
 // Keys whose change a reload cannot apply (the agent must be restarted), by name.
-std::vector<std::string> restart_only_changes(const AgentOptions& before, const AgentOptions& after);
+std::vector<std::string> restart_only_changes(const AgentOptions& before,
+                                              const AgentOptions& after);
 
 }  // namespace capscope::agent

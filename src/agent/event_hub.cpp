@@ -15,7 +15,7 @@ std::string StringSink::take() {
   return out;
 }
 
-LineFormatter::LineFormatter(output::WriterOptions options)
+LineFormatter::LineFormatter(const output::WriterOptions& options)
     : json_(output::make_writer(output::Format::Json, json_sink_, options)),
       compact_(output::make_writer(output::Format::Compact, compact_sink_, options)) {}
 

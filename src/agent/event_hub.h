@@ -42,7 +42,7 @@ class StringSink final : public output::Sink {
 // Formats events as lines, once per format however many readers want it.
 class LineFormatter {
  public:
-  explicit LineFormatter(output::WriterOptions options = {});
+  explicit LineFormatter(const output::WriterOptions& options = {});
   // The event as a line of `format` ("json" or "compact").
   std::string line(const EnrichedCheck& e, output::Format format);
 

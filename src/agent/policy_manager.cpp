@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace capscope::agent {
@@ -111,8 +114,7 @@ bool PolicyManager::install(Set next, PolicyTarget& cap, std::string* error) {
   return true;
 }
 
-bool PolicyManager::reload_dir(const std::string& dir, PolicyTarget& cap,
-                               std::string* error) {
+bool PolicyManager::reload_dir(const std::string& dir, PolicyTarget& cap, std::string* error) {
   Set next;
   if (!read_dir(dir, &next, error)) return false;
   {
@@ -146,7 +148,7 @@ std::optional<policy::TracingPolicy> PolicyManager::parse_api_policy(const std::
   }
 }
 
-std::optional<api::PolicyInfo> PolicyManager::add(policy::TracingPolicy p, std::string yaml,
+std::optional<api::PolicyInfo> PolicyManager::add(policy::TracingPolicy p, const std::string& yaml,
                                                   PolicyTarget& cap, std::string* error) {
   Set next;
   {
@@ -167,8 +169,7 @@ std::optional<api::PolicyInfo> PolicyManager::add(policy::TracingPolicy p, std::
   return info_of(name, c, yaml, 0);
 }
 
-bool PolicyManager::remove(const std::string& name, PolicyTarget& cap,
-                           std::string* error) {
+bool PolicyManager::remove(const std::string& name, PolicyTarget& cap, std::string* error) {
   Set next;
   {
     std::lock_guard lock(mu_);
@@ -220,15 +221,33 @@ uint64_t PolicyManager::slot_bits_for(const ContainerInfo& info) const {
   return bits;
 }
 
+std::string PolicyManager::names_of_slots(uint64_t bits) const {
+  std::set<std::string> names;
+  for (size_t slot = 0; slot < slots_.size() && slot < 64; ++slot)
+    if (bits & (1ULL << slot)) names.insert(slots_[slot].first);
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
 void PolicyManager::reapply_cgroups(PolicyTarget& cap) {
   for (auto& [id, t] : cgroups_) {
     if (!t.info) continue;
     uint64_t bits = 0;
+    std::string names;
     {
       std::lock_guard lock(mu_);
       bits = slot_bits_for(*t.info);
+      names = names_of_slots(bits);
     }
-    if (bits != t.bits && cap.set_cgroup_policies(id, bits)) t.bits = bits;
+    if (bits == t.bits) continue;
+    if (!cap.set_cgroup_policies(id, bits)) {
+      spdlog::warn("cannot tell the kernel the policies of container {} (cgroup {}): {}",
+                   t.info->name, id, std::strerror(errno));
+      continue;
+    }
+    t.bits = bits;
+    // Tests and operators wait for this line: from here the kernel enforces.
+    if (bits != 0)
+      spdlog::info("policy {} now applies to container {} (cgroup {})", names, t.info->name, id);
   }
 }
 

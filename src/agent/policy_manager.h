@@ -32,8 +32,7 @@ class PolicyTarget {
   virtual ~PolicyTarget() = default;
   // The whole set at once; false and a one-line *error if it cannot be taken (too
   // many selectors), and then the previous set stays.
-  virtual bool set_policies(const std::vector<policy::CompiledPolicy>& set,
-                            std::string* error) = 0;
+  virtual bool set_policies(const std::vector<policy::CompiledPolicy>& set, std::string* error) = 0;
   // Which slots of scoped policies take in this container cgroup.
   virtual bool set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) = 0;
   // Checks each slot's selector matched, since the set was written.
@@ -59,7 +58,7 @@ class PolicyManager {
   static std::optional<policy::TracingPolicy> parse_api_policy(const std::string& yaml,
                                                                std::string* error);
   // Adds or replaces (by name); on failure the set stays as it was.
-  std::optional<api::PolicyInfo> add(policy::TracingPolicy p, std::string yaml,
+  std::optional<api::PolicyInfo> add(policy::TracingPolicy p, const std::string& yaml,
                                      PolicyTarget& cap, std::string* error);
   // False with *error empty when no policy has that name.
   bool remove(const std::string& name, PolicyTarget& cap, std::string* error);
@@ -89,6 +88,8 @@ class PolicyManager {
   [[nodiscard]] uint64_t slot_bits_for(const ContainerInfo& info) const;
   void reapply_cgroups(PolicyTarget& cap);
 
+  // The policies of these slots, comma-separated (mu_ held).
+  [[nodiscard]] std::string names_of_slots(uint64_t bits) const;
   mutable std::mutex mu_;  // guards set_ and slots_ against list() from API threads
   Set set_;
   // Slot -> (policy, action), in the order the kernel numbered them.

@@ -26,7 +26,7 @@ static_assert(sizeof(cs_exit) == 24);
 static_assert(sizeof(cs_cgroup) == 24 + CS_PATH_LEN);
 static_assert(sizeof(cs_config) == 56);
 static_assert(sizeof(cs_callsite) == 8);
-static_assert(sizeof(cs_unique_slot) == 40);
+static_assert(sizeof(cs_unique_slot) == 48);
 static_assert(sizeof(cs_callsite_slot) == 16);
 static_assert(sizeof(cs_counters) == 8 * (CS_CNT_MAX + 3));
 static_assert(sizeof(cs_agg_key) == 32 && sizeof(cs_agg_slot) == 56);
@@ -75,6 +75,7 @@ DecodeResult decode_check(std::span<const uint8_t> data) {
   c.gid = raw->gid;
   c.euid = raw->euid;
   c.mntns = raw->mntns;
+  c.mntns_id = raw->mntns_id;
   c.pidns_level = raw->pidns_level;
   c.cap = raw->cap;
   c.ret = raw->ret;

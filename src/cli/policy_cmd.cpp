@@ -1,10 +1,11 @@
 // capscope policy validate|list|add|delete|from-profile: Tetragon-form
 // TracingPolicies (docs/POLICIES.md) in the policy folder.
 //
-// Each subcommand works on a folder through src/policy/policy_dir.h, which is
-// also what the agent uses; a path through a running agent's API (when
-// --server-address answers) goes in front of the run_* functions below, which
-// take the folder and nothing else of the command line.
+// list, add and delete talk to a running agent when one answers (its API, as
+// `tetra tracingpolicy` does: a policy added there is in the kernel at once and
+// lasts until the agent stops); with no agent, or with --policy-dir given, they
+// work on the folder through src/policy/policy_dir.h, which the agent loads at
+// start and on SIGHUP.
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/remote.h"
 #include "policy/from_profile.h"
 #include "policy/policy_dir.h"
 #include "policy/tracing_policy.h"
@@ -36,6 +38,8 @@ struct PolicyOptions {
   std::string out;          // from-profile: -o
   std::string policy_name;  // from-profile: --name
   std::string rate_limit = "1m";
+  bool dir_given = false;        // --policy-dir: the folder, even with an agent running
+  remote::ServerAddress server;  // list, add, delete: a running agent's policies
 };
 
 std::string actions_of(const policy::CompiledPolicy& c) {
@@ -148,7 +152,72 @@ int run_from_profile(const PolicyOptions& o) {
 }
 
 void add_dir(CLI::App* c, PolicyOptions& o) {
-  c->add_option("--policy-dir", o.dir, "The policy folder")->capture_default_str();
+  c->add_option("--policy-dir", o.dir,
+                "The policy folder (given: work on it even when an agent runs)")
+      ->capture_default_str()
+      ->each([&o](const std::string&) { o.dir_given = true; });
+}
+
+// The running agent to send list/add/delete to, or nullopt: *rc 0 to work on
+// the folder, else the exit code (--server-address given and no agent there).
+std::optional<api::Client> agent_for_policies(const PolicyOptions& o, int* rc) {
+  *rc = kExitOk;
+  if (o.dir_given && !o.server.given) return std::nullopt;
+  std::string error;
+  auto agent = remote::connect_agent(o.server, &error);
+  if (!agent && !error.empty()) *rc = failure(error);
+  return agent;
+}
+
+int remote_list(api::Client& agent) {
+  v1::ListPoliciesResponse resp;
+  if (auto r = agent.list_policies(&resp); !r.ok()) return remote::call_failure(r);
+  std::cout << fmt::format("{:<32} {:>9}  {:<14} {:>10}  {}\n", "NAME", "SELECTORS", "ACTIONS",
+                           "HITS", "SOURCE");
+  for (const auto& p : resp.policies()) {
+    std::set<std::string> actions(p.actions().begin(), p.actions().end());
+    std::cout << fmt::format("{:<32} {:>9}  {:<14} {:>10}  {}\n", p.name(), p.selectors(),
+                             fmt::format("{}", fmt::join(actions, ",")), p.hits(), p.source());
+  }
+  return kExitOk;
+}
+
+int remote_add(api::Client& agent, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return usage_error(fmt::format("{}: {}", file, std::strerror(errno)));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return usage_error(fmt::format("{}: {}", file, std::strerror(errno)));
+  v1::AddPolicyResponse resp;
+  if (auto r = agent.add_policy(text, &resp); !r.ok()) {
+    r.message = fmt::format("{}: {}", file, r.message);
+    return remote::call_failure(r);
+  }
+  std::cout << fmt::format(
+      "added policy {} to the agent at {} (until it stops: `capscope policy add --policy-dir "
+      "DIR` keeps it across restarts)\n",
+      resp.policy().name(), agent.address());
+  return kExitOk;
+}
+
+int remote_delete(api::Client& agent, const std::string& name) {
+  if (auto r = agent.delete_policy(name); !r.ok()) return remote::call_failure(r);
+  std::cout << fmt::format("deleted policy {} from the agent at {}\n", name, agent.address());
+  return kExitOk;
+}
+
+// list, add, delete: through the agent when one answers, else on the folder.
+int run_dir_command(const std::string& which, const PolicyOptions& o) {
+  int rc = kExitOk;
+  auto agent = agent_for_policies(o, &rc);
+  if (rc != kExitOk) return rc;
+  if (agent) {
+    if (which == "add") return remote_add(*agent, o.files.at(0));
+    if (which == "delete") return remote_delete(*agent, o.name);
+    return remote_list(*agent);
+  }
+  if (which == "add") return run_add(o.dir, o.files.at(0), o.replace);
+  if (which == "delete") return run_delete(o.dir, o.name);
+  return run_list(o.dir);
 }
 
 }  // namespace
@@ -185,6 +254,7 @@ Runner add_policy_command(CLI::App& app, const GlobalOptions&) {
                    "With --action Post: at most one event per thread and this window "
                    "(Tetragon's rateLimit: 30s, 1m, 2h; none: every check)")
       ->capture_default_str();
+  for (CLI::App* c : {list, add, del}) remote::add_server_address_option(c, o->server);
   for (auto [c, name] : {std::pair{validate, "validate"},
                          {list, "list"},
                          {add, "add"},
@@ -193,10 +263,8 @@ Runner add_policy_command(CLI::App& app, const GlobalOptions&) {
     c->callback([which, n = std::string(name)] { *which = n; });
   return [o, which] {
     if (*which == "validate") return run_validate(o->files);
-    if (*which == "add") return run_add(o->dir, o->files.at(0), o->replace);
-    if (*which == "delete") return run_delete(o->dir, o->name);
     if (*which == "from-profile") return run_from_profile(*o);
-    return run_list(o->dir);
+    return run_dir_command(*which, *o);
   };
 }
 

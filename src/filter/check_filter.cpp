@@ -35,7 +35,8 @@ bool CheckFilter::passes_static(const CapCheck& c) const {
 }
 
 bool CheckFilter::unique_keep(const CapCheck& c) {
-  uint32_t& seen = unique_seen_[{c.mntns, c.cap, !c.granted()}];
+  // The namespace's id too: a new container may get a dead one's inode number.
+  uint32_t& seen = unique_seen_[{c.mntns, c.mntns_id, c.cap, !c.granted()}];
   uint32_t bit = c.audit ? 1u : 2u;
   // Once an audited use was reported, nothing more for the key is news.
   if ((seen & 1u) || (seen & bit)) {

@@ -38,8 +38,8 @@ class CheckFilter {
   FilterSpec spec_;
   uint32_t self_pid_;
   FilterStats stats_;
-  // (mntns, cap, denied) -> bit 0 audited seen, bit 1 probe seen
-  std::map<std::tuple<uint32_t, int32_t, bool>, uint32_t> unique_seen_;
+  // (mntns, mntns_id, cap, denied) -> bit 0 audited seen, bit 1 probe seen
+  std::map<std::tuple<uint32_t, uint32_t, int32_t, bool>, uint32_t> unique_seen_;
   struct RateState {
     uint64_t window_start = 0;
     uint64_t suppressed = 0;

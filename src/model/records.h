@@ -104,6 +104,9 @@ struct CapCheck {
   uint32_t gid = 0;
   uint32_t euid = 0;
   uint32_t mntns = 0;
+  // The mount namespace's boot-unique id (low 32 bits; 0 where the kernel has
+  // none): the kernel reuses a freed namespace's inode number, never this id.
+  uint32_t mntns_id = 0;
   uint32_t pidns_level = 0;  // depth of the pid namespace: 0 is the host
   int32_t cap = 0;
   int32_t ret = 0;          // 0 granted, negative errno denied

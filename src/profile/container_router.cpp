@@ -123,8 +123,10 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
     auto unit = units_.find(cgroup_id);
     if (m == nullptr || m->kind != CgroupKind::None || unit == units_.end())
       return settled_[cgroup_id] = Route{};
-    return settled_[cgroup_id] = Route{Route::Kind::Keep, "host:" + unit->second,
-                                       "systemd unit " + unit->second + " on the host", {}};
+    return settled_[cgroup_id] = Route{Route::Kind::Keep,
+                                       "host:" + unit->second,
+                                       "systemd unit " + unit->second + " on the host",
+                                       {}};
   }
   Route r = decide(*m, final);
   if (r.kind == Route::Kind::Wait) return r;

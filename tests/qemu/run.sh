@@ -31,8 +31,11 @@ TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-1500}
 # CAPSCOPE_QEMU_SMP=2 brings it back (docs/TESTING.md).
 SMP=${CAPSCOPE_QEMU_SMP:-1}
 # The guest has neither a container runtime nor nginx: the podman and nginx tests run
-# on the host only.
-FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup:ContainerRecordRuntime.ARunning*:NginxRuntime.*:ContainerTraceRuntime.*:PodRecordRuntime.*:Engine*:Cri*"}
+# on the host only. So do the agent's, the metrics server's, the privilege rings' and
+# the deployment files' tests: they test user space (podman, Prometheus, systemd,
+# capability sets), which the guest kernel does not change. The policy tests without
+# podman do run in the guest: they load the policy programs through its verifier.
+FILTER=${CAPSCOPE_QEMU_FILTER:-"*-TraceRuntime.PodmanContainerIsAttributedFromItsCgroup:ContainerRecordRuntime.ARunning*:NginxRuntime.*:ContainerTraceRuntime.*:PodRecordRuntime.*:Engine*:Cri*:AgentRuntime.*:MetricsServer.*:PrivilegesRuntime.*:DeployRuntime.*:PolicyPodmanRuntime.*"}
 
 die() { echo "qemu tests: $*" >&2; exit 1; }
 

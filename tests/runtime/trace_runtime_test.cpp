@@ -446,6 +446,20 @@ TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {
   EXPECT_NE(cs.stderr_text().find("suppressed by --unique"), std::string::npos);
 }
 
+// The kernel gives a freed mount namespace's inode number to the next one at once
+// (three `unshare -m` in a row here all get the same inode): each new namespace is a
+// new subject for --unique all the same, so each of these chroots is reported.
+TEST_F(TraceRuntime, UniqueStartsOverInANamespaceThatReusesAnInode) {
+  Capscope cs({"-o", "json", "--unique", "--comm", "chroot", "--caps", "CAP_SYS_CHROOT"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  constexpr int kRuns = 3;
+  for (int i = 0; i < kRuns; ++i) ASSERT_EQ(sh("unshare -m chroot / true"), 0);
+  EXPECT_EQ(cs.stop(), 0);
+  auto ev = select(cs.events(), "chroot", "CAP_SYS_CHROOT");
+  EXPECT_EQ(ev.size(), size_t{kRuns}) << cs.output_text();
+  for (const auto& e : ev) EXPECT_EQ(syscall_of(e), "chroot") << e.dump();
+}
+
 // --audit-only in a fresh capscope: the first checks on each kernel path are learning
 // samples the kernel cannot classify; user space must still keep their probes out.
 TEST_F(TraceRuntime, AuditOnlyHidesProbesFromTheFirstCheckOn) {

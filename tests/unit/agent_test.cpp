@@ -19,7 +19,8 @@ using namespace std::chrono_literals;
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("capscope-agent-unit-" + std::to_string(getpid()))) {
+  TempDir()
+      : path_(fs::temp_directory_path() / ("capscope-agent-unit-" + std::to_string(getpid()))) {
     fs::remove_all(path_);
     fs::create_directories(path_ / "capscope.d");
   }

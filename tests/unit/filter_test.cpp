@@ -55,6 +55,23 @@ TEST(CheckFilter, UniqueDoesNotHideALaterDenialOrAuditedUse) {
   EXPECT_TRUE(f.keep(other_container));
 }
 
+// The kernel hands a freed mount namespace's inode to the next namespace: a new
+// container with an old inode number is a new subject, told apart by the id.
+TEST(CheckFilter, UniqueTellsANamespaceThatReusesAnInodeFromTheOldOne) {
+  FilterSpec s;
+  s.unique = true;
+  CheckFilter f(s);
+  auto first = check(0, 0, true);
+  first.mntns_id = 7;
+  auto again = first;
+  auto next = first;
+  next.mntns_id = 8;
+  EXPECT_TRUE(f.keep(first));
+  EXPECT_FALSE(f.keep(again));
+  EXPECT_TRUE(f.keep(next));
+  EXPECT_FALSE(f.keep(next));
+}
+
 TEST(CheckFilter, RateLimitPerThreadCountsSuppressed) {
   FilterSpec s;
   s.rate_window_ns = 1000;
