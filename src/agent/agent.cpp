@@ -151,6 +151,7 @@ bool Agent::open_capture(bool verbose, std::string* error) {
   resolver_ = cli::make_resolver(settings_.given.runtimes);
   router_ = std::make_unique<profile::ContainerRouter>(*resolver_, filter::ContainerFilter({}));
   router_->route_host_units(settings_.host_services == HostServices::Unit);
+  router_->route_host_binaries(settings_.host_services == HostServices::Binary);
   router_->seed();
 
   capture::CaptureOptions copts;
@@ -277,6 +278,7 @@ void Agent::update_gauges() {
   uint64_t lost_before = kernel_lost_.exchange(k.lost);
   if (k.lost > lost_before) metrics_.lost_ringbuf.inc(k.lost - lost_before);
   kernel_checks_ = k.checks;
+  metrics_.ringbuf_lag_bytes.set(static_cast<double>(capture_->ring_lag_bytes()));
   metrics_.process_cache_size.set(static_cast<double>(cache_->size()));
   metrics_.container_cache_size.set(static_cast<double>(resolver_->cached()));
   uint64_t lost_sub = hub_.dropped();
@@ -383,6 +385,7 @@ void Agent::do_reload() {
     spdlog::error("reload: {} (the export settings are kept)", error);
     return;
   }
+  apply_event_mode(*fresh);
   settings_.flush_interval = fresh->flush_interval;
   settings_.given.policy_dir = fresh->given.policy_dir;
   settings_.config_sources = fresh->config_sources;
@@ -390,6 +393,27 @@ void Agent::do_reload() {
   spdlog::info("reloaded the configuration ({} file{}) and {} polic{}",
                fresh->config_sources.size(), fresh->config_sources.size() == 1 ? "" : "s",
                policies_->size(), policies_->size() == 1 ? "y" : "ies");
+}
+
+// event-mode and event-rate-limit: the kernel's event filters, rewritten in place.
+void Agent::apply_event_mode(const AgentSettings& fresh) {
+  if (fresh.event_mode == settings_.event_mode &&
+      fresh.event_rate_limit_ns == settings_.event_rate_limit_ns)
+    return;
+  if (!capture_->set_event_filters(fresh.event_mode != EventMode::None,
+                                   fresh.event_mode == EventMode::Unique,
+                                   fresh.event_rate_limit_ns)) {
+    counters_.reload_failures += 1;
+    spdlog::error("reload: cannot change the kernel's event filters: {} (event-mode {} kept)",
+                  std::strerror(errno), settings_.given.event_mode);
+    return;
+  }
+  spdlog::info("reload: event-mode {}, event-rate-limit {}", fresh.given.event_mode,
+               fresh.given.event_rate_limit.empty() ? "none" : fresh.given.event_rate_limit);
+  settings_.event_mode = fresh.event_mode;
+  settings_.event_rate_limit_ns = fresh.event_rate_limit_ns;
+  settings_.given.event_mode = fresh.given.event_mode;
+  settings_.given.event_rate_limit = fresh.given.event_rate_limit;
 }
 
 void Agent::run_tasks() {

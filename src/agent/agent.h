@@ -98,6 +98,7 @@ class Agent final : public api::Backend {
   void flush_profiles(bool final);
   void publish_snapshot();  // what API readers see of the unflushed profiles
   void do_reload();
+  void apply_event_mode(const AgentSettings& fresh);
   void run_tasks();
   // Runs `fn` on the capture thread and waits for it (up to 10 s).
   bool on_capture_thread(const std::function<void()>& fn, std::string* error);

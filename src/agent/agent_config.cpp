@@ -22,8 +22,10 @@ void add_agent_options(CLI::App* app, AgentOptions& o) {
   app->add_option("--db", o.db, "Profile store (SQLite)")->default_str(store::kDefaultDbPath);
   app->add_option("--flush-interval", o.flush_interval, "Merge profiles into the store this often")
       ->capture_default_str();
-  app->add_option("--host-services", o.host_services,
-                  "Also profile host processes: none, or unit (one profile per systemd service)")
+  app->add_option(
+         "--host-services", o.host_services,
+         "Also profile host processes: none, unit (one profile per systemd service) or binary "
+         "(one per executable)")
       ->capture_default_str();
   app->add_option("--event-mode", o.event_mode,
                   "Which checks become events: unique (once per container, capability and "
@@ -203,13 +205,11 @@ std::optional<AgentSettings> interpret(const AgentOptions& o, std::string* error
     return std::nullopt;
   }
   s.flush_interval = *flush;
-  static const std::map<std::string, HostServices> host = {{"none", HostServices::None},
-                                                           {"unit", HostServices::Unit}};
+  static const std::map<std::string, HostServices> host = {
+      {"none", HostServices::None}, {"unit", HostServices::Unit}, {"binary", HostServices::Binary}};
   auto h = host.find(o.host_services);
   if (h == host.end()) {
-    *error =
-        fmt::format("host-services '{}': use none or unit{}", o.host_services,
-                    o.host_services == "binary" ? " (profiles by binary are not built yet)" : "");
+    *error = fmt::format("host-services '{}': use none, unit or binary", o.host_services);
     return std::nullopt;
   }
   s.host_services = h->second;
@@ -284,9 +284,6 @@ std::vector<std::string> restart_only_changes(const AgentOptions& a, const Agent
   check("ringbuf-size", a.ringbuf_mb == b.ringbuf_mb);
   check("host-services", a.host_services == b.host_services);
   check("node-name", a.node_name == b.node_name);
-  // The kernel's event filters are written once, at attach.
-  check("event-mode", a.event_mode == b.event_mode);
-  check("event-rate-limit", a.event_rate_limit == b.event_rate_limit);
   return keys;
 }
 

@@ -21,7 +21,7 @@ inline constexpr const char* kDefaultServerAddress = "unix:///var/run/capscope/c
 inline constexpr const char* kDefaultMetricsAddress = "127.0.0.1:2113";
 inline constexpr const char* kDefaultPolicyDir = "/etc/capscope/policies";
 
-enum class HostServices { None, Unit };
+enum class HostServices { None, Unit, Binary };
 enum class EventMode { Unique, All, None };
 
 // As given: strings for what is validated later, so a file and a flag spell it alike.

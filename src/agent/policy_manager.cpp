@@ -206,7 +206,16 @@ std::string_view PolicyManager::policy_of(const CapCheck& c, const PolicyTarget&
 }
 
 void PolicyManager::on_container_cgroup(uint64_t cgroup_id, const ContainerRef& ref) {
-  if (cgroups_.size() >= kMaxTrackedCgroups) return;
+  if (cgroups_.size() >= kMaxTrackedCgroups) {
+    // Not silent: a container-scoped policy does not reach this container.
+    if (!full_warned_)
+      spdlog::warn(
+          "{} container cgroups tracked for container-scoped policies: newer "
+          "containers are out of their reach until the agent restarts",
+          kMaxTrackedCgroups);
+    full_warned_ = true;
+    return;
+  }
   cgroups_.try_emplace(cgroup_id, Tracked{ref, nullptr, ~0ULL});
 }
 

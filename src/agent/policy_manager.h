@@ -88,6 +88,7 @@ class PolicyManager {
   [[nodiscard]] uint64_t slot_bits_for(const ContainerInfo& info) const;
   void reapply_cgroups(PolicyTarget& cap);
 
+  bool full_warned_ = false;  // the cgroups tracked reached their bound (said once)
   // The policies of these slots, comma-separated (mu_ held).
   [[nodiscard]] std::string names_of_slots(uint64_t bits) const;
   mutable std::mutex mu_;  // guards set_ and slots_ against list() from API threads

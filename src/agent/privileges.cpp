@@ -1,9 +1,11 @@
 #include "agent/privileges.h"
 
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -463,6 +465,17 @@ uint64_t ring_caps() {
   return all;
 }
 
+uint64_t unneeded_on_this_kernel(uint64_t valid) {
+  uint64_t out = 0;
+  if (valid & bit(CAP_BPF)) out |= bit(CAP_SYS_ADMIN);
+  // Memory-cgroup accounting of BPF memory came in 5.11 with this helper; libbpf
+  // decides whether to raise RLIMIT_MEMLOCK by the same probe.
+  if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCKET_FILTER, BPF_FUNC_ktime_get_coarse_ns, nullptr) ==
+      1)
+    out |= bit(CAP_SYS_RESOURCE);
+  return out;
+}
+
 DropPlan plan_drop(const CapabilityOptions& options, const CapSets& current, uint64_t valid) {
   uint64_t keep = valid & ~options.drop;
   uint64_t wanted_effective = (kBase | options.add) & keep;
@@ -567,7 +580,9 @@ bool Privileges::configure(const CapabilityOptions& options, std::string* error)
     plan_ = DropPlan{*current, 0, 0};
     return true;
   }
+  unneeded_ = unneeded_on_this_kernel(valid_);
   plan_ = plan_drop(options, *current, valid_);
+  plan_.unavailable &= ~unneeded_;
   if (plan_.missing_add != 0)
     return fail(error, fmt::format("--capabilities add={}: the agent does not hold {} (not in its "
                                    "permitted set): start it with them or remove them from add=",
@@ -636,6 +651,7 @@ bool Privileges::drop_to_base(std::string* error) {
     return fail(error, fmt::format("cannot drop capabilities: capget failed: {}; {}",
                                    std::strerror(errno), kBypassHint));
   plan_ = plan_drop(options_, *current, valid_);
+  plan_.unavailable &= ~unneeded_;
   if (plan_.missing_add != 0)
     return fail(error, fmt::format("cannot drop capabilities: add= names {}, which the agent does "
                                    "not hold; {}",

@@ -99,6 +99,10 @@ std::optional<CapSets> parse_status_caps(std::string_view status);
 // Bits 0..cap_last_cap of the running kernel (found with PR_CAPBSET_READ, so it
 // works without /proc/sys).
 uint64_t kernel_valid_caps();
+// Ring capabilities this kernel never asks for, left out of the start-up warning:
+// CAP_SYS_ADMIN where the kernel knows CAP_BPF (5.8+), CAP_SYS_RESOURCE where BPF
+// memory is charged to the memory cgroup instead of RLIMIT_MEMLOCK (5.11+).
+uint64_t unneeded_on_this_kernel(uint64_t valid);
 
 // The calling thread's sets, from capget(2) and prctl(2); nullopt if capget fails.
 std::optional<CapSets> this_thread_caps();
@@ -182,6 +186,7 @@ class Privileges {
   CapabilityOptions options_;
   DropPlan plan_;
   uint64_t valid_ = 0;
+  uint64_t unneeded_ = 0;  // ring capabilities this kernel never asks for (no warning)
   bool configured_ = false;
   bool dropped_ = false;
 };

@@ -246,6 +246,7 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   // verifier refuses it gets the walk through bpf_probe_read_kernel().
   cap->walk_direct_ = b == Backend::Tracepoint && opts.try_direct_walk;
   cap->post_filter_ = std::make_unique<filter::SampledCheckFilter>(opts.filters);
+  cap->filters_ = opts.filters;
   cap->aggregate_ = opts.aggregate;
   for (;;) {
     int err = load_backend(*cap->impl_, b, f, cap->walk_direct_, opts.ringbuf_bytes, error);
@@ -277,7 +278,19 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   if (!write_filters(sk.obj, opts.filters, error) ||
       !fill_set(map_fd(sk.obj, "follow_pids"), opts.follow_pids, error, "followed pid"))
     return nullptr;
-  if (b == Backend::Tracepoint) cap->learner_ = std::make_unique<CallSiteLearner>(Kallsyms::load());
+  if (b == Backend::Tracepoint) {
+    // Without real addresses no call site can be classified, and every check would be
+    // reported as undecided: refuse instead of reporting wrong audit flags.
+    Kallsyms symbols = Kallsyms::load();
+    if (!symbols.usable()) {
+      *error =
+          "/proc/kallsyms shows no kernel addresses (all zero: capscope lacks CAP_SYSLOG, or "
+          "kernel.kptr_restrict is 2), which the tracepoint backend needs to tell probes from "
+          "needs: run it with CAP_SYSLOG and kernel.kptr_restrict at 0 or 1";
+      return nullptr;
+    }
+    cap->learner_ = std::make_unique<CallSiteLearner>(std::move(symbols));
+  }
   if (int err = bpf_object__attach_skeleton(sk.skel); err) {
     *error = fmt::format("cannot attach the {} BPF programs: {}", backend_name(b), errno_text(err));
     return nullptr;
@@ -430,6 +443,26 @@ void BpfCapture::deliver_policy_events(CapCheck c, const PolicyPart& part, bool 
     handler(Record{std::move(e)});
   }
 }
+
+bool BpfCapture::set_event_filters(bool emit, bool unique, std::optional<uint64_t> rate_window_ns) {
+  cs_config old = impl_->config;
+  cs_config& cfg = impl_->config;
+  cfg.filter_flags &= ~(CS_FILT_AGG_EMIT | CS_FILT_UNIQUE | CS_FILT_RATE);
+  if (emit && aggregate_) cfg.filter_flags |= CS_FILT_AGG_EMIT;
+  if (unique) cfg.filter_flags |= CS_FILT_UNIQUE;
+  if (rate_window_ns) cfg.filter_flags |= CS_FILT_RATE;
+  cfg.rate_window_ns = rate_window_ns.value_or(0);
+  if (!write_config()) {
+    cfg = old;
+    return false;
+  }
+  filters_.unique = unique;
+  filters_.rate_window_ns = rate_window_ns;
+  post_filter_ = std::make_unique<filter::SampledCheckFilter>(filters_);
+  return true;
+}
+
+uint64_t BpfCapture::ring_lag_bytes() const { return impl_->rb ? impl_->rb->lag_bytes() : 0; }
 
 // The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
 // what came in below it is read when the wait times out.

@@ -117,6 +117,13 @@ class BpfCapture {
   int poll(int timeout_ms, const RecordHandler& handler);
 
   [[nodiscard]] KernelCounters counters() const;
+  // Bytes in the ring buffer not read yet: how far the reader is behind.
+  [[nodiscard]] uint64_t ring_lag_bytes() const;
+  // The agent's event filters, changed while attached (SIGHUP): whether aggregated
+  // checks are also sent (emit), --unique, and --rate-limit's window. The kernel
+  // reads them at its next check; the user-space half starts afresh. False, and
+  // nothing changed, if the kernel's map refuses the update.
+  bool set_event_filters(bool emit, bool unique, std::optional<uint64_t> rate_window_ns);
   // record: takes out every check counted so far (the kernel's per-CPU cache
   // and hash map; a check counted meanwhile is left for the next drain, and
   // one key may come in several entries, to be added up). Waits for an RCU
@@ -174,6 +181,7 @@ class BpfCapture {
   std::unique_ptr<CallSiteLearner> learner_;
   uint64_t decode_errors_ = 0;
   std::unique_ptr<filter::SampledCheckFilter> post_filter_;
+  filter::FilterSpec filters_;  // what post_filter_ was built from
   bool walk_direct_ = false;
   bool aggregate_ = false;  // record, agent: checks not counted in the kernel reach user space
   LateKillStats late_kills_;

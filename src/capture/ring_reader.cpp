@@ -23,6 +23,12 @@ std::atomic_ref<uint64_t> position(void* page) {
 
 }  // namespace
 
+uint64_t RingReader::lag_bytes() const {
+  uint64_t producer = position(producer_map_).load(std::memory_order_acquire);
+  uint64_t consumer = position(consumer_map_).load(std::memory_order_relaxed);
+  return producer > consumer ? producer - consumer : 0;
+}
+
 std::unique_ptr<RingReader> RingReader::open(int map_fd, std::string* error) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);

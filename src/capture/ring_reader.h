@@ -36,6 +36,9 @@ class RingReader {
   int poll(int timeout_ms, const Handler& handler);
   // Hands over what is committed now, without waiting.
   int consume(const Handler& handler);
+  // Bytes the kernel has reserved that this reader has not consumed yet (between
+  // polls: consume() hands back everything it read before it returns).
+  [[nodiscard]] uint64_t lag_bytes() const;
 
  private:
   RingReader() = default;

@@ -79,11 +79,21 @@ ContainerRouter::ContainerRouter(RuntimeResolver& resolver, filter::ContainerFil
       final_wait_(final_wait) {}
 
 void ContainerRouter::seed() {
+  walking_ = true;
   fs_.walk([this](uint64_t id, const std::string& path) { on_cgroup(id, path); }, 1'000'000);
+  walking_ = false;
   next_walk_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
 }
 
+// Containers come and go for as long as the agent runs; no record says a cgroup
+// is gone, so the maps are bounded by forgetting everything and walking again.
 void ContainerRouter::on_cgroup(uint64_t id, const std::string& path) {
+  if (!walking_ && cgroups_.size() >= kMaxCgroups && !cgroups_.contains(id)) {
+    cgroups_.clear();
+    units_.clear();
+    settled_.clear();
+    seed();
+  }
   CgroupMatch m = classify_cgroup(path);
   if (host_units_ && m.kind == CgroupKind::None) {
     if (std::string unit = service_unit_of(path); !unit.empty()) units_.insert_or_assign(id, unit);
@@ -117,9 +127,15 @@ const CgroupMatch* ContainerRouter::match_of(uint64_t cgroup_id) {
 
 Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
   if (auto s = settled_.find(cgroup_id); s != settled_.end()) return s->second;
+  if (settled_.size() >= kMaxCgroups) settled_.clear();  // decided again on demand
   const CgroupMatch* m = match_of(cgroup_id);
   // Not a container (a host process, a runtime's monitor), or a cgroup gone unseen.
   if (m == nullptr || m->kind != CgroupKind::Container || m->ref.empty()) {
+    if (host_binaries_ && m != nullptr && m->kind == CgroupKind::None) {
+      Route by_binary{Route::Kind::Keep, "", "", {}};
+      by_binary.by_binary = true;
+      return settled_[cgroup_id] = by_binary;
+    }
     auto unit = units_.find(cgroup_id);
     if (m == nullptr || m->kind != CgroupKind::None || unit == units_.end())
       return settled_[cgroup_id] = Route{};

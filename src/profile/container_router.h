@@ -52,6 +52,14 @@ class ContainerRouter : public Router {
   // The agent's --host-services unit: a host process's checks go to the profile of
   // its systemd service ("host:nginx.service"), named from its cgroup's path.
   void route_host_units(bool on) { host_units_ = on; }
+  // The agent's --host-services binary: a host process's checks go to the profile
+  // of its binary ("host:/usr/sbin/nginx").
+  void route_host_binaries(bool on) { host_binaries_ = on; }
+
+  // Cgroups remembered at most (known and decided, each): past it the router
+  // forgets them all and walks the hierarchy again, which drops the dead ones.
+  static constexpr size_t kMaxCgroups = 65536;
+  [[nodiscard]] size_t cgroups_known() const { return cgroups_.size(); }
 
   // The containers recorded (full ids), for the report.
   [[nodiscard]] const std::set<std::string>& recorded() const { return recorded_; }
@@ -71,6 +79,8 @@ class ContainerRouter : public Router {
   std::set<std::string> recorded_;
   std::function<void(uint64_t)> exclude_;
   bool host_units_ = false;
+  bool host_binaries_ = false;
+  bool walking_ = false;
   std::unordered_map<uint64_t, std::string> units_;  // host cgroup -> its service unit
 };
 

@@ -44,6 +44,22 @@ void Recorder::apply(Profile& p, const Contribution& what) {
     p.privileged_binaries[b->first].merge(b->second);
 }
 
+// A by-binary route names the profile after the binary the contribution is about;
+// one that names none (the sets a process held) belongs to no binary's profile.
+void Recorder::apply_routed(const Route& r, const Contribution& what) {
+  if (!r.by_binary) {
+    apply(profile_for(r), what);
+    return;
+  }
+  std::string binary;
+  if (const auto* o = std::get_if<Observation>(&what)) binary = o->binary;
+  if (const auto* b = std::get_if<std::pair<std::string, PrivilegedBinary>>(&what))
+    binary = b->first;
+  if (binary.empty()) return;
+  apply(profile_for({Route::Kind::Keep, "host:" + binary, "binary " + binary + " on the host", {}}),
+        what);
+}
+
 void Recorder::contribute(uint64_t cgroup_id, Contribution what) {
   if (router_ == nullptr) {
     apply(profile_for({Route::Kind::Keep, name_, subject_, {}}), what);
@@ -51,7 +67,7 @@ void Recorder::contribute(uint64_t cgroup_id, Contribution what) {
   }
   Route r = router_->route(cgroup_id, false);
   if (r.kind == Route::Kind::Keep)
-    apply(profile_for(r), what);
+    apply_routed(r, what);
   else if (r.kind == Route::Kind::Wait)
     pending_.push_back({cgroup_id, std::move(what)});
 }
@@ -66,7 +82,7 @@ void Recorder::settle(bool final) {
       it = routes.emplace(p.cgroup_id, router_->route(p.cgroup_id, final)).first;
     const Route& r = it->second;
     if (r.kind == Route::Kind::Keep) {
-      apply(profile_for(r), p.what);
+      apply_routed(r, p.what);
     } else if (r.kind == Route::Kind::Wait && !final) {
       still.push_back(std::move(p));
     } else if (r.kind == Route::Kind::Wait) {

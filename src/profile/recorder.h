@@ -27,6 +27,9 @@ struct Route {
   std::string profile;  // Keep: the profile's name
   std::string subject;  // Keep: how it is described, for a new profile
   ContainerIdentity container;
+  // Keep: one profile per binary, "host:" and the binary's path (the agent's
+  // --host-services binary); `profile` and `subject` are not used then.
+  bool by_binary = false;
 };
 
 class Router {
@@ -121,6 +124,7 @@ class Recorder {
   void contribute(uint64_t cgroup_id, Contribution what);
   static void apply(Profile& p, const Contribution& what);
   Profile& profile_for(const Route& r);
+  void apply_routed(const Route& r, const Contribution& what);
   [[nodiscard]] bool in_subject(uint64_t cgroup_id) const {
     return router_ != nullptr || subject_cgroups_.empty() || subject_cgroups_.contains(cgroup_id);
   }

@@ -17,7 +17,8 @@
 # CAPSCOPE_QEMU_BACKENDS (default "fentry kprobe"; add auto for a third pass),
 # CAPSCOPE_QEMU_TIMEOUT (default 1500), CAPSCOPE_QEMU_FILTER (a gtest filter),
 # CAPSCOPE_QEMU_COMMAND (a shell command the guest runs instead, to debug),
-# CAPSCOPE_QEMU_SMP (vCPUs, default 1).
+# CAPSCOPE_QEMU_SMP (vCPUs, default 1), CAPSCOPE_QEMU_JOBS (kernels booted side by side,
+# default nproc / SMP; 1 boots them one after the other).
 # See docs/TESTING.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +31,8 @@ TIMEOUT=${CAPSCOPE_QEMU_TIMEOUT:-1500}
 # a soft lockup, the attaching task waiting in text patching on the other CPU.
 # CAPSCOPE_QEMU_SMP=2 brings it back (docs/TESTING.md).
 SMP=${CAPSCOPE_QEMU_SMP:-1}
+# Kernels booted at once (default: as many as the host has cores for their vCPUs).
+JOBS=${CAPSCOPE_QEMU_JOBS:-$(($(nproc) / SMP))}
 # The guest has neither a container runtime nor nginx: the podman and nginx tests run
 # on the host only. So do the agent's, the metrics server's, the privilege rings' and
 # the deployment files' tests: they test user space (podman, Prometheus, systemd,
@@ -171,16 +174,39 @@ if ((${#kernels[@]} == 0)); then
 fi
 initrd="$WORK/initramfs.gz"
 build_initramfs "$initrd"
-failed=0
-for pkg in "${kernels[@]}"; do
-  vmlinuz=$(fetch_kernel "$pkg")
-  [[ -n $vmlinuz ]] || die "$pkg holds no vmlinuz"
+
+# One kernel's run: its report on stdout, the suite's status as the exit status.
+run_kernel() {
+  local pkg=$1 vmlinuz=$2 log="$WORK/$1.console" start st
   echo "=== $pkg: runtime tests, backends: $BACKENDS"
-  log="$WORK/$pkg.console"
   start=$(date +%s)
   if boot_and_run "$vmlinuz" "$initrd" "$log"; then st=0; else st=$?; fi
   report "$log.txt"
   echo "=== $pkg: exit $st after $(($(date +%s) - start))s (console: $log.txt)"
-  ((st == 0)) || failed=1
+  return "$st"
+}
+
+vmlinuzes=()
+for pkg in "${kernels[@]}"; do
+  vmlinuz=$(fetch_kernel "$pkg")
+  [[ -n $vmlinuz ]] || die "$pkg holds no vmlinuz"
+  vmlinuzes+=("$vmlinuz")
 done
+failed=0
+if ((JOBS > 1)); then
+  # Each guest is one emulated CPU: with a host core each, the kernels run side by side.
+  pids=()
+  for i in "${!kernels[@]}"; do
+    run_kernel "${kernels[$i]}" "${vmlinuzes[$i]}" >"$WORK/${kernels[$i]}.report" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!kernels[@]}"; do
+    wait "${pids[$i]}" || failed=1
+    cat "$WORK/${kernels[$i]}.report"
+  done
+else
+  for i in "${!kernels[@]}"; do
+    run_kernel "${kernels[$i]}" "${vmlinuzes[$i]}" || failed=1
+  done
+fi
 exit "$failed"

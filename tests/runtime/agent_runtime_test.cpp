@@ -1,12 +1,16 @@
 // capscope agent as a daemon: its configuration files and flags, profiles of real
 // podman containers merged into the store while it runs, the export file, the
-// metrics endpoint, SIGHUP and SIGTERM.
+// metrics endpoint, SIGHUP and SIGTERM, policies through its API, and a bounded soak.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -169,6 +173,16 @@ std::vector<json> of_container(const std::vector<json>& events, const std::strin
   return out;
 }
 
+// The audited granted and denied counts of a capability in a stored profile.
+std::pair<uint64_t, uint64_t> audited_counts(const json& p, const std::string& cap) {
+  std::pair<uint64_t, uint64_t> n{0, 0};
+  for (const auto& u : p.at("uses")) {
+    if (!u.value("audit", true) || u.at("capability") != cap) continue;
+    (u.at("verdict") == "granted" ? n.first : n.second) += u.at("count").get<uint64_t>();
+  }
+  return n;
+}
+
 TEST_F(AgentRuntime, UnknownConfigKeyIsAOneLineErrorNamingFileAndLine) {
   write_base_config("exportfile: /tmp/x\n");
   AgentProcess agent(dir_, {config_flag()});
@@ -192,6 +206,22 @@ TEST_F(AgentRuntime, FlagsWinOverDropInsWhichWinOverTheMainFile) {
   ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
   EXPECT_NE(agent.log().find("events unique"), std::string::npos) << agent.log();
   EXPECT_EQ(agent.stop(), 0) << agent.log();
+}
+
+// --host-services binary: a host process's checks go to the profile of its binary.
+TEST_F(AgentRuntime, HostServicesByBinaryProfilesEachExecutable) {
+  write_base_config();
+  AgentProcess agent(dir_, {config_flag(), "--no-runtimes", "--host-services", "binary"});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+  std::string loop = fs::canonical(helpers_dir() + "/cs_setuid_loop").string();
+  ASSERT_EQ(sh(loop + " 1000 >/dev/null"), 0);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+  std::string shown = capture(capscope_binary() + " profile export host:" + loop + " --db " +
+                              (dir_ / "db.sqlite").string() + " 2>&1");
+  json p = json::parse(shown, nullptr, false);
+  ASSERT_FALSE(p.is_discarded()) << shown << agent.log();
+  EXPECT_EQ(audited_counts(p, "CAP_SETUID").first, 1000u) << shown;
 }
 
 // After attaching, the agent keeps CAP_SYS_PTRACE effective and nothing else
@@ -315,6 +345,41 @@ TEST_F(AgentRuntime, SighupReloadsTheExportFiltersAndABadFileChangesNothing) {
   EXPECT_EQ(of_container(events, b, "CAP_SYSLOG").size(), 1u) << agent.log();
 }
 
+// event-mode changes on SIGHUP, in the kernel: from unique to none, then to all.
+TEST_F(AgentRuntime, SighupChangesTheEventModeInTheKernel) {
+  ASSERT_EQ(podman_problem(), "");
+  PodmanService podman;
+  ASSERT_EQ(podman.start(dir_), "");
+  write_base_config();
+  AgentProcess agent(dir_, {config_flag(), "--podman-socket", podman.socket()});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+
+  write("capscope.d/70-mode.yaml", "event-mode: none\n");
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.wait_for("reload: event-mode none")) << agent.log();
+  std::string quiet = start_container("quiet");
+  release_and_wait({quiet});
+  fs::remove(dir_ / "go");
+
+  write("capscope.d/70-mode.yaml", "event-mode: all\n");
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.wait_for("reload: event-mode all")) << agent.log();
+  std::string loud = start_container("loud");
+  release_and_wait({loud});
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+
+  auto events = exported();
+  EXPECT_TRUE(of_container(events, quiet, "CAP_CHOWN").empty()) << agent.log();
+  EXPECT_TRUE(of_container(events, quiet, "CAP_SYSLOG").empty()) << agent.log();
+  // Every check (each chown checks CAP_CHOWN more than once): unique would send one.
+  EXPECT_GE(of_container(events, loud, "CAP_CHOWN").size(), 2u) << agent.log();
+  // The profile of the quiet one is recorded all the same.
+  std::string profiles =
+      capture(capscope_binary() + " profile list --db " + (dir_ / "db.sqlite").string() + " 2>&1");
+  EXPECT_NE(profiles.find(quiet + "@"), std::string::npos) << profiles;
+}
+
 // A profile becomes a policy, added to the running agent through its API
 // (`capscope policy add` finds the agent): with Sigkill, a process of the same
 // container that uses a capability outside the profile dies in the kernel while
@@ -428,6 +493,153 @@ TEST_F(AgentRuntime, PolicyFromAProfileKillsOrReportsThroughTheAgent) {
   }
   EXPECT_GE(posted_fowner, 1) << seen << agent.log();
   EXPECT_GE(killed, 1) << seen << agent.log();
+}
+
+// Holds SQLite's exclusive lock on a database until destroyed: no one else writes.
+class StoreLock {
+ public:
+  explicit StoreLock(const fs::path& db) {
+    if (sqlite3_open(db.c_str(), &db_) != SQLITE_OK) return;
+    sqlite3_busy_timeout(db_, 10000);
+    locked_ = sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK;
+  }
+  ~StoreLock() {
+    if (locked_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+  }
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+  [[nodiscard]] bool locked() const { return locked_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  bool locked_ = false;
+};
+
+// One value of the agent's /metrics, -1 if the series is not there.
+double metric(const std::string& scrape, const std::string& series) {
+  auto at = scrape.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(scrape.substr(at + series.size() + 2));
+}
+
+// A bounded soak: 10,000 processes cached, a storm of checks from the host, containers
+// starting and ending while the runtime's socket goes away and comes back, the store
+// locked for a while, and the export file on a full disk. The agent keeps running and
+// says what it could not do; every container's checks reach the store in the end;
+// its memory stays under 64 MiB.
+TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile) {
+  ASSERT_EQ(podman_problem(), "");
+  PodmanService podman;
+  ASSERT_EQ(podman.start(dir_), "");
+  fs::path small = dir_ / "small";
+  fs::create_directories(small);
+  ASSERT_EQ(mount("tmpfs", small.c_str(), "tmpfs", 0, "size=64k"), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small};
+  write_base_config("event-mode: all\n");
+  write("capscope.d/10-small-disk.yaml", "export-file: " + (small / "events.json").string() + "\n");
+
+  // 10,000 processes alive before the agent starts: its /proc walk caches them all.
+  pid_t sleepers = spawn({helpers_dir() + "/cs_sleepers", "10000"}, dir_ / "sleepers.err");
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{sleepers};
+  auto children = [&] { return capture("pgrep -c -P " + std::to_string(sleepers)); };
+  for (int i = 0; i < 600 && children() != "10000"; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(children(), "10000");
+
+  AgentProcess agent(dir_, {config_flag(), "--podman-socket", podman.socket()});
+  ASSERT_TRUE(agent.wait_for("agent running")) << agent.log();
+  std::string url = agent.metrics_url();
+  ASSERT_FALSE(url.empty()) << agent.log();
+
+  // The storm: 300,000 CAP_SETUID checks from the host while everything else happens.
+  pid_t storm = spawn({helpers_dir() + "/cs_setuid_loop", "300000"}, dir_ / "storm.err");
+  std::vector<std::string> names;
+  auto run_batch = [&](const std::string& tag, int n) {
+    std::string all;
+    for (int i = 0; i < n; ++i) {
+      std::string name = "cs-soak-" + tag + std::to_string(i) + "-" + std::to_string(getpid());
+      containers_.push_back(name);
+      names.push_back(name);
+      all += " " + name;
+      EXPECT_EQ(
+          sh("podman --runtime runc run -d --name " + name + " --network none " + kBusyboxImage +
+             " sh -c 'touch /tmp/f; for i in 1 2 3 4 5; do chown $i:$i /tmp/f; done; "
+             "dmesg >/dev/null 2>&1; sleep 0.3' >/dev/null"),
+          0);
+    }
+    sh("podman wait" + all + " >/dev/null 2>&1");
+  };
+  run_batch("a", 3);
+
+  // The runtime's socket goes away, containers come and go, and it comes back.
+  podman.stop();
+  run_batch("b", 3);
+  ASSERT_EQ(podman.start(dir_), "");
+
+  // The store is locked for a while: flushes fail, and the profiles wait in memory.
+  {
+    StoreLock lock(dir_ / "db.sqlite");
+    ASSERT_TRUE(lock.locked());
+    run_batch("c", 2);
+    EXPECT_TRUE(agent.wait_for("profile update(s) kept in memory", 20s)) << agent.log();
+  }
+  int storm_status = 0;
+  waitpid(storm, &storm_status, 0);
+  EXPECT_EQ(storm_status, 0);
+
+  std::string scrape = capture("curl -sf " + url);
+  EXPECT_GE(metric(scrape, "capscope_process_cache_size"), 10000) << scrape;
+  EXPECT_GE(metric(scrape, "capscope_store_flushes_total{result=\"error\"}"), 1) << scrape;
+  EXPECT_GE(metric(scrape, "capscope_events_lost_total{where=\"export\"}"), 1) << scrape;
+  EXPECT_GE(metric(scrape, "capscope_ringbuf_lag_bytes"), 0) << scrape;
+  // Resident memory, and how much of it is the kernel's BPF maps mapped into the agent:
+  // the ring buffer's pages count twice there (the kernel maps its data area twice so
+  // a record never wraps), and they are --ringbuf-size, not what the agent caches.
+  std::string status = read_file("/proc/" + std::to_string(agent.pid()) + "/status");
+  std::smatch rss;
+  ASSERT_TRUE(std::regex_search(status, rss, std::regex(R"(VmRSS:\s+(\d+) kB)"))) << status;
+  long rss_kb = std::stol(rss[1].str());
+  long maps_kb = 0;
+  {
+    std::ifstream smaps("/proc/" + std::to_string(agent.pid()) + "/smaps");
+    bool bpf_map = false;
+    for (std::string line; std::getline(smaps, line);) {
+      if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+          line.find('-') != std::string::npos && line.find(' ') > line.find('-'))
+        bpf_map = line.find("anon_inode:bpf-map") != std::string::npos;
+      else if (bpf_map && line.starts_with("Rss:"))
+        maps_kb += std::stol(line.substr(4));
+    }
+  }
+  std::cout << "soak: agent RSS " << rss_kb << " KiB, of which BPF maps " << maps_kb
+            << " KiB, with " << metric(scrape, "capscope_process_cache_size") << " processes and "
+            << metric(scrape, "capscope_container_cache_size") << " containers cached\n";
+  EXPECT_GT(maps_kb, 0) << "the ring buffer is mapped";
+  EXPECT_LT(rss_kb - maps_kb, 64 * 1024) << status;
+  EXPECT_TRUE(agent.running()) << agent.log();
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+
+  // Every container's checks are in the store: five chowns granted, dmesg denied.
+  std::string list =
+      capture(capscope_binary() + " profile list --db " + (dir_ / "db.sqlite").string() + " 2>&1");
+  for (const auto& name : names) {
+    auto at = list.find(name + "@");
+    ASSERT_NE(at, std::string::npos) << name << " has no profile\n" << list << agent.log();
+    std::string profile = list.substr(at, list.find_first_of(" \t\n", at) - at);
+    json p = json::parse(capture(capscope_binary() + " profile export " + profile + " --db " +
+                                 (dir_ / "db.sqlite").string()));
+    EXPECT_GE(audited_counts(p, "CAP_CHOWN").first, 5u) << p.dump();
+    EXPECT_GE(audited_counts(p, "CAP_SYSLOG").second, 1u) << p.dump();
+  }
 }
 
 }  // namespace

@@ -112,10 +112,14 @@ class PodmanService {
     for (int i = 0; i < 100 && !is_socket(); ++i) usleep(100'000);
     return is_socket() ? "" : "podman system service did not start: " + read_file(err);
   }
-  ~PodmanService() {
+  ~PodmanService() { stop(); }
+  // Ends the service and removes its socket: clients find no runtime there.
+  void stop() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
     waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    unlink(socket_.c_str());
   }
   [[nodiscard]] const std::string& socket() const { return socket_; }
 

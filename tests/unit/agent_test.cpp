@@ -121,8 +121,9 @@ TEST(AgentConfig, RestartOnlyKeysAreNamed) {
   AgentOptions a, b;
   b.db = "/elsewhere.db";
   b.flush_interval = "1m";  // reloadable: not named
-  b.event_mode = "all";
-  EXPECT_EQ(restart_only_changes(a, b), (std::vector<std::string>{"db", "event-mode"}));
+  b.event_mode = "all";     // reloadable: the kernel's filters are rewritten in place
+  b.host_services = "unit";
+  EXPECT_EQ(restart_only_changes(a, b), (std::vector<std::string>{"db", "host-services"}));
 }
 
 // ---- policies, against a fake kernel ----------------------------------------------
