@@ -16,6 +16,7 @@
 #include "enrich/proc_reader.h"
 #include "tables/capabilities.h"
 #include "util/strings.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::advice {
 
@@ -307,6 +308,8 @@ void Collector::compose_document(const YAML::Node& doc) {
 
 void collect_yaml(std::string_view text, Collector& out) {
   std::vector<YAML::Node> docs;
+  if (std::string hang = util::yaml_cpp_would_hang(text); !hang.empty())
+    throw SpecError(0, "", "not valid YAML: " + hang);
   try {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::ParserException& e) {

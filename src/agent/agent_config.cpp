@@ -4,11 +4,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "filter/filter_spec.h"
 #include "store/profile_store.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::agent {
 
@@ -130,8 +135,18 @@ bool read_value(const YAML::Node& v, Setting* out, std::string* error) {
 bool read_file(const std::string& file, CLI::App* app, std::map<std::string, Setting>* settings,
                std::string* error) {
   YAML::Node root;
+  std::ifstream in(file, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in && !in.eof()) {
+    *error = fmt::format("{}: {}", file, std::strerror(errno));
+    return false;
+  }
+  if (std::string hang = util::yaml_cpp_would_hang(text); !hang.empty()) {
+    *error = fmt::format("{}: not YAML: {}", file, hang);
+    return false;
+  }
   try {
-    root = YAML::LoadFile(file);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     *error = fmt::format("{}:{}: not YAML: {}", file, e.mark.line + 1, e.msg);
     return false;

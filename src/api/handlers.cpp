@@ -9,9 +9,9 @@
 #include "advice/advice.h"
 #include "advice/compare.h"
 #include "advice/current_spec.h"
-#include "policy/yaml_tree.h"
 #include "profile/profile_json.h"
 #include "tables/capabilities.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::api {
 
@@ -69,16 +69,16 @@ std::optional<profile::Profile> load_profile(Backend& b, const std::string& name
 }
 
 // Debian 12's yaml-cpp loops forever, allocating, in YAML::LoadAll on some
-// malformed texts (see policy/yaml_tree.h), and parse_current_spec reads YAML
+// malformed texts (see util/yaml_tree.h), and parse_current_spec reads YAML
 // with it. A request must not hang the agent: a spec that is not JSON is read
 // first by load_yaml_documents, which notices a parser that does not move on.
 bool yaml_terminates(const std::string& text, const std::string& file, Status* status) {
   constexpr size_t kMaxSpecDocuments = 1000;
   if (nlohmann::json::accept(text)) return true;
   try {
-    policy::load_yaml_documents(text, kMaxSpecDocuments);
+    util::load_yaml_documents(text, kMaxSpecDocuments);
     return true;
-  } catch (const policy::YamlError& e) {
+  } catch (const util::YamlError& e) {
     *status = invalid(fmt::format("{}:{}: {}", file, e.line(), e.what()));
     return false;
   }

@@ -14,9 +14,13 @@
 #include <set>
 #include <system_error>
 
-#include "policy/yaml_tree.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::policy {
+
+using util::load_yaml_documents;
+using util::YamlError;
+using util::YamlNodePtr;
 
 namespace fs = std::filesystem;
 

@@ -13,10 +13,15 @@
 #include <set>
 #include <utility>
 
-#include "policy/yaml_tree.h"
 #include "tables/capabilities.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::policy {
+
+using util::load_yaml_documents;
+using util::YamlError;
+using util::YamlNode;
+using util::YamlNodePtr;
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "util/strings.h"
+#include "util/yaml_tree.h"
 
 namespace capscope::util {
 
@@ -303,6 +304,11 @@ std::string json_to_yaml(const ordered_json& j) {
 
 std::optional<json> yaml_to_json(std::string_view text, YamlLines* lines, YamlProblem* problem) {
   YAML::Node root;
+  if (std::string hang = yaml_cpp_would_hang(text); !hang.empty()) {
+    problem->line = 0;
+    problem->message = hang;
+    return std::nullopt;
+  }
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {

@@ -89,6 +89,11 @@ TEST(AgentConfig, BadYamlAndBadValuesAreOneLineErrors) {
   EXPECT_NE(error.find("not YAML"), std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos);
 
+  d.write("capscope.yaml", "&a,");  // yaml-cpp's LoadFile would loop forever on it
+  error.clear();
+  EXPECT_FALSE(load({"--config", d.at("capscope.yaml")}, &error));
+  EXPECT_NE(error.find("not YAML"), std::string::npos) << error;
+
   d.write("capscope.yaml", "export-file-max-backups: many\n");
   error.clear();
   EXPECT_FALSE(load({"--config", d.at("capscope.yaml")}, &error));
@@ -103,7 +108,7 @@ TEST(AgentConfig, BadYamlAndBadValuesAreOneLineErrors) {
   d.write("capscope.yaml", "host-services: everything\n");
   error.clear();
   EXPECT_FALSE(load({"--config", d.at("capscope.yaml")}, &error));
-  EXPECT_EQ(error, "host-services 'everything': use none or unit");
+  EXPECT_EQ(error, "host-services 'everything': use none, unit or binary");
 }
 
 TEST(AgentConfig, NamedConfigMustExistTheDefaultNeedNot) {

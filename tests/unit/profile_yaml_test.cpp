@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "advice/advice.h"
+#include "advice/current_spec.h"
 #include "profile/profile.h"
 #include "profile/profile_json.h"
 #include "profile/profile_yaml.h"
 #include "util/json_yaml.h"
+#include "util/yaml_tree.h"
 
 using namespace capscope;
 using nlohmann::json;
@@ -411,4 +413,20 @@ TEST(ProfileExport, OptionalFieldOfTheWrongTypeIsAnError) {
           "verdict": "granted", "audit": true, "count": 1, "first_seen_ns": "soon"}]})",
       "p.json", &error));
   EXPECT_EQ(error, "p.json: uses[0]: field \"first_seen_ns\" has the wrong type");
+}
+
+// Debian 12's yaml-cpp loops forever in its loaders on these (util/yaml_tree.h): each
+// reader of YAML answers with an error instead, at once.
+TEST(YamlReaders, InputsThatLoopYamlCppAreErrors) {
+  for (std::string looping : {"&a,", ",\n", "!t,"}) {
+    util::YamlProblem problem;
+    EXPECT_FALSE(util::yaml_to_json(looping, nullptr, &problem)) << looping;
+    EXPECT_NE(problem.message.find("cannot go on"), std::string::npos) << problem.message;
+
+    std::string error;
+    EXPECT_FALSE(advice::parse_current_spec(looping, "spec.yaml", {}, &error)) << looping;
+    EXPECT_NE(error.find("not valid YAML"), std::string::npos) << error;
+  }
+  EXPECT_EQ(util::yaml_cpp_would_hang("a: [1, 2]\nb: {c: d}\n"), "");
+  EXPECT_EQ(util::yaml_cpp_would_hang("a: [1, 2\n"), "") << "a plain error is the loader's";
 }

@@ -1,4 +1,4 @@
-#include "policy/yaml_tree.h"
+#include "util/yaml_tree.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
@@ -9,7 +9,7 @@
 
 #include <sstream>
 
-namespace capscope::policy {
+namespace capscope::util {
 
 namespace {
 
@@ -142,4 +142,20 @@ std::vector<YamlNodePtr> load_yaml_documents(std::string_view text, size_t max_d
   return docs;
 }
 
-}  // namespace capscope::policy
+std::string yaml_cpp_would_hang(std::string_view text) {
+  // A parser that stops moving, and a node that holds itself (which a walk of
+  // yaml-cpp's nodes would follow forever), are what is looked for here; anything
+  // else (a plain syntax error) is left to the caller's loader and its message.
+  constexpr size_t kManyDocuments = 100000;
+  try {
+    load_yaml_documents(text, kManyDocuments);
+  } catch (const YamlError& e) {
+    std::string_view what = e.what();
+    if (what.find("cannot go on") != std::string_view::npos ||
+        what.find("alias refers") != std::string_view::npos)
+      return fmt::format("line {}: {}", e.line(), what);
+  }
+  return "";
+}
+
+}  // namespace capscope::util

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace capscope::policy {
+namespace capscope::util {
 
 struct YamlNode;
 using YamlNodePtr = std::shared_ptr<const YamlNode>;
@@ -52,4 +52,9 @@ class YamlError : public std::runtime_error {
 // max_documents documents.
 std::vector<YamlNodePtr> load_yaml_documents(std::string_view text, size_t max_documents);
 
-}  // namespace capscope::policy
+// Whether yaml-cpp's own loaders (YAML::Load, LoadAll, LoadFile) finish on `text`:
+// empty if they do, else the one-line reason (with its line) that they would loop
+// on. Readers that still walk yaml-cpp's nodes ask this first.
+std::string yaml_cpp_would_hang(std::string_view text);
+
+}  // namespace capscope::util
