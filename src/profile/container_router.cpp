@@ -82,7 +82,8 @@ void ContainerRouter::seed() {
   walking_ = true;
   fs_.walk([this](uint64_t id, const std::string& path) { on_cgroup(id, path); }, 1'000'000);
   walking_ = false;
-  next_walk_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  last_walk_ = std::chrono::steady_clock::now();
+  next_walk_ = last_walk_ + std::chrono::seconds(1);
 }
 
 // Containers come and go for as long as the agent runs; no record says a cgroup
@@ -92,6 +93,7 @@ void ContainerRouter::on_cgroup(uint64_t id, const std::string& path) {
     cgroups_.clear();
     units_.clear();
     settled_.clear();
+    unseen_.clear();
     seed();
   }
   CgroupMatch m = classify_cgroup(path);
@@ -129,6 +131,8 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
   if (auto s = settled_.find(cgroup_id); s != settled_.end()) return s->second;
   if (settled_.size() >= kMaxCgroups) settled_.clear();  // decided again on demand
   const CgroupMatch* m = match_of(cgroup_id);
+  if (m == nullptr && !final && !walked_since_first_asked(cgroup_id)) return waiting();
+  unseen_.erase(cgroup_id);
   // Not a container (a host process, a runtime's monitor), or a cgroup gone unseen.
   if (m == nullptr || m->kind != CgroupKind::Container || m->ref.empty()) {
     if (host_binaries_ && m != nullptr && m->kind == CgroupKind::None) {
@@ -154,6 +158,19 @@ Route ContainerRouter::route(uint64_t cgroup_id, bool final) {
   return r;
 }
 
+// A cgroup made in a burst (a thousand containers starting) can be asked about
+// before its record arrives and between two walks: it waits for the next walk
+// rather than being taken for a host cgroup for good.
+bool ContainerRouter::walked_since_first_asked(uint64_t cgroup_id) {
+  auto [it, first] = unseen_.try_emplace(cgroup_id, std::chrono::steady_clock::now());
+  if (first && unseen_.size() > kMaxCgroups) {
+    unseen_.clear();  // bounded like the rest: those still unseen start over
+    unseen_.emplace(cgroup_id, std::chrono::steady_clock::now());
+    return false;
+  }
+  return !first && last_walk_ > it->second;
+}
+
 Route ContainerRouter::decide(const CgroupMatch& m, bool final) {
   const ContainerRef& ref = m.ref;
   ContainerInfoPtr info = resolver_.lookup(ref.id, ref.runtime);
@@ -172,8 +189,9 @@ Route ContainerRouter::decide(const CgroupMatch& m, bool final) {
       return {};
     case filter::Decision::Keep:
       if (info) return keep(identity_of(*info));
-      // Kept by id alone (--all-containers): named by the runtime if it answers in time.
-      if (!final && resolver_.has_clients()) return waiting();
+      // Kept by id alone (--all-containers, the agent): named by the runtime if it
+      // answers in time; by its id once the runtimes have said they do not know it.
+      if (!final && resolver_.has_clients() && !resolver_.given_up(ref.id)) return waiting();
       return keep(identity_of(ref));
     case filter::Decision::Wait:
       break;

@@ -67,6 +67,7 @@ class ContainerRouter : public Router {
  private:
   const CgroupMatch* match_of(uint64_t cgroup_id);
   Route decide(const CgroupMatch& m, bool final);
+  bool walked_since_first_asked(uint64_t cgroup_id);
 
   RuntimeResolver& resolver_;
   filter::ContainerFilter selection_;
@@ -75,6 +76,9 @@ class ContainerRouter : public Router {
   std::unordered_map<uint64_t, CgroupMatch> cgroups_;
   std::unordered_map<uint64_t, Route> settled_;  // Keep and Drop are for good
   std::chrono::steady_clock::time_point next_walk_{};
+  std::chrono::steady_clock::time_point last_walk_{};
+  // Cgroups asked about but not found yet, and when first asked.
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> unseen_;
   std::optional<std::chrono::steady_clock::time_point> final_deadline_;
   std::set<std::string> recorded_;
   std::function<void(uint64_t)> exclude_;

@@ -525,9 +525,9 @@ double metric(const std::string& scrape, const std::string& series) {
 
 // A bounded soak: 10,000 processes cached, a storm of checks from the host, containers
 // starting and ending while the runtime's socket goes away and comes back, the store
-// locked for a while, and the export file on a full disk. The agent keeps running and
-// says what it could not do; every container's checks reach the store in the end;
-// its memory stays under 64 MiB.
+// locked for a while, the export file on a full disk, and 1,000 containers no runtime
+// knows. The agent keeps running and says what it could not do; every container's
+// checks reach the store in the end; its memory stays under 64 MiB.
 TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile) {
   ASSERT_EQ(podman_problem(), "");
   PodmanService podman;
@@ -596,7 +596,30 @@ TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile)
   waitpid(storm, &storm_status, 0);
   EXPECT_EQ(storm_status, 0);
 
-  std::string scrape = capture("curl -sf " + url);
+  // 1,000 more containers, each with a process that made a check: cgroups laid out
+  // as Docker's, which no runtime here knows, so each is asked about and given up on.
+  // The unified hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid layout.
+  fs::path v2 =
+      fs::exists("/sys/fs/cgroup/cgroup.procs") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
+  pid_t fakes = spawn({helpers_dir() + "/cs_fake_containers",
+                       (v2 / ("capscope-soak-" + std::to_string(getpid()))).string(), "1000"},
+                      dir_ / "fakes.err");
+  struct Stop {
+    pid_t pid;
+    ~Stop() {
+      kill(pid, SIGTERM);  // it removes its cgroups once its processes are gone
+      waitpid(pid, nullptr, 0);
+    }
+  } stop_fakes{fakes};
+  std::string scrape;
+  for (int i = 0; i < 900; ++i) {
+    scrape = capture("curl -sf " + url);
+    if (metric(scrape, "capscope_container_cache_size") >= 1000) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GE(metric(scrape, "capscope_container_cache_size"), 1000)
+      << read_file(dir_ / "fakes.err") << agent.log();
+  scrape = capture("curl -sf " + url);
   EXPECT_GE(metric(scrape, "capscope_process_cache_size"), 10000) << scrape;
   EXPECT_GE(metric(scrape, "capscope_store_flushes_total{result=\"error\"}"), 1) << scrape;
   EXPECT_GE(metric(scrape, "capscope_events_lost_total{where=\"export\"}"), 1) << scrape;
@@ -624,7 +647,13 @@ TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile)
             << " KiB, with " << metric(scrape, "capscope_process_cache_size") << " processes and "
             << metric(scrape, "capscope_container_cache_size") << " containers cached\n";
   EXPECT_GT(maps_kb, 0) << "the ring buffer is mapped";
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine make the figure meaningless: the bound is
+  // asserted in the plain build's run; this one checks the rest under ASan.
+  std::cout << "soak: the 64 MiB bound is not asserted in an ASan build\n";
+#else
   EXPECT_LT(rss_kb - maps_kb, 64 * 1024) << status;
+#endif
   EXPECT_TRUE(agent.running()) << agent.log();
   EXPECT_EQ(agent.stop(), 0) << agent.log();
 
@@ -640,6 +669,11 @@ TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile)
     EXPECT_GE(audited_counts(p, "CAP_CHOWN").first, 5u) << p.dump();
     EXPECT_GE(audited_counts(p, "CAP_SYSLOG").second, 1u) << p.dump();
   }
+  // And each of the 1,000 unnamed ones has its own, under its id and runtime.
+  size_t unnamed = 0;
+  for (size_t at = list.find("@docker"); at != std::string::npos; at = list.find("@docker", at + 1))
+    ++unnamed;
+  EXPECT_GE(unnamed, 1000u) << list;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "advice/workload_patch.h"
 #include "enrich/runtime/runtime_process.h"
@@ -374,7 +375,7 @@ TEST(ContainerRouter, RoutesSelectedContainersAndExcludesTheRestInTheKernel) {
   // A container no runtime knows cannot be decided for a pod selection.
   EXPECT_EQ(router.route(300, true).kind, Route::Kind::Wait);
   EXPECT_EQ(router.route(400, false).kind, Route::Kind::Drop);  // not a container
-  EXPECT_EQ(router.route(999, false).kind, Route::Kind::Drop);  // a cgroup never seen
+  EXPECT_EQ(router.route(999, true).kind, Route::Kind::Drop);   // a cgroup never seen
   EXPECT_EQ(excluded, (std::vector<uint64_t>{200}));
   EXPECT_EQ(router.recorded(), (std::set<std::string>{xwing_id}));
 }
@@ -415,6 +416,48 @@ TEST(ContainerRouter, AllContainersKeepsAnUnnamedContainerByItsId) {
   Route r = router.route(10, false);
   ASSERT_EQ(r.kind, Route::Kind::Keep);
   EXPECT_EQ(r.profile, "444444444444@podman");
+}
+
+// The agent records every container: one no runtime knows is kept by its id once
+// the runtimes have said so, not held back until the agent stops.
+TEST(ContainerRouter, AContainerNoRuntimeKnowsIsKeptByIdOnceTheRuntimesSaySo) {
+  std::vector<std::unique_ptr<RuntimeClient>> clients;
+  clients.push_back(std::make_unique<MapClient>(std::map<std::string, ContainerInfo>{}));
+  ResolverOptions fast;
+  fast.retry_not_found = std::chrono::milliseconds(1);
+  fast.not_found_attempts = 2;
+  RuntimeResolver resolver(std::move(clients), fast, [](const std::string&) {});
+  profile::ContainerRouter router(resolver, filter::ContainerFilter({}),
+                                  CgroupFs({"/nonexistent"}));
+  std::string id(64, '6');
+  router.on_cgroup(10, "/system.slice/docker-" + id + ".scope");
+  EXPECT_EQ(router.route(10, false).kind, Route::Kind::Wait);  // asked, not answered yet
+  EXPECT_FALSE(resolver.given_up(id));
+  Route r;
+  for (int i = 0; i < 200 && (r = router.route(10, false)).kind == Route::Kind::Wait; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(resolver.given_up(id));
+  ASSERT_EQ(r.kind, Route::Kind::Keep);
+  EXPECT_EQ(r.profile, "666666666666@docker");
+}
+
+// A thousand containers starting at once: a check can be drained before its
+// cgroup's record and between two walks. It waits; it is not a host cgroup for good.
+TEST(ContainerRouter, AnUnseenCgroupWaitsForTheNextWalkBeforeItCountsAsTheHosts) {
+  RuntimeResolver none({}, {}, [](const std::string&) {});
+  profile::ContainerRouter router(none, filter::ContainerFilter({}), CgroupFs({"/nonexistent"}));
+  router.seed();  // the start-up walk: the next one is a second away
+  std::string id(64, '5');
+  EXPECT_EQ(router.route(10, false).kind, Route::Kind::Wait);  // its record is late
+  router.on_cgroup(10, "/system.slice/docker-" + id + ".scope");
+  Route late = router.route(10, false);
+  ASSERT_EQ(late.kind, Route::Kind::Keep);
+  EXPECT_EQ(late.profile, "555555555555@docker");
+
+  EXPECT_EQ(router.route(11, false).kind, Route::Kind::Wait);  // never made
+  EXPECT_EQ(router.route(11, false).kind, Route::Kind::Wait);  // no walk since
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(router.route(11, false).kind, Route::Kind::Drop);  // walked, still unseen
 }
 
 std::string patch_of(const std::vector<Profile>& profiles) {

@@ -58,6 +58,12 @@ ContainerInfoPtr RuntimeResolver::resolve(std::string_view id, std::string_view 
   return it == entries_.end() ? nullptr : it->second.info;
 }
 
+bool RuntimeResolver::given_up(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(std::string(id));
+  return it != entries_.end() && it->second.state == State::Unknown;
+}
+
 uint64_t RuntimeResolver::generation() const { return generation_.load(std::memory_order_acquire); }
 
 void RuntimeResolver::worker_loop() {

@@ -63,6 +63,9 @@ class RuntimeResolver {
   std::vector<ContainerInfoPtr> list_running();
   // Asks each runtime for its version now; what `capscope check` prints.
   std::vector<RuntimeStatus> probe();
+  // True once every answering runtime has said, again and again, that it does not
+  // know `id`: no name will come for it (a container of a runtime not configured).
+  [[nodiscard]] bool given_up(std::string_view id) const;
   // Bumped whenever an answer is published: callers holding answers refresh on change.
   [[nodiscard]] uint64_t generation() const;
   [[nodiscard]] bool has_clients() const { return !clients_.empty(); }
