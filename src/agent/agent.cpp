@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_set>
 
 #include "agent/policy_manager.h"
 #include "capture/event_source.h"
@@ -236,6 +237,16 @@ void Agent::track_policy_scope(uint64_t id, const std::string& path) {
   if (m.kind == CgroupKind::Container && !m.ref.empty()) policies_->on_container_cgroup(id, m.ref);
 }
 
+// No record says a cgroup is gone: a walk of the hierarchy says which still are.
+void Agent::prune_policy_cgroups() {
+  if (policies_->cgroups_tracked() == 0) return;
+  std::unordered_set<uint64_t> alive;
+  CgroupFs().walk([&](uint64_t id, const std::string&) { alive.insert(id); }, 1'000'000);
+  if (alive.empty()) return;  // no cgroup v2 hierarchy readable: forget nothing
+  size_t n = policies_->prune([&](uint64_t id) { return alive.contains(id); }, *policy_target_);
+  if (n > 0) spdlog::info("{} ended container cgroup(s) left the policy maps", n);
+}
+
 void Agent::tick() {
   run_tasks();
   policies_->refresh(*resolver_, *policy_target_);
@@ -248,6 +259,7 @@ void Agent::tick() {
   }
   if (now - last_flush_ >= settings_.flush_interval) {
     flush_profiles(false);
+    prune_policy_cgroups();
     last_flush_ = now;
   }
   if (export_file_ && now - last_export_flush_ >= kExportFlushEvery) {

@@ -92,6 +92,7 @@ class Agent final : public api::Backend {
   bool open_export(const AgentSettings& s, std::string* error);
   bool open_capture(bool verbose, std::string* error);
   void tick();  // periodic work on the capture thread
+  void prune_policy_cgroups();
   void new_cgroup(uint64_t id, const std::string& path);
   void track_policy_scope(uint64_t id, const std::string& path);
   void drain();  // the kernel's map into the recorder

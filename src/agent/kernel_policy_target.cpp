@@ -14,6 +14,7 @@ class KernelPolicyTarget final : public PolicyTarget {
   bool set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) override {
     return cap_.set_cgroup_policies(cgroup_id, slot_bits);
   }
+  void forget_cgroup(uint64_t cgroup_id) override { cap_.forget_cgroup_policies(cgroup_id); }
   [[nodiscard]] std::vector<uint64_t> policy_hits() const override { return cap_.policy_hits(); }
   [[nodiscard]] int slot_of(const CapCheck& c) const override { return c.policy_slot; }
 

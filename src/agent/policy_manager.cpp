@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxTrackedCgroups = 65536;
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -210,8 +208,8 @@ void PolicyManager::on_container_cgroup(uint64_t cgroup_id, const ContainerRef& 
     // Not silent: a container-scoped policy does not reach this container.
     if (!full_warned_)
       spdlog::warn(
-          "{} container cgroups tracked for container-scoped policies: newer "
-          "containers are out of their reach until the agent restarts",
+          "{} live container cgroups tracked for container-scoped policies: newer "
+          "containers are out of their reach until some of these end",
           kMaxTrackedCgroups);
     full_warned_ = true;
     return;
@@ -271,6 +269,16 @@ void PolicyManager::refresh(RuntimeResolver& resolver, PolicyTarget& cap) {
     named = named || t.info != nullptr;
   }
   if (named) reapply_cgroups(cap);
+}
+
+size_t PolicyManager::prune(const std::function<bool(uint64_t)>& alive, PolicyTarget& cap) {
+  size_t forgotten = std::erase_if(cgroups_, [&](const auto& entry) {
+    if (alive(entry.first)) return false;
+    cap.forget_cgroup(entry.first);
+    return true;
+  });
+  if (forgotten > 0) full_warned_ = false;  // warn again if it fills up again
+  return forgotten;
 }
 
 void PolicyManager::sync_hits(PolicyTarget& cap, metrics::AgentMetrics& m) {

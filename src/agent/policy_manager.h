@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -35,6 +36,8 @@ class PolicyTarget {
   virtual bool set_policies(const std::vector<policy::CompiledPolicy>& set, std::string* error) = 0;
   // Which slots of scoped policies take in this container cgroup.
   virtual bool set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) = 0;
+  // The cgroup is gone: its entry leaves the kernel's map.
+  virtual void forget_cgroup(uint64_t cgroup_id) = 0;
   // Checks each slot's selector matched, since the set was written.
   [[nodiscard]] virtual std::vector<uint64_t> policy_hits() const = 0;
   // The slot whose selector emitted this check, or -1.
@@ -72,6 +75,13 @@ class PolicyManager {
   // the runtime has named it (refresh()).
   void on_container_cgroup(uint64_t cgroup_id, const ContainerRef& ref);
   void refresh(RuntimeResolver& resolver, PolicyTarget& cap);
+  // Forgets the container cgroups that no longer exist (`alive` says which do), in the
+  // kernel too, so that a node running containers for months stays under the bound.
+  // Returns how many were forgotten.
+  size_t prune(const std::function<bool(uint64_t)>& alive, PolicyTarget& cap);
+  [[nodiscard]] size_t cgroups_tracked() const { return cgroups_.size(); }
+  // The kernel's policy_cgroups map holds this many.
+  static constexpr size_t kMaxTrackedCgroups = 16384;
   // Per-slot kernel hit counts into capscope_policy_hits_total.
   void sync_hits(PolicyTarget& cap, metrics::AgentMetrics& m);
 

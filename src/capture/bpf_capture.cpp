@@ -774,6 +774,11 @@ bool BpfCapture::note_container(uint64_t cgroup_id, const ContainerInfo& contain
   return write_bank_word(fd, &cgroup_id, impl_->config.policy_bank, bits, true);
 }
 
+void BpfCapture::forget_cgroup_policies(uint64_t cgroup_id) {
+  impl_->policy.cgroups.erase(cgroup_id);
+  bpf_map_delete_elem(map_fd(impl_->skel.obj, "policy_cgroups"), &cgroup_id);
+}
+
 std::vector<PolicySlotCounts> BpfCapture::policy_counts() const {
   const PolicyState& ps = impl_->policy;
   std::vector<PolicySlotCounts> out(ps.slots.size());

@@ -153,6 +153,8 @@ class BpfCapture {
   // namespace, podSelector and containerSelector take it in; remembered, so that a
   // later set_policies recomputes this cgroup's slots before it switches.
   bool note_container(uint64_t cgroup_id, const ContainerInfo& container);
+  // A container cgroup that is gone: forgotten here and in the kernel's map.
+  void forget_cgroup_policies(uint64_t cgroup_id);
   // Per slot of the loaded set: checks its selector acted on.
   [[nodiscard]] std::vector<uint64_t> policy_hits() const;
   [[nodiscard]] std::vector<PolicySlotCounts> policy_counts() const;

@@ -466,6 +466,9 @@ TEST_F(AgentRuntime, PolicyFromAProfileKillsOrReportsThroughTheAgent) {
   std::this_thread::sleep_for(1500ms);
   listed = capture(capscope_binary() + " policy list " + server + " 2>&1");
   EXPECT_EQ(listed.find("web-kill"), std::string::npos) << listed;
+  // The container ends: its cgroup leaves the kernel's policy map at the next flush.
+  sh("podman rm -f -t 0 " + name + " >/dev/null 2>&1");
+  EXPECT_TRUE(agent.wait_for("ended container cgroup(s) left the policy maps", 10s)) << agent.log();
   EXPECT_EQ(agent.stop(), 0) << agent.log();
 
   int posted_fowner = 0, killed = 0;

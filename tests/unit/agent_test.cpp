@@ -1,5 +1,6 @@
 // The agent's parts that need no kernel: its configuration (files, drop-ins, flags),
 // the policy manager against a fake kernel, and the event fan-out to subscribers.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -150,6 +151,7 @@ class FakeTarget final : public PolicyTarget {
     cgroups[cgroup_id] = bits;
     return true;
   }
+  void forget_cgroup(uint64_t cgroup_id) override { cgroups.erase(cgroup_id); }
   [[nodiscard]] std::vector<uint64_t> policy_hits() const override { return hits; }
   [[nodiscard]] int slot_of(const CapCheck& c) const override { return c.policy_slot; }
 
@@ -275,6 +277,25 @@ TEST(PolicyManager, ScopedPolicyReachesTheCgroupsOfMatchingContainersOnceNamed) 
   m.refresh(resolver, t);
   EXPECT_EQ(t.cgroups[11], 1u);  // slot 0: the policy's only selector
   EXPECT_FALSE(t.cgroups.contains(12) && t.cgroups[12] != 0);
+
+  // The web container ends: its cgroup leaves the manager and the kernel's map.
+  EXPECT_EQ(m.cgroups_tracked(), 2u);
+  EXPECT_EQ(m.prune([](uint64_t id) { return id != 11; }, t), 1u);
+  EXPECT_EQ(m.cgroups_tracked(), 1u);
+  EXPECT_FALSE(t.cgroups.contains(11));
+  EXPECT_EQ(m.prune([](uint64_t) { return true; }, t), 0u);
+}
+
+TEST(PolicyManager, TheBoundCountsLiveCgroupsOnly) {
+  PolicyManager m;
+  FakeTarget t;
+  size_t bound = PolicyManager::kMaxTrackedCgroups;
+  for (uint64_t id = 1; id <= bound + 10; ++id)
+    m.on_container_cgroup(id, ContainerRef{"podman", fmt::format("{:064x}", id), "", ""});
+  EXPECT_EQ(m.cgroups_tracked(), bound);  // full: the last ten were not taken in
+  EXPECT_EQ(m.prune([&](uint64_t id) { return id > 100; }, t), 100u);
+  m.on_container_cgroup(bound + 20, ContainerRef{"podman", std::string(64, 'f'), "", ""});
+  EXPECT_EQ(m.cgroups_tracked(), bound - 99);  // room again
 }
 
 TEST(PolicyManager, HitsBecomeMetricsOnce) {
