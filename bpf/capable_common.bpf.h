@@ -1237,6 +1237,16 @@ struct cs_policy_outcome {
 	__u64 kill_failed;
 };
 
+/* The kernel's SIGNAL_UNKILLABLE: the task is the init of its PID namespace. */
+#define CS_SIGNAL_UNKILLABLE 0x00000040
+
+static __always_inline bool cs_current_is_unkillable_init(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, signal, flags) & CS_SIGNAL_UNKILLABLE;
+}
+
 /*
  * What the acting slots (ext->post on entry, from cs_policy_match) do to the
  * check. Each policy's first matching selector acts: Post makes the check an
@@ -1247,6 +1257,9 @@ struct cs_policy_outcome {
  * capability, and killing for it would kill every process that maps memory.
  * A check whose audit flag the kernel cannot decide yet (a learning sample)
  * is posted with the kill pending: user space classifies it and kills then.
+ * So is one made by a PID namespace's init (a container's PID 1): it ignores a
+ * SIGKILL sent from inside its namespace, bpf_send_signal()'s included, and
+ * takes one from the agent, whose namespace is an ancestor of its.
  *
  * Fills *ext (post: the slots that would post, before their rateLimit);
  * returns 1 if any, else 0.
@@ -1268,7 +1281,7 @@ __noinline int cs_policy_act(__u32 how, struct cs_policy_ext *ext)
 		return 0;
 	kill = first & pb->kill;
 	if (kill) {
-		if (source == CS_AUDIT_SRC_UNKNOWN)
+		if (source == CS_AUDIT_SRC_UNKNOWN || cs_current_is_unkillable_init())
 			o.pending = kill;
 		else if (!(audit_flags & CS_F_AUDIT))
 			o.spared = kill;
@@ -1695,7 +1708,9 @@ int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	e->id = BPF_CORE_READ(cgrp, kn, id);
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);
 	e->path_len = n > 0 ? n - 1 : 0;
-	cs_submit_record(e, sizeof(*e));
+	/* At once: the agent names a new container before its first process runs,
+	 * so that container-scoped policies are in the kernel by then. Rare. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

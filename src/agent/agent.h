@@ -93,6 +93,7 @@ class Agent final : public api::Backend {
   bool open_capture(bool verbose, std::string* error);
   void tick();  // periodic work on the capture thread
   void prune_policy_cgroups();
+  bool walking_cgroups_ = false;  // the start-up walk: no waiting for runtimes then
   void new_cgroup(uint64_t id, const std::string& path);
   void track_policy_scope(uint64_t id, const std::string& path);
   void drain();  // the kernel's map into the recorder

@@ -271,6 +271,12 @@ void PolicyManager::refresh(RuntimeResolver& resolver, PolicyTarget& cap) {
   if (named) reapply_cgroups(cap);
 }
 
+bool PolicyManager::any_scoped() const {
+  std::lock_guard lock(mu_);
+  return std::any_of(set_.begin(), set_.end(),
+                     [](const auto& entry) { return entry.second.compiled.scoped(); });
+}
+
 size_t PolicyManager::prune(const std::function<bool(uint64_t)>& alive, PolicyTarget& cap) {
   size_t forgotten = std::erase_if(cgroups_, [&](const auto& entry) {
     if (alive(entry.first)) return false;

@@ -80,6 +80,8 @@ class PolicyManager {
   // Returns how many were forgotten.
   size_t prune(const std::function<bool(uint64_t)>& alive, PolicyTarget& cap);
   [[nodiscard]] size_t cgroups_tracked() const { return cgroups_.size(); }
+  // Some loaded policy is scoped (a namespace, podSelector or containerSelector).
+  [[nodiscard]] bool any_scoped() const;
   // The kernel's policy_cgroups map holds this many.
   static constexpr size_t kMaxTrackedCgroups = 16384;
   // Per-slot kernel hit counts into capscope_policy_hits_total.

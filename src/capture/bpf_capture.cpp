@@ -361,7 +361,9 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
     return;
   }
   bool sampled = !c->stack.empty();
-  bool classified = sampled && handle_sample(*c);
+  // Whether the audit flag is known: the kernel's, or learned from this sample. A kill
+  // the kernel left pending with a known flag is that of a PID namespace's init.
+  bool classified = sampled ? handle_sample(*c) : true;
   std::optional<PolicyPart> part = decode_policy_part(bytes);
   bool event = !(part && part->policy_only) && post_filter_->keep(*c, sampled);
   // The agent's profiles need every check the kernel did not count, event or not.

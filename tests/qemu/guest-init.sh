@@ -22,6 +22,10 @@ hostname capscope-guest
 $bb ip link set lo up
 
 . /capscope/env
+# The host may name this kernel's backends on the command line (capscope_backends=a,b).
+for arg in $(cat /proc/cmdline); do
+  case $arg in capscope_backends=*) BACKENDS=$(echo "${arg#capscope_backends=}" | tr , ' ') ;; esac
+done
 echo "@@capscope-qemu kernel $(uname -r)"
 overall=0
 if [ -s /capscope/command ]; then

@@ -457,6 +457,31 @@ TEST_F(AgentRuntime, PolicyFromAProfileKillsOrReportsThroughTheAgent) {
   EXPECT_NE(listed.find("web-kill"), std::string::npos) << listed;
   EXPECT_NE(listed.find("api"), std::string::npos) << listed;
 
+  // A new container of the workload that chmods half a second after it starts: the
+  // agent asks the runtime about a container when its cgroup appears, so the policy
+  // is in the kernel about 0.1 s in (podman's answer; the first checks of a container
+  // come sooner, docs/POLICIES.md), not after its first checks have been drained.
+  sh("podman rm -f -t 0 " + name + " >/dev/null 2>&1");
+  EXPECT_EQ(run("touch /tmp/f; chown 3:3 /tmp/f; sleep 0.5; busybox chmod 600 /tmp/f; exit $?", ""),
+            137)
+      << "the policy did not reach a new container in time\n"
+      << agent.log();
+  // The container's PID 1 itself makes the forbidden check. It ignores a SIGKILL sent
+  // from inside its namespace (bpf_send_signal()'s), so the kernel leaves the kill to
+  // the agent, which sends it from the host a moment later, while PID 1 sleeps.
+  sh("podman rm -f -t 0 " + name + " >/dev/null 2>&1");
+  fs::create_directories(dir_ / "owned");
+  write("owned/f", "x");
+  ASSERT_EQ(chown((dir_ / "owned/f").c_str(), 3, 3), 0);
+  EXPECT_EQ(sh("podman --runtime runc run --name " + name + " --network none -v " + helpers_dir() +
+               ":/h:ro -v " + (dir_ / "owned").string() + ":/o " + kBusyboxImage +
+               " /h/cs_chmod_hold /o/f 500 10 >/dev/null 2>&1"),
+            137)
+      << "the container's PID 1 was not killed\n"
+      << agent.log();
+  sh("podman rm -f -t 0 " + name + " >/dev/null 2>&1");
+  ASSERT_EQ(run("touch /tmp/f; chown 3:3 /tmp/f; sleep 300", "-d"), 0);
+
   std::string deleted = capture(capscope_binary() + " policy delete web-kill " + server + " 2>&1");
   EXPECT_NE(deleted.find("deleted policy web-kill"), std::string::npos) << deleted;
   added = add_policy("Post");
