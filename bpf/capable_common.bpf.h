@@ -1008,7 +1008,8 @@ struct {
  * Scoped policies (a Kubernetes namespace, podSelector, containerSelector):
  * cgroup id -> the slots that take that container in, written by user space
  * once the runtime has named the container. Not an LRU: forgetting a cgroup
- * would lift an enforcement policy from a running container.
+ * would lift an enforcement policy from a running container. User space drops
+ * ended containers' cgroups; its bound is this size (BpfCapture::kMaxPolicyCgroups).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

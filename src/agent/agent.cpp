@@ -203,10 +203,10 @@ int Agent::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
   pipeline::TracePipeline pipe(source, *cache_, *writer_, node_, cli::host_namespaces());
   pipe.set_wall_offset_ns(clocks.monotonic_to_wall_offset_ns());
   pipe.set_resolver(resolver_.get());
-  walking_cgroups_ = true;
-  CgroupFs().walk([this](uint64_t id, const std::string& path) { track_policy_scope(id, path); },
-                  1'000'000);
-  walking_cgroups_ = false;
+  // The containers already running: no waiting for their runtimes' answers here.
+  CgroupFs().walk(
+      [this](uint64_t id, const std::string& path) { track_policy_scope(id, path, false); },
+      1'000'000);
   spdlog::info("agent running with the {} backend on node {}: {} polic{}, events {}",
                backend_name(), node_, policies_->size(), policies_->size() == 1 ? "y" : "ies",
                settings_.given.event_mode);
@@ -234,18 +234,19 @@ int Agent::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
 
 void Agent::new_cgroup(uint64_t id, const std::string& path) {
   router_->on_cgroup(id, path);
-  track_policy_scope(id, path);
+  track_policy_scope(id, path, true);
 }
 
-void Agent::track_policy_scope(uint64_t id, const std::string& path) {
+void Agent::track_policy_scope(uint64_t id, const std::string& path, bool new_container) {
   CgroupMatch m = classify_cgroup(path);
   if (m.kind != CgroupKind::Container || m.ref.empty()) return;
   policies_->on_container_cgroup(id, m.ref);
   // Ask the runtime now, not at the container's first check: the runtime knows the
   // container before it makes its cgroup, so a container-scoped policy is in the
-  // kernel before the container's first process runs. The capture thread waits for
-  // the answer (bounded) only when a scoped policy needs it; events queue meanwhile.
-  if (!walking_cgroups_ && policies_->any_scoped()) {
+  // kernel before the container's first process runs. For a new container the capture
+  // thread waits for the answer (bounded) when a scoped policy needs it; events queue
+  // meanwhile.
+  if (new_container && policies_->any_scoped()) {
     resolver_->resolve(m.ref.id, m.ref.runtime, kScopedPolicyWait);
     policies_->refresh(*resolver_, *policy_target_);
   } else {

@@ -93,9 +93,9 @@ class Agent final : public api::Backend {
   bool open_capture(bool verbose, std::string* error);
   void tick();  // periodic work on the capture thread
   void prune_policy_cgroups();
-  bool walking_cgroups_ = false;  // the start-up walk: no waiting for runtimes then
   void new_cgroup(uint64_t id, const std::string& path);
-  void track_policy_scope(uint64_t id, const std::string& path);
+  // new_container: a cgroup just made (its record), not one found by the start-up walk.
+  void track_policy_scope(uint64_t id, const std::string& path, bool new_container);
   void drain();  // the kernel's map into the recorder
   void flush_profiles(bool final);
   void publish_snapshot();  // what API readers see of the unflushed profiles

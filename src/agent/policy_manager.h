@@ -83,7 +83,7 @@ class PolicyManager {
   // Some loaded policy is scoped (a namespace, podSelector or containerSelector).
   [[nodiscard]] bool any_scoped() const;
   // The kernel's policy_cgroups map holds this many.
-  static constexpr size_t kMaxTrackedCgroups = 16384;
+  static constexpr size_t kMaxTrackedCgroups = capture::BpfCapture::kMaxPolicyCgroups;
   // Per-slot kernel hit counts into capscope_policy_hits_total.
   void sync_hits(PolicyTarget& cap, metrics::AgentMetrics& m);
 

@@ -753,12 +753,6 @@ bool BpfCapture::set_policies(const std::vector<policy::CompiledPolicy>& set, st
   return true;
 }
 
-namespace {
-// Cgroups remembered for scoped policies; beyond this, new ones are written but not
-// remembered across a reload (the caller names them again).
-constexpr size_t kMaxPolicyCgroups = 16384;
-}  // namespace
-
 bool BpfCapture::set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) {
   PolicyState& ps = impl_->policy;
   if (ps.cgroups.size() < kMaxPolicyCgroups || ps.cgroups.contains(cgroup_id))

@@ -155,6 +155,10 @@ class BpfCapture {
   bool note_container(uint64_t cgroup_id, const ContainerInfo& container);
   // A container cgroup that is gone: forgotten here and in the kernel's map.
   void forget_cgroup_policies(uint64_t cgroup_id);
+  // Cgroups remembered for scoped policies, the size of the kernel's policy_cgroups map
+  // (bpf/capable_common.bpf.h); beyond this, new ones are written but not remembered
+  // across a reload (the caller names them again).
+  static constexpr size_t kMaxPolicyCgroups = 16384;
   // Per slot of the loaded set: checks its selector acted on.
   [[nodiscard]] std::vector<uint64_t> policy_hits() const;
   [[nodiscard]] std::vector<PolicySlotCounts> policy_counts() const;

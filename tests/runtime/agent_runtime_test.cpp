@@ -626,11 +626,10 @@ TEST_F(AgentRuntime, SoakStormsRuntimeOutageLockedStoreAndFullDiskLoseNoProfile)
 
   // 1,000 more containers, each with a process that made a check: cgroups laid out
   // as Docker's, which no runtime here knows, so each is asked about and given up on.
-  // The unified hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid layout.
-  fs::path v2 =
-      fs::exists("/sys/fs/cgroup/cgroup.procs") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
+  std::string v2 = cgroup2_mount();
+  ASSERT_FALSE(v2.empty()) << "no cgroup v2 hierarchy mounted";
   pid_t fakes = spawn({helpers_dir() + "/cs_fake_containers",
-                       (v2 / ("capscope-soak-" + std::to_string(getpid()))).string(), "1000"},
+                       v2 + "/capscope-soak-" + std::to_string(getpid()), "1000"},
                       dir_ / "fakes.err");
   struct Stop {
     pid_t pid;

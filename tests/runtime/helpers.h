@@ -52,6 +52,12 @@ inline std::string capture(const std::string& cmd) {
   return out;
 }
 
+// The mount point of the unified (v2) cgroup hierarchy, empty if none
+// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid layout).
+inline std::string cgroup2_mount() {
+  return capture("awk '$3 == \"cgroup2\" { print $2; exit }' /proc/mounts");
+}
+
 // Where the binaries are: where this build put them, unless the environment says
 // otherwise (tests/qemu/run.sh copies them to /capscope in its guest).
 inline std::string env_or(const char* name, const char* fallback) {

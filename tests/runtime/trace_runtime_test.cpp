@@ -34,11 +34,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The mount point of the unified (v2) cgroup hierarchy, empty if none.
-std::string cgroup2_mount() {
-  return capture("awk '$3 == \"cgroup2\" { print $2; exit }' /proc/mounts");
-}
-
 // What the running kernel offers, read from the kernel itself (not from capscope).
 bool kernel_has_tracepoint() { return sh("grep -qw __traceiter_cap_capable /proc/kallsyms") == 0; }
 bool kernel_has_kprobes() { return fs::exists("/sys/bus/event_source/devices/kprobe/type"); }
