@@ -1093,7 +1093,23 @@ static __always_inline __u64 cs_policy_firsts(__u64 cand, __u64 starts)
  * checks are the runtime's, which profiles leave out: a container-scoped policy
  * leaves them alone too (a Sigkill there would break `podman exec`, not stop the
  * workload). The comm is what tells them: runc runs as a memfd copy of itself.
+ * Before its first stage renames itself, `runc init` is "exe" (it was exec'd as
+ * /proc/self/exe): that one is told by its executable, runc's memfd copy
+ * ("memfd:runc_cloned:/proc/self/exe") or runc itself, not by the name alone.
  */
+static __always_inline bool cs_task_is_runc_exe(struct task_struct *task)
+{
+	const unsigned char *name = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+	char buf[16] = {};
+	__u64 head;
+
+	if (!name || bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 0)
+		return false;
+	__builtin_memcpy(&head, buf, sizeof(head));
+	return head == 0x75723a64666d656dULL /* "memfd:ru" */ ? buf[8] == 'n' && buf[9] == 'c'
+	       : (head & 0xffffffffffULL) == 0x636e7572ULL; /* "runc\0" */
+}
+
 static __always_inline bool cs_task_is_runtime_stage(struct task_struct *task)
 {
 	char comm[CS_COMM_LEN];
@@ -1101,6 +1117,8 @@ static __always_inline bool cs_task_is_runtime_stage(struct task_struct *task)
 
 	cs_task_comm(task, comm);
 	__builtin_memcpy(&head, comm, sizeof(head));
+	if ((head & 0xffffffffULL) == 0x00657865ULL) /* "exe\0" */
+		return cs_task_is_runc_exe(task);
 	return (head & 0xffffffffffffULL) == 0x5b3a636e7572ULL || /* "runc:[" */
 	       (head & 0xffffffffffULL) == 0x6e757263ULL;          /* "crun\0" */
 }
@@ -1142,18 +1160,19 @@ static __always_inline __u64 cs_policy_candidates(const struct cs_policy_bank *p
  */
 
 /*
- * The slots of `bank` that act on this check (*first): of each policy whose
- * selectors match, the first that does. Returns 1 if any does, else 0.
+ * The slots of `bank` whose selectors match this check (*cand), but for opts, which
+ * needs the audit decision: cs_policy_act filters on it and picks, of each policy, the
+ * first selector left. Returns 1 if any matches, else 0.
  */
-__noinline int cs_policy_match(__u64 pid_tgid, int cap, int ret, __u32 bank, __u64 *first)
+__noinline int cs_policy_match(__u64 pid_tgid, int cap, int ret, __u32 bank, __u64 *out)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct cs_policy_bank *pb;
 	__u64 cand;
 
-	if (!first)
+	if (!out)
 		return 0;
-	*first = 0;
+	*out = 0;
 	bank &= 1;
 	pb = bpf_map_lookup_elem(&policy_banks, &bank);
 	if (!pb || cap < 0 || cap > 63)
@@ -1161,7 +1180,7 @@ __noinline int cs_policy_match(__u64 pid_tgid, int cap, int ret, __u32 bank, __u
 	cand = cs_policy_candidates(pb, bank, task, pid_tgid, cap, ret);
 	if (!cand)
 		return 0;
-	*first = cs_policy_firsts(cand, pb->first);
+	*out = cand;
 	return 1;
 }
 
@@ -1249,13 +1268,18 @@ static __always_inline bool cs_current_is_unkillable_init(void)
 }
 
 /*
- * What the acting slots (ext->post on entry, from cs_policy_match) do to the
- * check. Each policy's first matching selector acts: Post makes the check an
+ * What the matching slots (ext->post on entry, from cs_policy_match) do to the
+ * check. The opts of the check (CAP_OPT_NOAUDIT from the audit decision, and
+ * CAP_OPT_INSETID) drop the slots whose matchArgs on opts refuse them; then each
+ * policy's first matching selector acts: Post makes the check an
  * event of that slot (rate-limited by cs_policy_post_ok), NoPost only counts, Sigkill
  * sends SIGKILL to the checking process and posts too, as Tetragon does.
  * Sigkill acts only on an audited check: a no-audit probe (mmap's
  * CAP_SYS_ADMIN, ...) is the kernel asking, not the process using a
  * capability, and killing for it would kill every process that maps memory.
+ * Nor on a check made with borrowed credentials (CS_F_CRED_OVERRIDE): overlayfs
+ * copies a file up with its mounter's credentials, so a container's first write
+ * to a lower-layer file makes checks that are the mount's, not the process's.
  * A check whose audit flag the kernel cannot decide yet (a learning sample)
  * is posted with the kill pending: user space classifies it and kills then.
  * So is one made by a PID namespace's init (a container's PID 1): it ignores a
@@ -1280,11 +1304,16 @@ __noinline int cs_policy_act(__u32 how, struct cs_policy_ext *ext)
 	pb = bpf_map_lookup_elem(&policy_banks, &bank);
 	if (!pb || !first)
 		return 0;
+	first &= pb->by_opts[((audit_flags & CS_F_AUDIT) ? 0 : 1) |
+			     ((audit_flags & CS_F_INSETID) ? 2 : 0)];
+	first = cs_policy_firsts(first, pb->first);
+	if (!first)
+		return 0;
 	kill = first & pb->kill;
 	if (kill) {
 		if (source == CS_AUDIT_SRC_UNKNOWN || cs_current_is_unkillable_init())
 			o.pending = kill;
-		else if (!(audit_flags & CS_F_AUDIT))
+		else if (!(audit_flags & CS_F_AUDIT) || (audit_flags & CS_F_CRED_OVERRIDE))
 			o.spared = kill;
 		else if (bpf_send_signal(9 /* SIGKILL */) == 0)
 			o.killed = kill;
@@ -1452,11 +1481,13 @@ static __always_inline int cs_policy_check(void *ctx, const struct cs_config *cf
 					   const struct cs_audit *known, struct cs_audit *a, __u32 bank,
 					   struct cs_policy_ext *pol)
 {
+	__u32 borrowed = (__u64)args->cred != (__u64)CS_READ(task, real_cred) ? CS_F_CRED_OVERRIDE : 0;
+
 	if (known)
 		*a = *known;
 	else
 		cs_decide_audit_by_walk(cfg, cnt, ctx, a);
-	if (!cs_policy_act(CS_POLICY_HOW(bank, a->flags, a->source), pol) ||
+	if (!cs_policy_act(CS_POLICY_HOW(bank, a->flags | borrowed, a->source), pol) ||
 	    !cs_policy_post(pid_tgid, CS_POLICY_CHECK(args->cap, args->ret, bank), pol))
 		return cs_event_path(ctx, cfg, cnt, task, pid_tgid, args, known, a, true, NULL);
 	return cs_event_path(ctx, cfg, cnt, task, pid_tgid, args, known, a, true, pol);
@@ -1494,7 +1525,7 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 		return 0;
 	}
 	if (cfg->filter_flags & CS_FILT_POLICY) {
-		/* pol.post: the acting slots, then those that post (cs_policy_*). */
+		/* pol.post: the matching slots, then the acting ones, then those that post (cs_policy_*). */
 		struct cs_policy_ext pol = {};
 		__u32 bank = cfg->policy_bank & 1;
 
@@ -1618,6 +1649,7 @@ int BPF_PROG(cs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->start_ns = BPF_CORE_READ(task, start_time);
 	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->exe_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);

@@ -152,6 +152,7 @@ struct cs_exec {
 	__u64 ktime_ns;
 	__u64 start_ns;    /* task->start_time (CLOCK_MONOTONIC) */
 	__u64 cgroup_id;
+	__u64 exe_ino;     /* inode number of the file exec'd: names it after a later exec */
 	__u64 cap_effective;
 	__u64 cap_permitted;
 	__u64 cap_inheritable;
@@ -474,6 +475,8 @@ struct cs_policy_bank {
 	__u64 ns_any;                   /* slots with namespace conditions */
 	__u64 ns_host[CS_NS_COUNT];     /* slots that need the task's namespace of kind k to be the host's */
 	__u64 ns_not_host[CS_NS_COUNT]; /* slots that need it not to be */
+	__u64 by_opts[4];               /* slots that take checks of these opts: index bit 0
+					 * CAP_OPT_NOAUDIT, bit 1 CAP_OPT_INSETID */
 	__u32 host_ns[CS_NS_COUNT];     /* the host's namespace inodes (/proc/1/ns) */
 	__u32 gen;                      /* which load of the set this is (in cs_policy_ext) */
 	__u32 pad;

@@ -310,6 +310,7 @@ void Agent::update_gauges() {
   metrics_.ringbuf_lag_bytes.set(static_cast<double>(capture_->ring_lag_bytes()));
   metrics_.process_cache_size.set(static_cast<double>(cache_->size()));
   metrics_.container_cache_size.set(static_cast<double>(resolver_->cached()));
+  metrics_.containers_named_from_events.advance_to(resolver_->named_from_events());
   uint64_t lost_sub = hub_.dropped();
   static uint64_t last_lost_sub = 0;  // capture thread only
   if (lost_sub > last_lost_sub) metrics_.lost_subscriber.inc(lost_sub - last_lost_sub);

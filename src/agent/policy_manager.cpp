@@ -214,7 +214,7 @@ void PolicyManager::on_container_cgroup(uint64_t cgroup_id, const ContainerRef& 
     full_warned_ = true;
     return;
   }
-  cgroups_.try_emplace(cgroup_id, Tracked{ref, nullptr, ~0ULL});
+  if (cgroups_.try_emplace(cgroup_id, Tracked{ref, nullptr, ~0ULL}).second) cgroups_added_ = true;
 }
 
 uint64_t PolicyManager::slot_bits_for(const ContainerInfo& info) const {
@@ -260,8 +260,9 @@ void PolicyManager::reapply_cgroups(PolicyTarget& cap) {
 
 void PolicyManager::refresh(RuntimeResolver& resolver, PolicyTarget& cap) {
   uint64_t gen = resolver.generation();
-  if (gen == resolver_generation_) return;
+  if (gen == resolver_generation_ && !cgroups_added_) return;
   resolver_generation_ = gen;
+  cgroups_added_ = false;
   bool named = false;
   for (auto& [id, t] : cgroups_) {
     if (t.info) continue;

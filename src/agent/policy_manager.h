@@ -116,6 +116,9 @@ class PolicyManager {
   };
   std::unordered_map<uint64_t, Tracked> cgroups_;
   uint64_t resolver_generation_ = 0;
+  // A cgroup was tracked since the last refresh: it may be named by an answer the
+  // resolver had already (a container named from its create event before its cgroup).
+  bool cgroups_added_ = false;
 };
 
 }  // namespace capscope::agent

@@ -377,7 +377,7 @@ void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& 
   }
   CapCheck check = *c;  // the policies' events are copies of it
   if (event) handler(std::move(*r.record));
-  deliver_policy_events(std::move(check), *part, classified, handler);
+  deliver_policy_events(std::move(check), *part, classified, sampled, handler);
 }
 
 namespace {
@@ -402,6 +402,20 @@ bool started_before(uint32_t pid, uint64_t ktime_ns) {
 
 }  // namespace
 
+namespace {
+
+// The slots whose matchArgs on cap_capable's opts refuse check c (by its audit and
+// INSETID flags).
+uint64_t refused_by_options(const CapCheck& c, const std::vector<PolicySlotInfo>& table) {
+  unsigned index = policy::options_index(c.audit, c.insetid);
+  uint64_t refused = 0;
+  for (size_t s = 0; s < table.size() && s < 64; ++s)
+    if ((table[s].options >> index & 1) == 0) refused |= 1ULL << s;
+  return refused;
+}
+
+}  // namespace
+
 // Sends SIGKILL for a check whose Sigkill the kernel left to us, if the process that
 // made it still runs (it may have exec'd since: a kill ends it all the same).
 bool BpfCapture::late_kill(const CapCheck& c) {
@@ -416,17 +430,22 @@ bool BpfCapture::late_kill(const CapCheck& c) {
 // One event per slot that posted the check, named from the slot table of the set the
 // kernel evaluated (it may have been replaced since).
 void BpfCapture::deliver_policy_events(CapCheck c, const PolicyPart& part, bool classified,
-                                       const RecordHandler& handler) {
+                                       bool sampled, const RecordHandler& handler) {
   const PolicyState& ps = impl_->policy;
   auto table_it = ps.tables.find(part.generation);
   const std::vector<PolicySlotInfo>* table =
       table_it == ps.tables.end() ? nullptr : &table_it->second;
   uint64_t post = part.post, killed = part.killed;
+  // A sampled check's audit flag was unknown to the kernel, which took it as audited:
+  // the slots whose matchArgs on opts refuse what it turned out to be do not post it.
+  if (sampled && classified && table != nullptr) post &= ~refused_by_options(c, *table);
   if (part.pending != 0) {
     if (!classified) {
       ++late_kills_.undecided;  // reported as audited, as every undecided check is; not killed
-    } else if (!c.audit) {
-      post &= ~part.pending;  // a probe: Sigkill neither kills nor posts
+    } else if (!c.audit || c.cred_override) {
+      // A probe, or a check with borrowed credentials (overlayfs's copy-up): Sigkill
+      // neither kills nor posts, as in the kernel.
+      post &= ~part.pending;
       ++late_kills_.spared;
     } else if (late_kill(c)) {
       killed |= part.pending;

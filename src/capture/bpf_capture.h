@@ -51,6 +51,7 @@ struct PolicySlotInfo {
   size_t selector = 0;  // the selector's index in its policy
   bool scoped = false;  // the policy takes in only some containers (set_cgroup_policies)
   policy::Action action = policy::Action::Post;
+  uint8_t options = policy::kAllOptions;  // the opts its matchArgs take (compiled.h)
 };
 
 // What the kernel counted for one slot since its set was loaded.
@@ -176,7 +177,7 @@ class BpfCapture {
                                                      const KernelFeatures& f, std::string* error);
   void on_record(std::span<const uint8_t> bytes, const RecordHandler& handler);
   bool handle_sample(CapCheck& c);  // true if the stack decided the audit flag
-  void deliver_policy_events(CapCheck c, const PolicyPart& part, bool classified,
+  void deliver_policy_events(CapCheck c, const PolicyPart& part, bool classified, bool sampled,
                              const RecordHandler& handler);
   bool late_kill(const CapCheck& c);
   void store_callsite(const CallSiteEntry& e);

@@ -18,9 +18,9 @@ static_assert(sizeof(cs_policy_check_sample) == 152 + sizeof(cs_sample));
 static_assert(sizeof(cs_policy_check_sample) < 65536);  // cs_record_hdr.size is 16 bits
 static_assert(sizeof(cs_policy_slot) == 32 && sizeof(cs_policy_counts) == 64);
 static_assert(sizeof(cs_policy_bank) ==
-              8 * (11 + 64 + 2 * CS_NS_COUNT) + 4 * CS_NS_COUNT + 8 + 32 * CS_POLICY_SLOTS);
+              8 * (11 + 64 + 2 * CS_NS_COUNT + 4) + 4 * CS_NS_COUNT + 8 + 32 * CS_POLICY_SLOTS);
 static_assert(sizeof(cs_policy_bits) == 16 && sizeof(cs_path_key) == CS_PATH_LEN);
-static_assert(sizeof(cs_exec) == 952);
+static_assert(sizeof(cs_exec) == 960);
 static_assert(sizeof(cs_fork) == 56);
 static_assert(sizeof(cs_exit) == 24);
 static_assert(sizeof(cs_cgroup) == 24 + CS_PATH_LEN);
@@ -116,6 +116,7 @@ DecodeResult decode_exec(std::span<const uint8_t> data) {
   e.start_ns = raw->start_ns;
   e.exec_seq = raw->exec_seq;
   e.cgroup_id = raw->cgroup_id;
+  e.exe_ino = raw->exe_ino;
   e.caps = {raw->cap_effective, raw->cap_permitted, raw->cap_inheritable, raw->cap_bounding,
             raw->cap_ambient};
   e.pid = raw->pid;

@@ -76,6 +76,8 @@ void place_selector(const policy::CompiledSelector& sel, bool scoped, uint32_t p
     if (sel.cap_mask >> cap & 1) b.by_cap[cap] |= bit;
   if (sel.verdicts & policy::kVerdictGranted) b.granted |= bit;
   if (sel.verdicts & policy::kVerdictDenied) b.denied |= bit;
+  for (unsigned i = 0; i < 4; ++i)
+    if (sel.options >> i & 1) b.by_opts[i] |= bit;
   if (sel.action == policy::Action::Post) b.post |= bit;
   if (sel.action == policy::Action::Sigkill) b.kill |= bit;
   if (sel.action == policy::Action::Post && sel.rate_limit_ns > 0) {
@@ -161,7 +163,7 @@ std::optional<CompiledBank> compile_bank(const std::vector<policy::CompiledPolic
     for (size_t i = 0; i < p.selectors.size(); ++i, ++s) {
       place_selector(p.selectors[i], p.scoped(), pi, s, b);
       if (!add_binaries(p, p.selectors[i], s, merged, out, error)) return std::nullopt;
-      out.slots.push_back({p.name, i, p.scoped(), p.selectors[i].action});
+      out.slots.push_back({p.name, i, p.scoped(), p.selectors[i].action, p.selectors[i].options});
     }
   }
   return out;

@@ -237,7 +237,8 @@ void print_policy_summary(const capture::BpfCapture& cap) {
                              name, t.hits, t.posted, t.rate_limited);
     if (sigkill[name])
       std::cerr << fmt::format(
-          ", {} killed, {} not killed (no-audit probes), {} left to user space, {} refused",
+          ", {} killed, {} not killed (probes, borrowed credentials), {} left to user space, {} "
+          "refused",
           t.killed, t.spared, t.pending, t.kill_failed);
     std::cerr << '\n';
   }

@@ -47,9 +47,9 @@ std::optional<FileCaps> parse_file_caps(const void* data, size_t size) {
   return c;
 }
 
-std::optional<FilePrivilege> read_file_privilege(const std::string& path) {
+std::optional<FilePrivilege> read_file_privilege(const std::string& path, uint64_t inode) {
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  if (stat(path.c_str(), &st) != 0 || (inode != 0 && st.st_ino != inode)) return std::nullopt;
   FilePrivilege f;
   f.setuid = (st.st_mode & S_ISUID) != 0;
   // Set-group-ID without group execute is mandatory locking, not privilege.
@@ -59,6 +59,9 @@ std::optional<FilePrivilege> read_file_privilege(const std::string& path) {
   std::array<unsigned char, 32> buf{};
   ssize_t n = getxattr(path.c_str(), "security.capability", buf.data(), buf.size());
   if (n > 0) f.caps = parse_file_caps(buf.data(), static_cast<size_t>(n));
+  // A link (/proc/PID/exe) may have moved on between the two reads.
+  struct stat after {};
+  if (inode != 0 && (stat(path.c_str(), &after) != 0 || after.st_ino != inode)) return std::nullopt;
   return f;
 }
 

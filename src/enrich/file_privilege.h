@@ -36,8 +36,10 @@ struct FilePrivilege {
 std::optional<FileCaps> parse_file_caps(const void* data, size_t size);
 
 // The privilege of the file at `path` (followed if a link, so /proc/PID/exe
-// works across mount namespaces); nullopt when it cannot be read.
-std::optional<FilePrivilege> read_file_privilege(const std::string& path);
+// works across mount namespaces); nullopt when it cannot be read, or when
+// `inode` is not 0 and the file is another one (/proc/PID/exe after a later
+// exec of the process, a path that names another file now).
+std::optional<FilePrivilege> read_file_privilege(const std::string& path, uint64_t inode = 0);
 
 // "cap_chown,cap_net_bind_service+ep": setcap's spelling of file capabilities.
 std::string setcap_text(const FileCaps& caps);

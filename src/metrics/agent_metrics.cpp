@@ -72,6 +72,11 @@ AgentMetrics::AgentMetrics(size_t max_check_series, size_t max_policy_series)
   lost_export = lost.counter({"export"});
   lost_subscriber = lost.counter({"subscriber"});
 
+  containers_named_from_events = registry_.counter(
+      "capscope_containers_named_from_events_total",
+      "Containers named from their runtime's create event (Docker's or podman's event "
+      "stream) before any inspect of them answered.");
+
   process_cache_size =
       registry_.gauge("capscope_process_cache_size", "Processes in the agent's process cache.");
   container_cache_size = registry_.gauge("capscope_container_cache_size",

@@ -50,6 +50,8 @@ class AgentMetrics {
   // capscope_store_flushes_total{result}
   Counter store_flushes_ok;      // result="ok"
   Counter store_flushes_failed;  // result="error"
+  // capscope_containers_named_from_events_total: named from a runtime's create event
+  Counter containers_named_from_events;
   // Gauges: set() them, or set_function() to read the source at scrape time (on the
   // HTTP thread, so the source must be safe to read from there).
   Gauge process_cache_size;    // capscope_process_cache_size

@@ -141,6 +141,7 @@ struct ExecRecord {
   uint64_t start_ns = 0;
   uint32_t exec_seq = 0;  // the kernel's self_exec_id after this exec: (pid, exec_seq) names it
   uint64_t cgroup_id = 0;
+  uint64_t exe_ino = 0;  // inode number of the file exec'd; 0 unknown
   CapSets caps;
   uint32_t pid = 0;
   uint32_t tid = 0;

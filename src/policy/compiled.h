@@ -46,9 +46,19 @@ enum class BinaryOp : uint8_t { Any, In, NotIn };
 inline constexpr uint8_t kVerdictGranted = 1;  // cap_capable returned 0
 inline constexpr uint8_t kVerdictDenied = 2;   // cap_capable returned an error (-EPERM)
 
+// CompiledSelector::options: bit i passes checks whose opts are options_value(i), i.e.
+// bit 0 of i is CAP_OPT_NOAUDIT (2) and bit 1 is CAP_OPT_INSETID (4).
+inline constexpr uint8_t kAllOptions = 0xF;
+constexpr uint32_t options_value(unsigned i) { return ((i & 1U) << 1) | ((i & 2U) << 1); }
+// The bit of CompiledSelector::options a check takes (cs_policy_act computes the same).
+constexpr unsigned options_index(bool audit, bool insetid) {
+  return (audit ? 0U : 1U) | (insetid ? 2U : 0U);
+}
+
 struct CompiledSelector {
   uint64_t cap_mask = ~0ULL;  // matchArgs on the capability arg (Equal/NotEqual, names or numbers)
-  uint8_t verdicts = 3;       // bit 0 granted (return 0), bit 1 denied; from matchReturnArgs
+  uint8_t options = kAllOptions;  // matchArgs on opts, as above
+  uint8_t verdicts = 3;           // bit 0 granted (return 0), bit 1 denied; from matchReturnArgs
   std::vector<NamespaceMatch> namespaces;  // all must hold
   BinaryOp binary_op = BinaryOp::Any;
   std::vector<std::string> binaries;  // exact executable paths (matchBinaries In/NotIn)

@@ -108,6 +108,30 @@ class Fields {
 };
 
 const std::vector<std::string_view> kMatchArgOps = {"Equal", "NotEqual"};
+const std::vector<std::string_view> kOptionsOps = {"Equal", "NotEqual", "Mask"};
+
+// The `index` a matchArgs entry names, as written ("" when it has none).
+std::string index_of(const YamlNode& entry) {
+  if (!entry.is_map()) return "";
+  for (const auto& [k, v] : entry.entries)
+    if (k && k->is_scalar() && k->value == "index" && v && v->is_scalar()) return v->value;
+  return "";
+}
+
+// A value of cap_capable's opts: a number (decimal or 0x) or a CAP_OPT_ name; only
+// the bits capscope knows (CAP_OPT_NOAUDIT 2, CAP_OPT_INSETID 4).
+std::optional<uint32_t> options_value_of(std::string_view text) {
+  if (text == "CAP_OPT_NONE") return 0;
+  if (text == "CAP_OPT_NOAUDIT") return 2;
+  if (text == "CAP_OPT_INSETID") return 4;
+  int base = text.starts_with("0x") || text.starts_with("0X") ? 16 : 10;
+  if (base == 16) text.remove_prefix(2);
+  uint32_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || (v & ~6U) != 0)
+    return std::nullopt;
+  return v;
+}
 const std::vector<std::string_view> kReturnOps = {"Equal", "NotEqual", "GT", "LT"};
 const std::vector<std::string_view> kSetOps = {"In", "NotIn"};
 const std::vector<std::string_view> kExpressionOps = {"In", "NotIn", "Exists", "DoesNotExist"};
@@ -212,7 +236,9 @@ class Reader {
   Hook kprobe(const YamlNode& n, const Path& path) const;
   Hook tracepoint(const YamlNode& n, const Path& path) const;
   // The capability argument's index, if one is declared.
-  std::optional<int> args(const YamlNode& n, const Path& path, bool tracepoint) const;
+  // Sets *options when the kprobe declares opts (index 3) as int.
+  std::optional<int> args(const YamlNode& n, const Path& path, bool tracepoint,
+                          bool* options) const;
   void return_arg(const YamlNode& n, const Path& path) const;
   void selectors(const YamlNode& n, const Path& path, std::optional<int> cap_index,
                  Hook& hook) const;
@@ -220,6 +246,7 @@ class Reader {
                     const Hook& hook) const;
   CapabilityFilter match_arg(const YamlNode& n, const Path& path,
                              std::optional<int> cap_index) const;
+  OptionsFilter match_options(const YamlNode& n, const Path& path) const;
   ReturnFilter match_return_arg(const YamlNode& n, const Path& path) const;
   BinaryFilter match_binaries(const YamlNode& n, const Path& path) const;
   NamespaceFilter match_namespace(const YamlNode& n, const Path& path) const;
@@ -472,7 +499,8 @@ Hook Reader::kprobe(const YamlNode& n, const Path& path) const {
   if (const YamlNode* t = f.get("tags"))
     sequence(*t, path.key("tags"), 16, [&](const YamlNode& v, const Path& at) { scalar(v, at); });
   std::optional<int> cap_index;
-  if (const YamlNode* a = f.get("args")) cap_index = args(*a, path.key("args"), false);
+  if (const YamlNode* a = f.get("args"))
+    cap_index = args(*a, path.key("args"), false, &hook.options_declared);
   if (const YamlNode* s = f.get("selectors")) selectors(*s, path.key("selectors"), cap_index, hook);
   return hook;
 }
@@ -495,17 +523,19 @@ Hook Reader::tracepoint(const YamlNode& n, const Path& path) const {
   if (const YamlNode* t = f.get("tags"))
     sequence(*t, path.key("tags"), 16, [&](const YamlNode& v, const Path& at) { scalar(v, at); });
   std::optional<int> cap_index;
-  if (const YamlNode* a = f.get("args")) cap_index = args(*a, path.key("args"), true);
+  if (const YamlNode* a = f.get("args")) cap_index = args(*a, path.key("args"), true, nullptr);
   if (const YamlNode* s = f.get("selectors")) selectors(*s, path.key("selectors"), cap_index, hook);
   return hook;
 }
 
 // cap_capable(cred, user namespace, capability, opts): the user namespace and
-// the capability are read (the namespace is reported, not filtered on); other
-// arguments may be declared "nop" or "int" and are ignored. On the tracepoint
+// the capability are read (the namespace is reported, not filtered on), and opts
+// declared "int" may be filtered on; other arguments may be declared "nop" or "int"
+// and are ignored. On the tracepoint
 // the fields are not numbered by the function's arguments, so only the types
 // are checked there.
-std::optional<int> Reader::args(const YamlNode& n, const Path& path, bool tracepoint) const {
+std::optional<int> Reader::args(const YamlNode& n, const Path& path, bool tracepoint,
+                                bool* options) const {
   std::optional<int> cap_index;
   std::set<int64_t> seen;
   sequence(n, path, 8, [&](const YamlNode& a, const Path& at) {
@@ -523,6 +553,7 @@ std::optional<int> Reader::args(const YamlNode& n, const Path& path, bool tracep
     if (const YamlNode* l = f.get("label")) scalar(*l, at.key("label"));
     if (type == "nop" || type == "int") {
       if (!tracepoint && index == 2 && type == "int") cap_index = 2;  // read as a number
+      if (!tracepoint && index == 3 && type == "int" && options != nullptr) *options = true;
       return;
     }
     bool fits = tracepoint ? (type == "user_namespace" || type == "capability")
@@ -579,7 +610,15 @@ Selector Reader::selector(const YamlNode& n, const Path& path, std::optional<int
   s.where = {line_of(n), path.text};
   if (const YamlNode* a = f.get("matchArgs"))
     sequence(*a, path.key("matchArgs"), 8, [&](const YamlNode& e, const Path& at) {
-      s.capabilities.push_back(match_arg(e, at, cap_index));
+      bool options = index_of(e) == "3" && !hook.tracepoint;
+      if (options && !hook.options_declared)
+        fail(e, at.key("index"),
+             "3 is cap_capable's opts: declare it in args (`- index: 3, type: int`) to "
+             "filter on it");
+      if (options)
+        s.options.push_back(match_options(e, at));
+      else
+        s.capabilities.push_back(match_arg(e, at, cap_index));
     });
   if (const YamlNode* r = f.get("matchReturnArgs")) {
     if (hook.tracepoint)
@@ -639,6 +678,31 @@ CapabilityFilter Reader::match_arg(const YamlNode& n, const Path& path,
                        "0..63)",
                        quoted(text)));
     out.caps.push_back(*cap);
+  });
+  return out;
+}
+
+// cap_capable's opts: CAP_OPT_NOAUDIT and CAP_OPT_INSETID, by number or name.
+OptionsFilter Reader::match_options(const YamlNode& n, const Path& path) const {
+  Fields f = mapping(n, path, {{"index", "operator", "values"}, {}});
+  OptionsFilter out;
+  out.where = {line_of(n), path.text};
+  const YamlNode& op_node = required(f, "operator", path);
+  std::string op = scalar(op_node, path.key("operator"));
+  one_of(op_node, path.key("operator"), kOptionsOps);
+  out.op = op == "Equal"      ? OptionsFilter::Op::Equal
+           : op == "NotEqual" ? OptionsFilter::Op::NotEqual
+                              : OptionsFilter::Op::Mask;
+  const YamlNode& vals = required(f, "values", path);
+  sequence(vals, path.key("values"), 8, [&](const YamlNode& v, const Path& at) {
+    std::string text = scalar(v, at);
+    std::optional<uint32_t> value = options_value_of(text);
+    if (!value)
+      fail(v, at,
+           fmt::format("{} is not a value of cap_capable's opts (CAP_OPT_NONE 0, "
+                       "CAP_OPT_NOAUDIT 2, CAP_OPT_INSETID 4, or a sum of the last two)",
+                       quoted(text)));
+    out.values.push_back(*value);
   });
   return out;
 }
@@ -813,6 +877,21 @@ bool passes(const ReturnFilter& f, int64_t r) {
   return false;
 }
 
+// Whether a check with cap_capable's opts `v` passes a filter.
+bool passes(const OptionsFilter& f, uint32_t v) {
+  bool listed = std::find(f.values.begin(), f.values.end(), v) != f.values.end();
+  switch (f.op) {
+    case OptionsFilter::Op::Equal:
+      return listed;
+    case OptionsFilter::Op::NotEqual:
+      return !listed;
+    case OptionsFilter::Op::Mask:
+      return std::any_of(f.values.begin(), f.values.end(),
+                         [v](uint32_t m) { return (v & m) != 0; });
+  }
+  return false;
+}
+
 CompiledSelector compile_selector(const TracingPolicy& p, const Selector& s) {
   CompiledSelector out;
   for (const auto& c : s.capabilities) {
@@ -821,6 +900,14 @@ CompiledSelector compile_selector(const TracingPolicy& p, const Selector& s) {
   }
   if (out.cap_mask == 0)
     compile_error(p, s.where, "matchArgs: no capability can pass these filters together");
+  for (const auto& o : s.options) {
+    uint8_t bits = 0;
+    for (unsigned i = 0; i < 4; ++i)
+      if (passes(o, options_value(i))) bits |= static_cast<uint8_t>(1U << i);
+    out.options &= bits;
+  }
+  if (out.options == 0)
+    compile_error(p, s.where, "matchArgs: no value of opts can pass these filters together");
   // cap_capable returns exactly 0 (granted) or -EPERM (denied): each filter
   // is decided on those two values, so any Tetragon comparison maps to bits.
   for (const auto& r : s.returns) {
@@ -851,6 +938,17 @@ CompiledSelector compile_selector(const TracingPolicy& p, const Selector& s) {
     out.rate_scope = s.action->rate_scope;
   }
   return out;
+}
+
+// "audited only", "probes only" (CAP_OPT_NOAUDIT), or the opts values that pass.
+std::string options_names(uint8_t options) {
+  constexpr uint8_t kAudited = 0b0101, kProbes = 0b1010;  // NOAUDIT clear / set
+  if (options == kAudited) return "audited only";
+  if (options == kProbes) return "no-audit probes only";
+  std::vector<uint32_t> values;
+  for (unsigned i = 0; i < 4; ++i)
+    if (options >> i & 1) values.push_back(options_value(i));
+  return fmt::format("opts in {{{}}}", fmt::join(values, ","));
 }
 
 std::string verdict_names(uint8_t verdicts) {
@@ -957,6 +1055,7 @@ CompiledPolicy compile(const TracingPolicy& p) {
 
 std::string describe(const CompiledSelector& s) {
   std::vector<std::string> parts{cap_list(s.cap_mask), verdict_names(s.verdicts)};
+  if (s.options != kAllOptions) parts.push_back(options_names(s.options));
   for (const auto& ns : s.namespaces)
     parts.push_back(fmt::format("{} {} host_ns", ns_kind_name(ns.kind), ns.host ? "In" : "NotIn"));
   if (s.binary_op != BinaryOp::Any)

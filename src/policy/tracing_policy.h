@@ -65,6 +65,16 @@ struct CapabilityFilter {
   std::vector<int> caps;  // as written, numbers 0..63
 };
 
+// matchArgs on cap_capable's fourth argument, opts (declared `- index: 3, type: int`):
+// CAP_OPT_NOAUDIT (2) marks a probe, CAP_OPT_INSETID (4) a set*id syscall's check.
+// Equal/NotEqual compare the whole value, Mask passes when any of its bits is set.
+struct OptionsFilter {
+  enum class Op : uint8_t { Equal, NotEqual, Mask };
+  Where where;
+  Op op = Op::Equal;
+  std::vector<uint32_t> values;  // each 0..6, a combination of 2 and 4
+};
+
 // matchReturnArgs on cap_capable's return value (0 granted, -EPERM denied).
 struct ReturnFilter {
   enum class Op : uint8_t { Equal, NotEqual, GreaterThan, LessThan };
@@ -95,6 +105,7 @@ struct ActionSpec {
 struct Selector {
   Where where;
   std::vector<CapabilityFilter> capabilities;  // ANDed
+  std::vector<OptionsFilter> options;          // ANDed
   std::vector<ReturnFilter> returns;           // ANDed
   std::optional<BinaryFilter> binaries;
   std::vector<NamespaceFilter> namespaces;  // ANDed
@@ -107,6 +118,7 @@ struct Hook {
   Where where;
   bool tracepoint = false;
   bool return_value = false;        // `return: true`: the verdict is reported and may be filtered
+  bool options_declared = false;    // args has `- index: 3, type: int` (kprobe only)
   std::vector<Selector> selectors;  // none: every check, Post
 };
 

@@ -157,10 +157,12 @@ void Recorder::on_exec(const ExecRecord& e) {
 // effective id the file's owner while the real id stays; file capabilities
 // give a non-root process permitted capabilities beyond its ambient ones.
 // no_new_privs keeps both from happening. The file is read through
-// /proc/PID/exe (right in any mount namespace) while the process lives.
+// /proc/PID/exe (right in any mount namespace) while the process lives and
+// has not exec'd again: a record read late must not take the next program's
+// file for its own, so both paths must lead to the inode the kernel exec'd.
 void Recorder::note_privileged_exec(const ExecRecord& e) {
-  auto file = read_file_privilege("/proc/" + std::to_string(e.pid) + "/exe");
-  if (!file && e.filename.starts_with('/')) file = read_file_privilege(e.filename);
+  auto file = read_file_privilege("/proc/" + std::to_string(e.pid) + "/exe", e.exe_ino);
+  if (!file && e.filename.starts_with('/')) file = read_file_privilege(e.filename, e.exe_ino);
   if (!file || !file->any()) return;
   // File capabilities raised something if the new permitted set has what the
   // old did not (the kernel's own test for no_new_privs); where the old set is

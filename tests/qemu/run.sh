@@ -169,9 +169,20 @@ boot_and_run() {
   return "$status"
 }
 
-# Each test's verdict per backend, from the guest's gtest output.
+# Each test's verdict per backend, from the guest's gtest output; a failed
+# test's own output (its assertions, up to 80 lines) follows its verdict, so a
+# failure in CI can be read without the console file.
 report() {
-  grep -E '^\[[a-z]+\] \[ +(OK|FAILED|SKIPPED) +\] [A-Za-z]+\.[A-Za-z]+ ' "$1" || true
+  awk '
+    /^\[[a-z]+\] \[ RUN +\] / { n = 0; next }
+    /^\[[a-z]+\] \[ +(OK|FAILED|SKIPPED) +\] [A-Za-z]+\.[A-Za-z]+ / {
+      print
+      if ($0 ~ /FAILED/) for (i = 1; i <= n && i <= 80; i++) print "    " held[i]
+      n = 0
+      next
+    }
+    /^\[[a-z]+\] / { held[++n] = $0 }
+  ' "$1"
   grep -E '^@@capscope-qemu (result|exit)' "$1" || true
 }
 

@@ -24,3 +24,7 @@ KERNEL=$(apt-cache pkgnames linux-image-6.1.0- |
 expect panic "the guest kernel panicked" CAPSCOPE_QEMU_COMMAND='echo c > /proc/sysrq-trigger'
 expect hang "did not finish in 20s" CAPSCOPE_QEMU_TIMEOUT=20 CAPSCOPE_QEMU_COMMAND='sleep 600'
 expect "failing suite" ": exit 3 after" CAPSCOPE_QEMU_COMMAND="exit 3"
+# A failed test's own output follows its verdict in the report.
+expect "failed test's output" "^    .kprobe. x.cpp:1: capscope-selftest-detail" \
+  CAPSCOPE_QEMU_COMMAND='echo "[kprobe] [ RUN      ] A.B"; echo "[kprobe] x.cpp:1: capscope-selftest-detail"; echo "[kprobe] [  FAILED  ] A.B (1 ms)"; exit 1'
+

@@ -113,7 +113,8 @@ class PolicyTracer {
     std::regex line(
         "capscope: policy " + policy +
         R"(: (\d+) checks matched, (\d+) events, (\d+) rate-limited)"
-        R"((, (\d+) killed, (\d+) not killed \(no-audit probes\), (\d+) left to user space)?)");
+        R"((, (\d+) killed, (\d+) not killed \(probes, borrowed credentials\), (\d+) left to )"
+        R"(user space)?)");
     if (!std::regex_search(text, m, line)) return c;
     c.matched = std::stol(m[1]);
     c.events = std::stol(m[2]);
@@ -185,6 +186,12 @@ class PolicyRuntime : public ::testing::Test {
     return p;
   }
   std::string helper(const std::string& name) const { return helpers_dir() + "/" + name; }
+  // bpftrace counting cs_mmap_low's CAP_SYS_ADMIN checks, where the kernel has the
+  // tracepoint; null elsewhere.
+  std::unique_ptr<BpftraceCount> count_mmap_low_probes() const {
+    if (!kernel_has_tracepoint()) return nullptr;
+    return std::make_unique<BpftraceCount>(dir_, "comm == \"cs_mmap_low\" && args->cap == 21");
+  }
 
   fs::path dir_;
 };
@@ -335,11 +342,8 @@ TEST_F(PolicyRuntime, NoAuditProbeIsNeverKilled) {
   auto p = write_policy(
       "probe.yaml", cap_policy("kill-admin", match_cap("CAP_SYS_ADMIN") + match_binary("In", low) +
                                                  action("Sigkill")));
-  std::unique_ptr<BpftraceCount> bt;
-  if (kernel_has_tracepoint()) {
-    bt = std::make_unique<BpftraceCount>(dir_, "comm == \"cs_mmap_low\" && args->cap == 21");
-    ASSERT_TRUE(bt->ready());
-  }
+  std::unique_ptr<BpftraceCount> bt = count_mmap_low_probes();
+  if (bt) ASSERT_TRUE(bt->ready());
   PolicyTracer t(dir_, {p});
   ASSERT_TRUE(t.ready()) << t.err();
   for (int run = 0; run < 3; ++run)
@@ -355,6 +359,46 @@ TEST_F(PolicyRuntime, NoAuditProbeIsNeverKilled) {
   if (bt) EXPECT_GE(bt->stop(), 1) << "cs_mmap_low made no CAP_SYS_ADMIN check to spare";
   for (const auto& e : t.events())
     ADD_FAILURE() << "a probe was posted by a Sigkill policy: " << e.dump();
+}
+
+// matchArgs on cap_capable's opts (index 3, declared int): NotEqual CAP_OPT_NOAUDIT
+// (and with INSETID) posts audited checks only. cs_mmap_low's CAP_SYS_ADMIN checks are
+// no-audit probes (mmap's memory accounting); unshare -m's is audited.
+TEST_F(PolicyRuntime, MatchArgsOnOptsPostsAuditedChecksOnly) {
+  std::string low = helper("cs_mmap_low");
+  std::string unshare = capture("command -v unshare");
+  unshare.erase(unshare.find_last_not_of('\n') + 1);
+  ASSERT_FALSE(unshare.empty());
+  auto p = write_policy(
+      "audited.yaml",
+      "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: audited-admin\n"
+      "spec:\n  kprobes:\n  - call: cap_capable\n    syscall: false\n    args:\n"
+      "    - index: 2\n      type: capability\n    - index: 3\n      type: int\n"
+      "    selectors:\n    - matchArgs:\n      - index: 2\n        operator: Equal\n"
+      "        values: [CAP_SYS_ADMIN]\n      - index: 3\n        operator: NotEqual\n"
+      "        values: [CAP_OPT_NOAUDIT, \"6\"]\n      matchBinaries:\n      - operator: In\n"
+      "        values: [\"" +
+          low + "\", \"" + unshare + "\"]\n");
+  std::unique_ptr<BpftraceCount> bt = count_mmap_low_probes();
+  if (bt) ASSERT_TRUE(bt->ready());
+  PolicyTracer t(dir_, {p});
+  ASSERT_TRUE(t.ready()) << t.err();
+  for (int run = 0; run < 3; ++run) {
+    EXPECT_EQ(sh(low + " 3"), 0) << t.err();
+    EXPECT_EQ(sh(unshare + " -m true"), 0) << t.err();
+  }
+  std::this_thread::sleep_for(500ms);
+  t.stop();
+  int from_unshare = 0;
+  for (const auto& e : t.events()) {
+    if (!e.contains("process_kprobe") || !e["process_kprobe"].contains("policy_name")) continue;
+    EXPECT_EQ(comm_of(e), "unshare") << "a probe was posted: " << e.dump();
+    EXPECT_EQ(cap_of(e), "CAP_SYS_ADMIN") << e.dump();
+    EXPECT_TRUE(e["process_kprobe"]["capscope"].value("audit", false)) << e.dump();
+    from_unshare += comm_of(e) == "unshare" ? 1 : 0;
+  }
+  EXPECT_GE(from_unshare, 3) << "one audited CAP_SYS_ADMIN check per unshare -m\n" << t.err();
+  if (bt) EXPECT_GE(bt->stop(), 1) << "cs_mmap_low made no CAP_SYS_ADMIN probe to leave out";
 }
 
 // A bad policy file is a usage error naming the file; too many selectors name the limit.

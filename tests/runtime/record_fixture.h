@@ -37,10 +37,11 @@ class RecordRuntime : public ::testing::Test {
   std::string report_file() const { return (dir_ / "report.json").string(); }
   json report() const { return json::parse(read_file(report_file())); }
   std::string stderr_text() const { return read_file(dir_ / "stderr"); }
-  // Waits (up to 30 s: a guest under emulation is slow) until a spawned
-  // `record` says it is recording.
+  // Waits (up to 90 s: a guest under emulation is slow; on 6.12 with kprobes a start
+  // took 23 s with the machine idle and over 30 s beside another guest) until a
+  // spawned `record` says it is recording.
   bool wait_recording() const {
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 1800; ++i) {
       if (stderr_text().find("recording") != std::string::npos) return true;
       usleep(50'000);
     }

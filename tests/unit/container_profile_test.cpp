@@ -3,10 +3,12 @@
 // storing and exporting the identity, and the workload patch advise prints.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -258,6 +260,42 @@ TEST(Recorder, ExitedProcessesAreForgottenTwoDrainsLaterNotBefore) {
   EXPECT_EQ(rec.programs_known(), 1U);
   rec.on_aggregate(agg(5, 1001, 1, kSysAdmin, 1));
   EXPECT_EQ(rec.finish(1).uses.at({kSysAdmin, true, true}).binaries.count("/usr/bin/other"), 1U);
+}
+
+// A set-user-ID exec whose record is read after the process exec'd again: its
+// /proc/PID/exe (here this test's own binary, with no privilege) is the next
+// program's file, so the exec'd inode sends the recorder to the path instead.
+TEST(Recorder, ALateExecRecordDoesNotTakeTheNextProgramsFileForItsOwn) {
+  auto path =
+      std::filesystem::temp_directory_path() / ("capscope-late-exec-" + std::to_string(getpid()));
+  std::ofstream(path) << "#!/bin/sh\n";
+  ASSERT_EQ(chmod(path.c_str(), 04755), 0);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  profile::Recorder rec("late", "", {}, 0);
+  ExecRecord e = exec(static_cast<uint32_t>(getpid()), 2, 5, path.string(), {"job"});
+  e.exe_ino = st.st_ino;
+  e.euid = st.st_uid;
+  e.uid = st.st_uid + 1;
+  rec.on_record(e);
+  // A record of the same inode after the path was replaced (made before the old
+  // one goes, so the new file cannot reuse its inode): the path is not its file.
+  auto next = path.string() + ".next";
+  std::ofstream(next) << "#!/bin/sh\n";
+  ASSERT_EQ(chmod(next.c_str(), 04755), 0);
+  std::filesystem::rename(next, path);
+  ExecRecord stale = exec(static_cast<uint32_t>(getpid()), 3, 5, path.string(), {"job"});
+  stale.exe_ino = st.st_ino;
+  stale.euid = st.st_uid;
+  stale.uid = st.st_uid + 1;
+  rec.on_record(stale);
+  std::filesystem::remove(path);
+  auto binaries = rec.finish(1).privileged_binaries;
+  ASSERT_EQ(binaries.size(), 1U);
+  const auto& b = binaries.at(path.string());
+  EXPECT_TRUE(b.file.setuid);
+  EXPECT_EQ(b.execs, 1U);
+  EXPECT_EQ(b.raised, 1U);
 }
 
 Profile container_profile(const std::string& container, std::vector<int> caps,

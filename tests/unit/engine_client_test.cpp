@@ -23,6 +23,8 @@
 #include "enrich/runtime/engine_client.h"
 
 using capscope::ContainerInfo;
+using capscope::created_from_event;
+using capscope::CreatedContainer;
 using capscope::EngineClient;
 using capscope::EngineClientOptions;
 using capscope::EngineFlavor;
@@ -560,6 +562,187 @@ TEST(EngineClient, ServerThatStallsMidBodyTimesOut) {
   auto start = std::chrono::steady_clock::now();
   expect_error([&] { (void)c.version(); }, RuntimeError::Kind::Unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+}
+
+// ---- the create-event stream ----
+
+// A create event as podman 4.3.1's service streams it (a container with label app=web),
+// and one as Docker's API documents it (cri-dockerd's Kubernetes labels).
+constexpr const char* kPodmanCreate =
+    R"({"status":"create","id":"74967f3d4a63d738867ddb00393725b551ca2d2015ecc6ae8c948f7820813282",)"
+    R"("from":"localhost/capscope-busybox:latest","Type":"container","Action":"create","Actor":{)"
+    R"("ID":"74967f3d4a63d738867ddb00393725b551ca2d2015ecc6ae8c948f7820813282","Attributes":{)"
+    R"("app":"web","containerExitCode":"0","image":"localhost/capscope-busybox:latest",)"
+    R"("name":"adoring_sutherland","podId":""}},"scope":"local","time":1795614828,)"
+    R"("timeNano":1795614828175610454})";
+constexpr const char* kDockerCreate =
+    R"({"status":"create","id":"c0ffee","from":"nginx:1.25","Type":"container",)"
+    R"("Action":"create","Actor":{"ID":"c0ffee","Attributes":{"image":"nginx:1.25",)"
+    R"("name":"k8s_web_web-7d9f-abcde_shop_uid-1_0","io.kubernetes.container.name":"web",)"
+    R"("io.kubernetes.pod.name":"web-7d9f-abcde","io.kubernetes.pod.namespace":"shop",)"
+    R"("io.kubernetes.pod.uid":"uid-1"}},"scope":"local","time":1,"timeNano":1})";
+
+TEST(EngineEvents, APodmanCreateEventNamesTheContainer) {
+  auto c = created_from_event(kPodmanCreate, EngineFlavor::Podman);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(c->complete);
+  EXPECT_EQ(c->info.id, "74967f3d4a63d738867ddb00393725b551ca2d2015ecc6ae8c948f7820813282");
+  EXPECT_EQ(c->info.runtime, "podman");
+  EXPECT_EQ(c->info.name, "adoring_sutherland");
+  EXPECT_EQ(c->info.image, "localhost/capscope-busybox:latest");
+  // The engine's own keys are not labels.
+  EXPECT_EQ(c->info.labels, (capscope::Labels{{"app", "web"}}));
+}
+
+TEST(EngineEvents, ADockerCreateEventCarriesKubernetesLabels) {
+  auto c = created_from_event(kDockerCreate, EngineFlavor::Docker);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(c->complete);
+  EXPECT_EQ(c->info.runtime, "docker");
+  EXPECT_EQ(c->info.name, "web");  // Kubernetes' container name wins, as in inspect
+  EXPECT_EQ(c->info.pod_name, "web-7d9f-abcde");
+  EXPECT_EQ(c->info.pod_namespace, "shop");
+  EXPECT_EQ(c->info.image, "nginx:1.25");
+  EXPECT_EQ(c->info.labels.count("name"), 0u);
+  EXPECT_EQ(c->info.labels.size(), 4u);
+}
+
+TEST(EngineEvents, APodmanPodsContainerIsNotCompleteFromItsEvent) {
+  std::string line = kPodmanCreate;
+  line.replace(line.find(R"("podId":"")"), 10, R"("podId":"be3a2e")");
+  auto c = created_from_event(line, EngineFlavor::Podman);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_FALSE(c->complete) << "the pod's name and labels are not in the event";
+  EXPECT_EQ(c->info.pod_id, "be3a2e");
+}
+
+TEST(EngineEvents, OtherLinesAreNotCreates) {
+  std::string start = kPodmanCreate;
+  start.replace(start.find(R"("Action":"create")"), 17, R"("Action":"start")");
+  EXPECT_FALSE(created_from_event(start, EngineFlavor::Podman).has_value());
+  std::string image = kDockerCreate;
+  image.replace(image.find(R"("Type":"container")"), 18, R"("Type":"image")");
+  EXPECT_FALSE(created_from_event(image, EngineFlavor::Docker).has_value());
+  for (const char* bad : {"", "{", "[]", "null", R"({"Type":"container","Action":"create"})",
+                          R"({"Type":"container","Action":"create","Actor":{"ID":7}})"})
+    EXPECT_FALSE(created_from_event(bad, EngineFlavor::Docker).has_value()) << bad;
+}
+
+std::string chunk(const std::string& data) {
+  std::ostringstream out;
+  out << std::hex << data.size() << "\r\n" << data << "\r\n";
+  return out.str();
+}
+
+const std::string kStreamHead =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+// Runs follow_creates on a thread, collecting what it reports.
+struct Follower {
+  std::mutex mu;
+  std::vector<CreatedContainer> created;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> returned{false};
+  std::string error;
+  std::thread thread;
+
+  explicit Follower(EngineClient& c) {
+    thread = std::thread([this, &c] {
+      try {
+        c.follow_creates(
+            [this](CreatedContainer cc) {
+              std::lock_guard lock(mu);
+              created.push_back(std::move(cc));
+            },
+            [this] { return stop.load(); });
+      } catch (const RuntimeError& e) {
+        std::lock_guard lock(mu);
+        error = e.what();
+      }
+      returned = true;
+    });
+  }
+  ~Follower() {
+    stop = true;
+    thread.join();
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return created.size();
+  }
+  bool wait_for(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return done();
+  }
+};
+
+TEST(EngineEvents, FollowsTheStreamUntilStopped) {
+  // Two events, the second split across chunks, then an open, quiet stream.
+  std::string second = kDockerCreate;
+  FakeEngine engine([&](const std::string&) {
+    return kHang + kStreamHead + chunk(std::string(kPodmanCreate) + "\n" + second.substr(0, 50)) +
+           chunk(second.substr(50) + "\n");
+  });
+  auto c = client(EngineFlavor::Podman, engine.socket_path());
+  Follower f(c);
+  ASSERT_TRUE(f.wait_for([&] { return f.count() == 2; })) << f.count() << " events";
+  {
+    std::lock_guard lock(f.mu);
+    EXPECT_EQ(f.created[0].info.name, "adoring_sutherland");
+    EXPECT_EQ(f.created[1].info.id, "c0ffee");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(f.returned) << "a quiet stream is not an error: " << f.error;
+  auto stopped_at = std::chrono::steady_clock::now();
+  f.stop = true;
+  ASSERT_TRUE(f.wait_for([&] { return f.returned.load(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::milliseconds(500));
+  EXPECT_EQ(f.error, "");
+  ASSERT_EQ(engine.paths().size(), 1u);
+  EXPECT_EQ(engine.paths()[0],
+            std::string(kLibpod) +
+                "/events?stream=true&filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22"
+                "%3A%5B%22create%22%5D%7D");
+}
+
+TEST(EngineEvents, AStreamThatEndsIsAnError) {
+  FakeEngine engine([&](const std::string&) {
+    return kStreamHead + chunk(std::string(kDockerCreate) + "\n") + "0\r\n\r\n";
+  });
+  auto c = client(EngineFlavor::Docker, engine.socket_path());
+  Follower f(c);
+  ASSERT_TRUE(f.wait_for([&] { return f.returned.load(); }));
+  EXPECT_EQ(f.count(), 1u) << "events before the end are kept";
+  EXPECT_NE(f.error.find("the event stream ended"), std::string::npos) << f.error;
+  EXPECT_EQ(engine.paths()[0].rfind("/events?filters=", 0), 0u) << engine.paths()[0];
+}
+
+TEST(EngineEvents, AnErrorAnswerAndAMissingSocketAreErrors) {
+  FakeEngine engine(
+      [](const std::string&) { return http(500, R"({"message":"events backend unavailable"})"); });
+  auto c = client(EngineFlavor::Podman, engine.socket_path());
+  std::string msg =
+      expect_error([&] { c.follow_creates([](CreatedContainer) {}, [] { return false; }); },
+                   RuntimeError::Kind::Unavailable);
+  EXPECT_NE(msg.find("HTTP 500: events backend unavailable"), std::string::npos) << msg;
+  TempDir dir;
+  auto none = client(EngineFlavor::Docker, (dir.path / "none.sock").string());
+  msg = expect_error([&] { none.follow_creates([](CreatedContainer) {}, [] { return false; }); },
+                     RuntimeError::Kind::Unavailable);
+  EXPECT_NE(msg.find("No such file"), std::string::npos) << msg;
+}
+
+TEST(EngineEvents, AnEndlessLineIsRefused) {
+  FakeEngine engine([](const std::string&) {
+    return kHang + kStreamHead + chunk(std::string((size_t{1} << 20) + 10, 'x'));
+  });
+  auto c = client(EngineFlavor::Docker, engine.socket_path());
+  std::string msg =
+      expect_error([&] { c.follow_creates([](CreatedContainer) {}, [] { return false; }); },
+                   RuntimeError::Kind::Unavailable);
+  EXPECT_NE(msg.find("longer than 1 MiB"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -44,6 +44,7 @@ std::vector<policy::CompiledPolicy> sample_set() {
   auto denied_syslog = selector(1ULL << kCapSyslog, policy::Action::NoPost);
   denied_syslog.verdicts = policy::kVerdictDenied;
   denied_syslog.namespaces = {{policy::NsKind::User, true}};
+  denied_syslog.options = 0b0101;  // audited only (CAP_OPT_NOAUDIT clear)
   creds.selectors = {outside_host, denied_syslog};
 
   policy::CompiledPolicy kill;
@@ -73,6 +74,12 @@ TEST(PolicyBank, SlotsFollowThePoliciesInOrderWithTheirMasks) {
   EXPECT_EQ(b.post, 0b001U);
   EXPECT_EQ(b.kill, 0b100U);
   EXPECT_EQ(b.rated, 0b001U);
+  // opts index bit 0 is CAP_OPT_NOAUDIT: slot 1 takes audited checks only.
+  EXPECT_EQ(b.by_opts[0], 0b111U);
+  EXPECT_EQ(b.by_opts[1], 0b101U);
+  EXPECT_EQ(b.by_opts[2], 0b111U);
+  EXPECT_EQ(b.by_opts[3], 0b101U);
+  EXPECT_EQ(built->slots.at(1).options, 0b0101);
   EXPECT_EQ(b.slot[0].rate_window_ns, 60'000'000'000ULL);
   EXPECT_EQ(b.slot[0].rate_scope, CS_SCOPE_PROCESS);
   EXPECT_EQ(b.slot[1].action, CS_POLICY_NOPOST);

@@ -110,6 +110,14 @@ TEST(Policy, OtherExamplesLoad) {
             (std::vector<std::string>{"/usr/sbin/nginx", "/usr/bin/node"}));
   EXPECT_EQ(a.selectors[0].rate_scope, filter::RateScope::Process);
   EXPECT_EQ(describe_scope(a), "pods tier=frontend");
+
+  auto audited = load_policy_file(kExamples + "/audited-only.yaml");
+  CompiledPolicy o = compile(audited.at(0));
+  ASSERT_EQ(o.selectors.size(), 2U);
+  EXPECT_EQ(describe(o.selectors[0]),
+            "all capabilities; granted+denied; no-audit probes only -> NoPost");
+  EXPECT_EQ(describe(o.selectors[1]),
+            "all capabilities; granted+denied; Pid NotIn host_ns -> Post rateLimit 1m/process");
 }
 
 // ---- capabilities ----
@@ -153,6 +161,87 @@ TEST(Policy, CapabilityDeclaredAsIntAlsoFilters) {
 )");
   text.replace(text.find("type: capability"), 16, "type: int");
   EXPECT_EQ(compile_text(text).selectors.at(0).cap_mask, bit(21));
+}
+
+// ---- opts (cap_capable's fourth argument) ----
+
+// with_selectors() with opts declared: `- index: 3, type: int`.
+std::string with_options(const std::string& selectors) {
+  std::string text = with_selectors(selectors);
+  text.insert(text.find("    returnArg:"), "    - index: 3\n      type: int\n");
+  return text;
+}
+
+struct OptionsCase {
+  const char* filter;  // matchArgs entries on index 3
+  uint8_t options;     // bit i: opts options_value(i) = 0, 2, 4, 6 pass
+  const char* described;
+};
+
+TEST(Policy, MatchArgsOnOptsSelectAuditedChecksOrProbes) {
+  EXPECT_EQ(options_value(0), 0U);
+  EXPECT_EQ(options_value(1), 2U);
+  EXPECT_EQ(options_value(2), 4U);
+  EXPECT_EQ(options_value(3), 6U);
+  const OptionsCase cases[] = {
+      {"operator: Mask\n        values: [CAP_OPT_NOAUDIT]", 0b1010, "no-audit probes only"},
+      {"operator: Mask\n        values: [\"2\"]", 0b1010, "no-audit probes only"},
+      {"operator: NotEqual\n        values: [2, 6]", 0b0101, "audited only"},
+      {"operator: Equal\n        values: [CAP_OPT_NONE, CAP_OPT_INSETID]", 0b0101, "audited only"},
+      {"operator: Equal\n        values: [0]", 0b0001, "opts in {0}"},
+      {"operator: Mask\n        values: [0x4]", 0b1100, "opts in {4,6}"},
+      {"operator: Mask\n        values: [6]", 0b1110, "opts in {2,4,6}"},
+  };
+  for (const auto& c : cases) {
+    auto compiled = compile_text(with_options(
+        std::string("    - matchArgs:\n      - index: 3\n        ") + c.filter + "\n"));
+    const CompiledSelector& sel = compiled.selectors.at(0);
+    EXPECT_EQ(sel.options, c.options) << c.filter;
+    EXPECT_EQ(sel.cap_mask, ~0ULL) << c.filter;
+    EXPECT_EQ(describe(sel),
+              std::string("all capabilities; granted+denied; ") + c.described + " -> Post")
+        << c.filter;
+  }
+  // With the capability, ANDed; a selector without opts takes them all.
+  auto two = compile_text(with_options(R"(    - matchArgs:
+      - index: 2
+        operator: Equal
+        values: [SYS_ADMIN]
+      - index: 3
+        operator: Mask
+        values: [CAP_OPT_NOAUDIT]
+      matchActions:
+      - action: NoPost
+    - matchActions:
+      - action: Post
+)"));
+  ASSERT_EQ(two.selectors.size(), 2U);
+  EXPECT_EQ(two.selectors[0].cap_mask, bit(21));
+  EXPECT_EQ(two.selectors[0].options, 0b1010);
+  EXPECT_EQ(two.selectors[1].options, kAllOptions);
+}
+
+TEST(Policy, BadOptsFiltersNameTheirField) {
+  const std::string sel = "spec.kprobes[0].selectors[0].matchArgs[0]";
+  auto bad = [](const std::string& filter) {
+    return with_options("    - matchArgs:\n      - index: 3\n        " + filter + "\n");
+  };
+  EXPECT_EQ(error_of(bad("operator: Mask\n        values: [3]")),
+            "t.yaml:23: " + sel +
+                ".values[0]: \"3\" is not a value of cap_capable's opts (CAP_OPT_NONE 0, "
+                "CAP_OPT_NOAUDIT 2, CAP_OPT_INSETID 4, or a sum of the last two)");
+  EXPECT_EQ(error_of(bad("operator: Prefix\n        values: [2]")),
+            "t.yaml:22: " + sel + ".operator: \"Prefix\" is not one of Equal, NotEqual, Mask");
+  EXPECT_EQ(error_of(bad("operator: Equal\n        values: [2]\n      - index: 3\n        "
+                         "operator: NotEqual\n        values: [2]")),
+            "t.yaml:20: spec.kprobes[0].selectors[0]: matchArgs: no value of opts can pass "
+            "these filters together");
+  // Not declared: the filter says how to declare it.
+  EXPECT_EQ(error_of(with_selectors("    - matchArgs:\n      - index: 3\n        operator: "
+                                    "Mask\n        values: [2]\n")),
+            "t.yaml:19: " + sel +
+                ".index: 3 is cap_capable's opts: declare it in args (`- index: 3, type: int`) "
+                "to filter on it");
 }
 
 // ---- verdicts ----

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <set>
+#include <thread>
 
 namespace capscope {
 namespace {
@@ -20,6 +22,9 @@ struct FakeRuntime {
   bool down = false;
   std::chrono::milliseconds delay{0};
   std::atomic<int> inspects{0};
+  bool streams = false;                 // has a create-event stream
+  std::deque<CreatedContainer> events;  // sent on the stream, in order
+  std::atomic<int> streams_opened{0};
 };
 
 class FakeClient final : public RuntimeClient {
@@ -54,6 +59,24 @@ class FakeClient final : public RuntimeClient {
     std::lock_guard lock(rt_->mu);
     if (rt_->down) throw RuntimeError(RuntimeError::Kind::Unavailable, name_ + " is down");
     return {rt_->known.begin(), rt_->known.end()};
+  }
+  bool follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) override {
+    {
+      std::lock_guard lock(rt_->mu);
+      if (!rt_->streams) return false;
+      if (rt_->down) throw RuntimeError(RuntimeError::Kind::Unavailable, name_ + " is down");
+    }
+    ++rt_->streams_opened;
+    while (!stopped()) {
+      std::deque<CreatedContainer> batch;
+      {
+        std::lock_guard lock(rt_->mu);
+        batch.swap(rt_->events);
+      }
+      for (auto& c : batch) on_created(std::move(c));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
   }
 
  private:
@@ -206,6 +229,125 @@ TEST(RuntimeResolver, TheCacheIsBounded) {
     rt->known.insert("fresh");
   }
   EXPECT_NE(r.resolve("fresh", "podman", 5s), nullptr);
+}
+
+CreatedContainer created(const std::string& id, bool complete = true) {
+  CreatedContainer c;
+  c.info.id = id;
+  c.info.runtime = "podman";
+  c.info.name = "event-" + id;
+  c.complete = complete;
+  return c;
+}
+
+void send(FakeRuntime& rt, CreatedContainer c) {
+  std::lock_guard lock(rt.mu);
+  rt.events.push_back(std::move(c));
+}
+
+// Waits for an answer about `id` named `name`. lookup() of an id not yet entered would
+// ask the runtime itself, so it is called only once the generation has moved.
+ContainerInfoPtr wait_named(RuntimeResolver& r, const std::string& id, const std::string& name,
+                            std::chrono::milliseconds within, uint64_t after_generation = 0) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    auto info = r.generation() > after_generation ? r.lookup(id, "podman") : nullptr;
+    if ((info && info->name == name) || std::chrono::steady_clock::now() >= deadline) return info;
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+TEST(RuntimeResolver, ACreateEventNamesAContainerBeforeTheRuntimeAnswersAnInspect) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->known = {"aaa"};
+  rt->streams = true;
+  rt->delay = 300ms;  // podman holds a starting container's lock
+  ResolverOptions o = fast();
+  o.refine_after = 100ms;
+  RuntimeResolver r(one("podman", rt), o);
+  uint64_t before = r.generation();
+  send(*rt, created("aaa"));
+  auto info = wait_named(r, "aaa", "event-aaa", 1s, before);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "event-aaa");
+  EXPECT_EQ(rt->inspects.load(), 0) << "named from the event, not by asking";
+  EXPECT_GT(r.generation(), before);
+  EXPECT_EQ(r.named_from_events(), 1u);
+  EXPECT_EQ(r.resolve("aaa", "podman", 10ms).get(), info.get()) << "resolve does not wait";
+  // The full inspect follows and replaces it.
+  info = wait_named(r, "aaa", "c-aaa", 2s);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "c-aaa");
+  EXPECT_EQ(rt->inspects.load(), 1);
+}
+
+TEST(RuntimeResolver, AnIncompleteCreateEventIsAskedAboutAtOnce) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->known = {"pod1"};
+  rt->streams = true;
+  ResolverOptions o = fast();
+  o.refine_after = 10s;  // not what this one waits for
+  RuntimeResolver r(one("podman", rt), o);
+  send(*rt, created("pod1", /*complete=*/false));
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (rt->inspects.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(rt->inspects.load(), 1) << "asked without any check of it";
+  auto info = wait_named(r, "pod1", "c-pod1", 1s);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "c-pod1") << "never the event's partial name";
+  EXPECT_EQ(r.named_from_events(), 0u);
+}
+
+TEST(RuntimeResolver, AContainerGoneBeforeItsInspectKeepsItsEventName) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->streams = true;  // "short" is never known to inspect
+  ResolverOptions o = fast();
+  o.refine_after = 10ms;
+  RuntimeResolver r(one("podman", rt), o);
+  uint64_t before = r.generation();
+  send(*rt, created("short"));
+  ASSERT_NE(wait_named(r, "short", "event-short", 1s, before), nullptr);
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (rt->inspects.load() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rt->inspects.load(), 3);
+  auto info = r.lookup("short", "podman");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "event-short");
+  EXPECT_FALSE(r.given_up("short"));
+}
+
+TEST(RuntimeResolver, AnEventStreamIsOpenedAgainAfterTheRuntimeComesBack) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->streams = true;
+  rt->down = true;
+  Warnings w;
+  RuntimeResolver r(one("docker", rt), fast(), w.fn());
+  std::this_thread::sleep_for(120ms);  // a few failed attempts, 50 ms apart
+  EXPECT_EQ(rt->streams_opened.load(), 0);
+  EXPECT_EQ(w.count(), 0u) << "the stream logs; warnings are the inspect path's";
+  {
+    std::lock_guard lock(rt->mu);
+    rt->down = false;
+  }
+  uint64_t before = r.generation();
+  send(*rt, created("back"));
+  EXPECT_NE(wait_named(r, "back", "event-back", 1s, before), nullptr);
+  EXPECT_EQ(rt->streams_opened.load(), 1);
+}
+
+TEST(RuntimeResolver, EventsAreNotFollowedWhenSwitchedOff) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->streams = true;
+  ResolverOptions o = fast();
+  o.follow_events = false;
+  RuntimeResolver r(one("podman", rt), o);
+  send(*rt, created("aaa"));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rt->streams_opened.load(), 0);
+  EXPECT_EQ(r.named_from_events(), 0u);
 }
 
 }  // namespace

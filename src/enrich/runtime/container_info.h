@@ -3,6 +3,7 @@
 // event path and caches the answers by container id.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,8 +27,20 @@ class RuntimeError : public std::runtime_error {
   Kind kind_;
 };
 
+// What a runtime's event stream says of a container it has just created, before its
+// cgroup exists. `complete` is false when naming the container needs more than the event
+// carries (a podman pod's name and labels are in the pod's own inspect): the resolver then
+// asks the runtime instead of publishing the event's fields.
+struct CreatedContainer {
+  ContainerInfo info;  // id, runtime, name, image, labels (and what they imply)
+  bool complete = true;
+};
+
 class RuntimeClient {
  public:
+  using CreatedFn = std::function<void(CreatedContainer)>;
+  using StoppedFn = std::function<bool()>;
+
   RuntimeClient() = default;
   RuntimeClient(const RuntimeClient&) = delete;
   RuntimeClient& operator=(const RuntimeClient&) = delete;
@@ -43,6 +56,14 @@ class RuntimeClient {
   virtual ContainerInfo inspect(std::string_view id) = 0;
   // Ids of the containers running now. Throws RuntimeError(Unavailable).
   virtual std::vector<std::string> list_running() = 0;
+  // Follows the runtime's container-create events, calling `on_created` for each, until
+  // `stopped()` is true (returns true; it is polled at least every 100 ms) or the stream
+  // fails or ends (throws RuntimeError(Unavailable)). A runtime without such a stream
+  // returns false at once. Runs on a thread of its own, beside the other calls: it must
+  // not share a connection with them.
+  virtual bool follow_creates(const CreatedFn& /*on_created*/, const StoppedFn& /*stopped*/) {
+    return false;
+  }
 };
 
 }  // namespace capscope

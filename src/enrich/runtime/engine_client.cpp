@@ -98,6 +98,30 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// ": <message>" of an engine's error answer ({"message": ...}), or "" when it has none.
+std::string said_in(const std::string& body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("message") && j["message"].is_string()
+             ? ": " + one_line(j["message"].get<std::string>())
+             : "";
+}
+
+// What every request to an engine sets: the socket is the address (the host is never
+// looked up), no signals (timeouts without SIGALRM, safe in threads), a bounded connect,
+// and curl's own words about a failure into errbuf.
+void prepare(CURL* c, const std::string& socket, const std::string& path, long timeout_ms,
+             char* errbuf) {
+  curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+  curl_easy_setopt(c, CURLOPT_URL, ("http://localhost" + path).c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 1000L));
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+const char* runtime_name(EngineFlavor flavor) {
+  return flavor == EngineFlavor::Podman ? "podman" : "docker";
+}
+
 // Reads an answer's fields. An absent or null field reads as empty; a field of
 // another type is noted (the first one) and the caller refuses the whole answer:
 // a half-read ContainerInfo would be cached as if it were the truth.
@@ -245,9 +269,7 @@ std::string EngineClient::default_socket(EngineFlavor flavor) {
   return flavor == EngineFlavor::Podman ? "/run/podman/podman.sock" : "/var/run/docker.sock";
 }
 
-std::string EngineClient::runtime() const {
-  return options_.flavor == EngineFlavor::Podman ? "podman" : "docker";
-}
+std::string EngineClient::runtime() const { return runtime_name(options_.flavor); }
 
 // Docker's paths stay unversioned: the daemon then speaks its newest API, and
 // recent daemons refuse old pinned versions.
@@ -272,15 +294,10 @@ EngineClient::Response EngineClient::get(const std::string& path) const {
   char errbuf[CURL_ERROR_SIZE] = {};
   long timeout_ms = static_cast<long>(options_.timeout.count());
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, options_.socket_path.c_str());
-  // The host is never looked up: the socket is the address.
-  curl_easy_setopt(c, CURLOPT_URL, ("http://localhost" + path).c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM, safe in threads
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 1000L));
+  prepare(c, options_.socket_path, path, timeout_ms, errbuf);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) fail("GET " + path + ": " + curl_problem(rc, errbuf, timeout_ms));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
@@ -291,10 +308,8 @@ json EngineClient::fetch(const std::string& path, RuntimeError::Kind on_404) con
   Response r = get(path);
   json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
   if (r.status < 200 || r.status > 299) {
-    std::string said = j.is_object() && j.contains("message") && j["message"].is_string()
-                           ? ": " + one_line(j["message"].get<std::string>())
-                           : "";
-    std::string what = "GET " + path + " answered HTTP " + std::to_string(r.status) + said;
+    std::string what =
+        "GET " + path + " answered HTTP " + std::to_string(r.status) + said_in(r.body);
     if (r.status == 404 && on_404 == RuntimeError::Kind::NotFound)
       throw RuntimeError(RuntimeError::Kind::NotFound, runtime() + ": " + what);
     fail(what);
@@ -382,6 +397,135 @@ void EngineClient::add_podman_pod(ContainerInfo& info, const Labels& annotations
     info.name = info.name.substr(prefix.size());
   for (const auto& [k, v] : annotations)
     if (!podman_own_annotation(k)) info.pod_annotations.emplace(k, v);
+}
+
+namespace {
+
+// A create event is a few hundred bytes; a line beyond this is not an engine talking.
+constexpr size_t kMaxEventLine = size_t{1} << 20;
+
+// Keys an engine puts among an event's attributes besides the container's labels.
+bool engine_attribute(std::string_view key, EngineFlavor flavor) {
+  if (key == "name" || key == "image") return true;
+  return flavor == EngineFlavor::Podman && (key == "podId" || key == "containerExitCode");
+}
+
+std::string string_at(const json& o, const char* key) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The state of one event stream, for curl's write callback.
+struct EventStream {
+  const RuntimeClient::CreatedFn* on_created = nullptr;
+  EngineFlavor flavor = EngineFlavor::Docker;
+  CURL* curl = nullptr;
+  long status = 0;
+  std::string pending;  // the start of a line not yet ended
+  std::string error_body;
+  bool too_long = false;
+};
+
+size_t on_event_bytes(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<EventStream*>(user);
+  size_t bytes = size * n;
+  if (s->status == 0) curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
+  if (s->status != 200) {  // an error answer: kept (short) for the message
+    size_t room = size_t{4096} - std::min(size_t{4096}, s->error_body.size());
+    s->error_body.append(data, std::min(bytes, room));
+    return bytes;
+  }
+  s->pending.append(data, bytes);
+  size_t start = 0;
+  for (size_t nl = 0; (nl = s->pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+    auto created =
+        created_from_event(std::string_view(s->pending).substr(start, nl - start), s->flavor);
+    if (created) (*s->on_created)(std::move(*created));
+  }
+  s->pending.erase(0, start);
+  if (s->pending.size() <= kMaxEventLine) return bytes;
+  s->too_long = true;
+  return 0;  // curl then fails with CURLE_WRITE_ERROR
+}
+
+// An easy handle inside a multi handle, taken out and both freed in curl's order.
+struct MultiTransfer {
+  CURLM* multi = curl_multi_init();
+  CURL* easy = curl_easy_init();
+  MultiTransfer() {
+    if (multi != nullptr && easy != nullptr) curl_multi_add_handle(multi, easy);
+  }
+  ~MultiTransfer() {
+    if (multi != nullptr && easy != nullptr) curl_multi_remove_handle(multi, easy);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+    if (multi != nullptr) curl_multi_cleanup(multi);
+  }
+  MultiTransfer(const MultiTransfer&) = delete;
+  MultiTransfer& operator=(const MultiTransfer&) = delete;
+};
+
+}  // namespace
+
+std::optional<CreatedContainer> created_from_event(std::string_view line, EngineFlavor flavor) {
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || string_at(j, "Type") != "container" || string_at(j, "Action") != "create")
+    return std::nullopt;
+  auto actor = j.find("Actor");
+  if (actor == j.end() || !actor->is_object()) return std::nullopt;
+  CreatedContainer c;
+  ContainerInfo& info = c.info;
+  info.id = string_at(*actor, "ID");
+  if (info.id.empty()) return std::nullopt;
+  info.runtime = runtime_name(flavor);
+  auto attributes = actor->find("Attributes");
+  if (attributes != actor->end() && attributes->is_object()) {
+    for (const auto& [key, value] : attributes->items())
+      if (value.is_string() && !engine_attribute(key, flavor))
+        info.labels.emplace(key, value.get<std::string>());
+    info.name = string_at(*attributes, "name");
+    if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
+    info.image = string_at(*attributes, "image");
+    if (flavor == EngineFlavor::Podman) info.pod_id = string_at(*attributes, "podId");
+  }
+  // A podman pod's name and labels come from the pod's inspect, and a kube-played
+  // container's Kubernetes name from its annotations: not in the event.
+  c.complete = !info.name.empty() && info.pod_id.empty();
+  apply_kubernetes_keys(info.labels, info);
+  return c;
+}
+
+bool EngineClient::follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) {
+  std::string path = api_prefix() + "/events?" +
+                     (options_.flavor == EngineFlavor::Podman ? "stream=true&" : "") +
+                     "filters=" + url_escape(R"({"type":["container"],"event":["create"]})");
+  if (std::string p = socket_problem(options_.socket_path); !p.empty()) fail(p);
+  MultiTransfer t;
+  if (t.multi == nullptr || t.easy == nullptr) fail("curl_multi_init failed");
+  EventStream s;
+  s.on_created = &on_created;
+  s.flavor = options_.flavor;
+  s.curl = t.easy;
+  char errbuf[CURL_ERROR_SIZE] = {};
+  long timeout_ms = static_cast<long>(options_.timeout.count());
+  prepare(t.easy, options_.socket_path, path, timeout_ms, errbuf);
+  curl_easy_setopt(t.easy, CURLOPT_WRITEFUNCTION, on_event_bytes);
+  curl_easy_setopt(t.easy, CURLOPT_WRITEDATA, &s);
+  // No overall timeout: a quiet stream is an engine with nothing to say.
+  for (int running = 1; running != 0;) {
+    if (stopped()) return true;
+    if (CURLMcode mc = curl_multi_perform(t.multi, &running); mc != CURLM_OK)
+      fail("GET " + path + ": " + curl_multi_strerror(mc));
+    if (running != 0) curl_multi_poll(t.multi, nullptr, 0, 100, nullptr);
+  }
+  CURLcode rc = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* m = curl_multi_info_read(t.multi, &left))
+    if (m->msg == CURLMSG_DONE) rc = m->data.result;
+  if (s.too_long) fail("GET " + path + ": an event line longer than 1 MiB");
+  if (rc != CURLE_OK) fail("GET " + path + ": " + curl_problem(rc, errbuf, timeout_ms));
+  if (s.status != 200)
+    fail("GET " + path + " answered HTTP " + std::to_string(s.status) + said_in(s.error_body));
+  fail("GET " + path + ": the event stream ended");
 }
 
 namespace {

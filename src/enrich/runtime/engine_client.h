@@ -36,6 +36,9 @@ class EngineClient : public RuntimeClient {
   std::string version() override;
   ContainerInfo inspect(std::string_view id) override;
   std::vector<std::string> list_running() override;
+  // GET /events (Docker) or /libpod/events (podman), filtered to container creates,
+  // read as a stream of JSON lines.
+  bool follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) override;
 
  private:
   struct Response {
@@ -50,6 +53,11 @@ class EngineClient : public RuntimeClient {
 
   EngineClientOptions options_;
 };
+
+// One line of the engine's event stream, if it is a container's create event: the
+// event's attributes are the container's labels plus the engine's own keys (name,
+// image, and podman's podId), which are taken out again.
+std::optional<CreatedContainer> created_from_event(std::string_view line, EngineFlavor flavor);
 
 // An RFC 3339 time ("2026-11-24T22:33:32.612831414Z", "...T10:00:00.5+02:00")
 // as Unix epoch nanoseconds; nullopt when malformed or out of range.

@@ -21,15 +21,69 @@ RuntimeResolver::RuntimeResolver(std::vector<std::unique_ptr<RuntimeClient>> cli
   if (!warn_) warn_ = [](const std::string& m) { spdlog::warn("{}", m); };
   for (auto& c : clients) clients_.push_back(ClientState{std::move(c)});
   if (!clients_.empty()) worker_ = std::thread([this] { worker_loop(); });
+  if (options_.follow_events)
+    for (auto& c : clients_)
+      watchers_.emplace_back([this, client = c.client.get()] { watch_loop(*client); });
 }
 
 RuntimeResolver::~RuntimeResolver() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    stopping_ = true;
   }
   wake_.notify_all();
+  watch_wait_.notify_all();
+  for (auto& w : watchers_) w.join();
   if (worker_.joinable()) worker_.join();
+}
+
+// Follows one runtime's create events for the resolver's life; a stream that fails
+// (the runtime is down or restarting) is opened again after retry_unavailable. The
+// inspect path warns about a runtime that does not answer; this one only logs.
+void RuntimeResolver::watch_loop(RuntimeClient& client) {
+  const std::string runtime = client.runtime();
+  bool failing = false;
+  while (!stopping_) {
+    try {
+      (void)client.follow_creates([this](CreatedContainer c) { on_created(std::move(c)); },
+                                  [this] { return stopping_.load(); });
+      return;  // stopped, or the runtime has no event stream
+    } catch (const std::exception& e) {
+      if (!failing) spdlog::debug("{} events: {}; retrying", runtime, e.what());
+      failing = true;
+    }
+    std::unique_lock lock(mu_);
+    watch_wait_.wait_for(lock, options_.retry_unavailable, [this] { return stop_; });
+  }
+}
+
+// A container named by its runtime's create event: published now, inspected later
+// (the full answer also has what the event lacks: pid, start time, capabilities).
+void RuntimeResolver::on_created(CreatedContainer created) {
+  ContainerInfo& info = created.info;
+  if (info.id.empty()) return;
+  if (created.complete && info.workload.empty()) derive_workload(info);
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = entries_.try_emplace(info.id);
+  Entry& e = it->second;
+  if (e.state == State::Known || e.info) return;  // answered already
+  if (inserted) {
+    e.hint = info.runtime;
+    e.order = next_order_++;
+  }
+  if (created.complete) {
+    e.info = std::make_shared<const ContainerInfo>(std::move(info));
+    named_from_events_.fetch_add(1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    answer_.notify_all();
+    // A runtime answers an inspect of a starting container only once it has started.
+    if (inserted) e.retry_at = Clock::now() + options_.refine_after;
+  } else if (inserted) {
+    queue_.push_back(it->first);
+  }
+  wake_.notify_one();
+  if (inserted) trim();
 }
 
 ContainerInfoPtr RuntimeResolver::lookup(std::string_view id, std::string_view runtime_hint) {
@@ -123,7 +177,8 @@ void RuntimeResolver::ask(const std::string& id) {
   } else if (++e.attempts < options_.not_found_attempts) {
     e.retry_at = Clock::now() + options_.retry_not_found;
   } else {
-    e.state = State::Unknown;
+    // Gone before it could be inspected: a name from its create event stands.
+    e.state = e.info ? State::Known : State::Unknown;
   }
   answer_.notify_all();
 }

@@ -8,6 +8,12 @@
 // it answers again, and the ids that waited for it are asked again then.
 // A runtime that answers "no such container" is asked again a few times (the
 // cgroup of a container being created appears before the runtime lists it).
+//
+// Runtimes with an event stream (Docker, podman) are also followed, each on a thread of
+// its own: a container's create event names it before its cgroup exists, so a container
+// is named by its first check, not ~0.1 s later (podman holds a starting container's lock,
+// and answers an inspect only once it has started). The event's fields are published at
+// once and the full inspect asked `refine_after` later; see docs/RUNTIMES.md.
 #pragma once
 
 #include <atomic>
@@ -33,6 +39,8 @@ struct ResolverOptions {
   std::chrono::milliseconds retry_not_found{500};     // ask again for an id no runtime knew
   int not_found_attempts = 6;                         // then give up on that id
   size_t max_entries = 8192;                          // the cache forgets the oldest beyond this
+  bool follow_events = true;                          // follow runtimes' create events
+  std::chrono::milliseconds refine_after{1000};       // inspect a container named by its event
 };
 
 struct RuntimeStatus {
@@ -69,6 +77,10 @@ class RuntimeResolver {
   // Bumped whenever an answer is published: callers holding answers refresh on change.
   [[nodiscard]] uint64_t generation() const;
   [[nodiscard]] bool has_clients() const { return !clients_.empty(); }
+  // Containers first named from a runtime's create event (before any inspect answered).
+  [[nodiscard]] uint64_t named_from_events() const {
+    return named_from_events_.load(std::memory_order_relaxed);
+  }
   // Containers cached (named, or known to be unknown), bounded by max_entries.
   [[nodiscard]] size_t cached() const {
     std::lock_guard lock(mu_);
@@ -92,6 +104,8 @@ class RuntimeResolver {
   };
 
   void worker_loop();
+  void watch_loop(RuntimeClient& client);
+  void on_created(CreatedContainer created);
   void ask(const std::string& id);
   // Asks the clients in hint order; returns the info, or null with `all_down` set when no
   // client could answer at all (as opposed to every answering one saying "not found").
@@ -112,7 +126,11 @@ class RuntimeResolver {
   uint64_t next_order_ = 0;
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
+  std::atomic<bool> stopping_{false};   // stop_, for the event streams' polls
+  std::condition_variable watch_wait_;  // a watcher between two attempts: stop
+  std::atomic<uint64_t> named_from_events_{0};
   std::thread worker_;
+  std::vector<std::thread> watchers_;
 };
 
 // Clients for the runtimes whose sockets exist (or were named): podman, docker,
