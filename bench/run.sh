@@ -18,6 +18,13 @@
 # events per second the tracer took in, and events lost. With two CPUs or
 # more the loop runs on CPU 1 and the tracer's reader on CPU 0, so the two
 # do not take turns on one core.
+#
+# BENCH_PROG_TIME=1 also turns on kernel.bpf_stats_enabled and prints each
+# mode's program time (run_time_ns / run_cnt of its cap_capable program, read
+# while the tracer still runs) and what it takes over the floor's empty
+# program (over_empty): the program's own cost, far steadier than the loop's.
+# Every program run then pays the statistics' two clock reads (the empty
+# program's time is mostly those), and so do the loop's figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000000}
@@ -51,10 +58,23 @@ wait_for() {  # file pattern
   echo "bench: tracer did not start ($1)" >&2; cat "$1" >&2; return 1
 }
 
-# run_mode NAME: starts the tracer for NAME, runs the loop, stops it; prints "ns lost seen"
+# The mean ns per run of the attached programs named $1* (bpftool prog show,
+# with bpf_stats on); "-" without statistics or without such a program.
+prog_ns() {
+  [[ ${BENCH_PROG_TIME:-0} == 1 ]] || { echo -; return; }
+  bpftool prog show 2>/dev/null | awk -v name="$1" '
+    { for (i = 1; i < NF; i++) {
+        if ($i == "name") n = $(i + 1)
+        if ($i == "run_time_ns") t = $(i + 1)
+        if ($i == "run_cnt") c = $(i + 1) } }
+    /^[0-9]+:/ { if (index(n, name) == 1 && c > 0) { T += t; C += c } n = ""; t = c = 0 }
+    END { if (C > 0) printf "%.1f\n", T / C; else print "-" }'
+}
+
+# run_mode NAME: starts the tracer for NAME, runs the loop, stops it; prints "ns lost seen prog_ns"
 run_mode() {
   local mode=$1
-  local pid="" log=$tmp/$1.log lost=0 seen=0
+  local pid="" log=$tmp/$1.log lost=0 seen=0 pns=-
   : > "$log"
   case $mode in
     none) ;;
@@ -90,6 +110,10 @@ run_mode() {
   else
     ns=$("${ON_LOOP_CPU[@]}" "$LOOP" "$N")
   fi
+  case $mode in
+    floor) pns=$(prog_ns cs_bench_empty) ;;
+    capscope_*) pns=$(prog_ns cs_cap_capable) ;;
+  esac
   if [[ -n $pid ]]; then
     sleep 0.5
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
@@ -107,35 +131,51 @@ run_mode() {
   elif [[ $mode == bpftrace_printf ]]; then
     lost=$(cat "$log" "$tmp/bt.out" 2>/dev/null | { grep -o 'Lost [0-9]* events' || true; } | awk '{s+=$2} END {print s+0}')
   fi
-  echo "$ns $lost ${seen:-0}"
+  echo "$ns $lost ${seen:-0} $pns"
 }
 
 read -r -a MODES <<<"${BENCH_MODES:-none floor bpftrace_count bpftrace_printf capscope_json capscope_json_devnull capscope_unique capscope_record}"
 # Every figure is relative to `none` (the loop with nothing attached): always measure it.
 [[ " ${MODES[*]} " == *" none "* ]] || MODES=(none "${MODES[@]}")
-declare -A samples lostv
+declare -A samples lostv progv
+if [[ ${BENCH_PROG_TIME:-0} == 1 ]]; then
+  stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_before"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp" "$out_dir"' EXIT
+fi
 for r in $(seq 1 "$ROUNDS"); do
   for m in "${MODES[@]}"; do
-    read -r ns lost seen < <(run_mode "$m")
+    read -r ns lost seen pns < <(run_mode "$m")
     samples[$m]+="$ns "
+    [[ $pns == - ]] || progv[$m]+="$pns "
     # The worst round's loss is the one reported: 0 must hold in every round.
     if [[ -z ${lostv[$m]:-} || $lost == unknown || ($lost =~ ^[0-9]+$ && ${lostv[$m]} =~ ^[0-9]+$ && $lost -gt ${lostv[$m]}) ]]; then
       lostv[$m]=$lost
     fi
-    echo "round $r $m: $ns ns/call lost=$lost checks_seen=$seen" >&2
+    echo "round $r $m: $ns ns/call lost=$lost checks_seen=$seen prog_ns=$pns" >&2
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR > 0) print a[int((NR+1)/2)]}'; }
 base=$(echo "${samples[none]}" | median)
 floor=$(echo "${samples[floor]:-$base}" | median)
 floor_added=$(awk -v f="$floor" -v b="$base" 'BEGIN {print f-b}')
 echo
 echo "capscope benchmark: $N setuid(0) calls per run, median of $ROUNDS rounds, kernel $(uname -r), $(nproc) CPUs"
-printf '%-18s %10s %12s %10s %12s %8s\n' mode ns/call added/check x_floor events/s lost
+printf '%-18s %10s %12s %10s %12s %8s' mode ns/call added/check x_floor events/s lost
+[[ ${BENCH_PROG_TIME:-0} == 1 ]] && printf ' %10s %12s' prog_ns over_empty
+echo
+prog_floor=$(echo "${progv[floor]:-}" | median)
 for m in "${MODES[@]}"; do
   med=$(echo "${samples[$m]}" | median)
   awk -v m="$m" -v t="$med" -v b="$base" -v fa="$floor_added" -v l="${lostv[$m]:--}" 'BEGIN {
     added = t - b; ratio = (fa > 0) ? added / fa : 0; eps = (m == "none") ? 0 : 1e9 / t;
-    printf "%-18s %10.1f %12.1f %10.2f %12.0f %8s\n", m, t, added, ratio, eps, l }'
+    printf "%-18s %10.1f %12.1f %10.2f %12.0f %8s", m, t, added, ratio, eps, l }'
+  if [[ ${BENCH_PROG_TIME:-0} == 1 ]]; then
+    pm=$(echo "${progv[$m]:-}" | median)
+    awk -v p="${pm:--}" -v f="${prog_floor:-}" 'BEGIN {
+      if (p == "-" || p == "") { printf " %10s %12s", "-", "-"; exit }
+      printf " %10.1f %12s", p, (f > 0) ? sprintf("%.1f", p - f) : "-" }'
+  fi
+  echo
 done

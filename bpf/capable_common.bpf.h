@@ -297,8 +297,32 @@ static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flag
 	return (__s32)nr;
 }
 
+/*
+ * --cgroup and record's subject: whether the task's cgroup is in the set. A
+ * CPU running one workload asks about the same cgroup again and again, so the
+ * last answer is kept (cs_counters.cgroup_memo) and the hash lookup skipped.
+ */
+static __always_inline bool cs_cgroup_filter_pass(struct cs_counters *cnt, struct task_struct *task)
+{
+	/* What bpf_get_current_cgroup_id() returns, as plain loads where task is BTF. */
+	__u64 cg = cs_task_cgroup_id(task);
+	__u64 memo;
+	bool pass;
+
+	if (cnt) {
+		memo = *(volatile __u64 *)&cnt->cgroup_memo;
+		if (memo >> 1 == cg)
+			return memo & 1;
+	}
+	pass = bpf_map_lookup_elem(&filter_cgroups, &cg) != NULL;
+	if (cnt)
+		*(volatile __u64 *)&cnt->cgroup_memo = (cg << 1) | pass;
+	return pass;
+}
+
 /* The filters that need nothing but the task. */
-static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
+static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg,
+						  struct cs_counters *cnt, __u64 pid_tgid,
 						  struct task_struct *task)
 {
 	__u32 ff = cfg->filter_flags;
@@ -317,13 +341,8 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg, __
 		if (!bpf_map_lookup_elem(&filter_comms, &ck))
 			return false;
 	}
-	if (ff & CS_FILT_CGROUP) {
-		/* What bpf_get_current_cgroup_id() returns, as plain loads where task is BTF. */
-		__u64 cg = cs_task_cgroup_id(task);
-
-		if (!bpf_map_lookup_elem(&filter_cgroups, &cg))
-			return false;
-	}
+	if ((ff & CS_FILT_CGROUP) && !cs_cgroup_filter_pass(cnt, task))
+		return false;
 	if (ff & (CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY)) {
 		bool host = cs_task_pidns_level(task) == 0;
 
@@ -379,15 +398,15 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
 	 CS_FILT_CAPS | CS_FILT_DENIED | CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY |            \
 	 CS_FILT_FOLLOW | CS_FILT_UNSELECTED)
 
-static __always_inline bool cs_filters_pass(const struct cs_config *cfg, __u64 pid_tgid,
-					    struct task_struct *task, const struct cred *cred,
-					    int cap, int ret)
+static __always_inline bool cs_filters_pass(const struct cs_config *cfg, struct cs_counters *cnt,
+					    __u64 pid_tgid, struct task_struct *task,
+					    const struct cred *cred, int cap, int ret)
 {
 	/* --unique, --rate-limit, --audit-only and record are not tested here. */
 	if (!(cfg->filter_flags & CS_FILT_CHECK_TESTS))
 		return true;
-	return cs_check_filters_pass(cfg, cap, ret) && cs_task_filters_pass(cfg, pid_tgid, task) &&
-	       cs_cred_filters_pass(cfg, cred);
+	return cs_check_filters_pass(cfg, cap, ret) &&
+	       cs_task_filters_pass(cfg, cnt, pid_tgid, task) && cs_cred_filters_pass(cfg, cred);
 }
 
 /* A learned call site: the direct-mapped cache first, the hash map behind it. */
@@ -1018,6 +1037,20 @@ struct {
 	__type(value, struct cs_policy_bits);
 } policy_cgroups SEC(".maps");
 
+/*
+ * Containers a runtime has announced (a create event) whose cgroup does not
+ * exist yet: the names their cgroup may take -> their scoped slots. The
+ * cgroup_mkdir program copies a match into policy_cgroups as the cgroup is
+ * made, so the policy holds from the container's first process on, whatever
+ * user space is doing then. Written and emptied by user space.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct cs_cgroup_name);
+	__type(value, struct cs_policy_bits);
+} policy_pending SEC(".maps");
+
 /* The task's namespace of kind k (enum cs_ns_index), compared with the host's. */
 static __always_inline __u64 cs_policy_ns_kind(const struct cs_policy_bank *pb, __u64 cand,
 					       int k, __u32 inum)
@@ -1406,11 +1439,10 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	__u32 mntns;
 
 	if ((cfg->filter_flags & CS_FILT_POLICY_ONLY) ||
-	    !cs_filters_pass(cfg, pid_tgid, task, args->cred, args->cap, args->ret))
+	    !cs_filters_pass(cfg, cnt, pid_tgid, task, args->cred, args->cap, args->ret))
 		goto filtered;
-	mntns = cs_task_mntns(task);
 	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
-		uslot = cs_unique_slot(mntns, cs_task_mntns_id(task));
+		uslot = cs_unique_slot(cs_task_mntns(task), cs_task_mntns_id(task));
 		/* The agent counts every check before it asks whether to send it. */
 		if (uslot && !(cfg->filter_flags & CS_FILT_AGGREGATE) &&
 		    cs_unique_already_audited(uslot, args->cap, args->ret)) {
@@ -1458,6 +1490,8 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 emit:
 	/* Only a check that goes out reads the precise clock: events carry ns times. */
 	now = bpf_ktime_get_ns();
+	/* Read here, not before: record, which aggregates, never needs it. */
+	mntns = cs_task_mntns(task);
 	cs_emit(ctx, cfg, cnt, task, pid_tgid, args, now, mntns, a, suppressed, pol);
 	return 0;
 filtered:
@@ -1467,7 +1501,6 @@ not_an_event:
 		return 0;
 	a->flags |= CS_F_POLICY_ONLY;
 	suppressed = 0;
-	mntns = cs_task_mntns(task);
 	goto emit;
 }
 
@@ -1725,6 +1758,70 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	return 0;
 }
 
+/* The index just after the last '/' of path[0, end), 0 if none. */
+static __always_inline __u32 cs_after_last_slash(const char *path, __u32 end)
+{
+	/* Backwards, with one way out per step: the verifier walks it once, not per '/'. */
+	for (int k = 0; k < CS_PATH_LEN; k++) {
+		__u32 i;
+
+		if ((__u32)k >= end)
+			break;
+		i = (end - 1 - k) & (CS_PATH_LEN - 1);
+		if (path[i] == '/')
+			return i + 1;
+	}
+	return 0;
+}
+
+static __always_inline bool cs_is_container_component(const char *path, __u32 at)
+{
+	static const char word[] = "container";
+
+	for (int j = 0; j < 9; j++)
+		if (path[(at + j) & (CS_PATH_LEN - 1)] != word[j])
+			return false;
+	return true;
+}
+
+/*
+ * The name policy_pending knows a container's cgroup by, as [*start, end) of
+ * its path: the last component, or the one before when the last is
+ * "container" (crun's and systemd's inner cgroup of a .scope).
+ */
+static __always_inline __u32 cs_cgroup_name_of(const char *path, __u32 len, __u32 *start)
+{
+	__u32 last;
+
+	if (len >= CS_PATH_LEN)
+		return 0;
+	last = cs_after_last_slash(path, len);
+	*start = last;
+	if (last > 0 && len - last == 9 && cs_is_container_component(path, last)) {
+		*start = cs_after_last_slash(path, last - 1);
+		return last - 1;
+	}
+	return len;
+}
+
+/* A cgroup made for an announced container takes its scoped policies at once. */
+static __always_inline void cs_policy_pending_cgroup(const char *kpath, const char *copy,
+						     __u32 len, __u64 id)
+{
+	struct cs_cgroup_name key = {};
+	struct cs_policy_bits *bits;
+	__u32 start = 0, end = cs_cgroup_name_of(copy, len, &start);
+	__u32 n = end - start;
+
+	if (end <= start || n >= CS_CGROUP_NAME_LEN)
+		return;
+	if (bpf_probe_read_kernel(key.name, n & (CS_CGROUP_NAME_LEN - 1), kpath + start))
+		return;
+	bits = bpf_map_lookup_elem(&policy_pending, &key);
+	if (bits)
+		bpf_map_update_elem(&policy_cgroups, &id, bits, BPF_ANY);
+}
+
 SEC("tp_btf/cgroup_mkdir")
 int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 {
@@ -1741,6 +1838,7 @@ int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	e->id = BPF_CORE_READ(cgrp, kn, id);
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);
 	e->path_len = n > 0 ? n - 1 : 0;
+	cs_policy_pending_cgroup(path, e->path, e->path_len, e->id);
 	/* At once: the agent names a new container before its first process runs,
 	 * so that container-scoped policies are in the kernel by then. Rare. */
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);

@@ -318,6 +318,13 @@ struct cs_counters {
 	 */
 	__u64 tick_jiffies;
 	__u64 tick_ns;
+	/*
+	 * The cgroup filter's last answer on this CPU: (cgroup id << 1) | passed.
+	 * The filter's set is fixed once loaded and cgroup ids are never reused,
+	 * so an answer stays true; one word, so a preempted (fexit) run cannot
+	 * leave an id with another id's answer.
+	 */
+	__u64 cgroup_memo;
 };
 
 /* Scopes of --rate-limit. */
@@ -486,6 +493,15 @@ struct cs_policy_bank {
 /* Per-slot bits of the two banks: value of policy_binaries, task_policy_bins, policy_cgroups. */
 struct cs_policy_bits {
 	__u64 bits[2];
+};
+
+/*
+ * Key of policy_pending: the last component of a container cgroup's path
+ * ("libpod-<id>", "docker-<id>.scope", ...), NUL-padded.
+ */
+#define CS_CGROUP_NAME_LEN 128
+struct cs_cgroup_name {
+	char name[CS_CGROUP_NAME_LEN];
 };
 
 /* Key of policy_binaries: an exec'd path, NUL-padded. */

@@ -256,6 +256,8 @@ void Agent::track_policy_scope(uint64_t id, const std::string& path, bool new_co
 
 // No record says a cgroup is gone: a walk of the hierarchy says which still are.
 void Agent::prune_policy_cgroups() {
+  if (size_t n = policy_target_->expire_expected(PolicyManager::kExpectFor); n > 0)
+    spdlog::info("{} announced container(s) never made their cgroup: forgotten", n);
   if (policies_->cgroups_tracked() == 0) return;
   std::unordered_set<uint64_t> alive;
   CgroupFs().walk([&](uint64_t id, const std::string&) { alive.insert(id); }, 1'000'000);

@@ -15,6 +15,10 @@ class KernelPolicyTarget final : public PolicyTarget {
     return cap_.set_cgroup_policies(cgroup_id, slot_bits);
   }
   void forget_cgroup(uint64_t cgroup_id) override { cap_.forget_cgroup_policies(cgroup_id); }
+  uint64_t expect_container(const ContainerInfo& container) override {
+    return cap_.expect_container(container);
+  }
+  size_t expire_expected(std::chrono::seconds age) override { return cap_.expire_expected(age); }
   [[nodiscard]] std::vector<uint64_t> policy_hits() const override { return cap_.policy_hits(); }
   [[nodiscard]] int slot_of(const CapCheck& c) const override { return c.policy_slot; }
 

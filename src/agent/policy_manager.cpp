@@ -258,7 +258,26 @@ void PolicyManager::reapply_cgroups(PolicyTarget& cap) {
   }
 }
 
+// Containers named from create events: their cgroups take their scoped policies in the
+// kernel as they are made, before their first process runs, whatever this thread does then.
+void PolicyManager::expect_announced(RuntimeResolver& resolver, PolicyTarget& cap) {
+  std::vector<ContainerInfoPtr> announced = resolver.take_named_from_events();
+  if (announced.empty() || !any_scoped()) return;
+  for (const auto& info : announced) {
+    uint64_t bits = cap.expect_container(*info);
+    if (bits == 0) continue;
+    std::string names;
+    {
+      std::lock_guard lock(mu_);
+      names = names_of_slots(bits);
+    }
+    // Tests and operators wait for this line: from here the kernel enforces at its start.
+    spdlog::info("policy {} will apply to container {} from its first process", names, info->name);
+  }
+}
+
 void PolicyManager::refresh(RuntimeResolver& resolver, PolicyTarget& cap) {
+  expect_announced(resolver, cap);
   uint64_t gen = resolver.generation();
   if (gen == resolver_generation_ && !cgroups_added_) return;
   resolver_generation_ = gen;

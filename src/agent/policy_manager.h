@@ -5,6 +5,7 @@
 // container. Changes run on the capture thread; listings are safe from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -38,6 +39,12 @@ class PolicyTarget {
   virtual bool set_cgroup_policies(uint64_t cgroup_id, uint64_t slot_bits) = 0;
   // The cgroup is gone: its entry leaves the kernel's map.
   virtual void forget_cgroup(uint64_t cgroup_id) = 0;
+  // A container announced by its runtime before its cgroup exists: the kernel gives its
+  // cgroup the slots of the scoped policies that take it in as the cgroup is made.
+  // Returns those slots (0: none).
+  virtual uint64_t expect_container(const ContainerInfo& container) = 0;
+  // Forgets announcements older than `age` (created, never started); how many.
+  virtual size_t expire_expected(std::chrono::seconds age) = 0;
   // Checks each slot's selector matched, since the set was written.
   [[nodiscard]] virtual std::vector<uint64_t> policy_hits() const = 0;
   // The slot whose selector emitted this check, or -1.
@@ -74,7 +81,11 @@ class PolicyManager {
   // A container cgroup: scoped policies that take it in are told to the kernel once
   // the runtime has named it (refresh()).
   void on_container_cgroup(uint64_t cgroup_id, const ContainerRef& ref);
+  // Also tells the kernel of the containers the resolver has named from create events
+  // since (PolicyTarget::expect_container), while a scoped policy is loaded.
   void refresh(RuntimeResolver& resolver, PolicyTarget& cap);
+  // Announced containers whose cgroup never came within this long are forgotten.
+  static constexpr std::chrono::seconds kExpectFor{60};
   // Forgets the container cgroups that no longer exist (`alive` says which do), in the
   // kernel too, so that a node running containers for months stays under the bound.
   // Returns how many were forgotten.
@@ -97,6 +108,7 @@ class PolicyManager {
   using Set = std::map<std::string, Loaded>;
   static bool read_dir(const std::string& dir, Set* out, std::string* error);
   bool install(Set next, PolicyTarget& cap, std::string* error);
+  void expect_announced(RuntimeResolver& resolver, PolicyTarget& cap);
   [[nodiscard]] uint64_t slot_bits_for(const ContainerInfo& info) const;
   void reapply_cgroups(PolicyTarget& cap);
 

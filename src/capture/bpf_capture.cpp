@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -27,6 +28,7 @@
 #include "capture/inlined_callers.h"
 #include "capture/policy_bank.h"
 #include "capture/ring_reader.h"
+#include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
 #include "tables/capabilities.h"
 #include "util/clock.h"
@@ -102,6 +104,12 @@ struct PolicyState {
     uint64_t bits = 0;
   };
   std::unordered_map<uint64_t, Cgroup> cgroups;
+  // Containers announced before their cgroup exists (expect_container), by id.
+  struct Expected {
+    ContainerInfo container;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, Expected> expected;
 };
 
 struct BpfCapture::Impl {
@@ -649,6 +657,22 @@ void prune_bank_words(int fd, uint32_t bank) {
   }
 }
 
+cs_cgroup_name cgroup_name_key(const std::string& name) {
+  cs_cgroup_name k{};
+  std::memcpy(k.name, name.data(), std::min(name.size(), sizeof(k.name) - 1));
+  return k;
+}
+
+// Every name the cgroup of container `id` may take gets `bits` as its word of `bank`.
+bool write_expected(int fd, const std::string& id, uint32_t bank, uint64_t bits) {
+  bool ok = true;
+  for (const auto& name : container_cgroup_names(id)) {
+    cs_cgroup_name k = cgroup_name_key(name);
+    ok = write_bank_word(fd, &k, bank, bits, true) && ok;
+  }
+  return ok;
+}
+
 cs_path_key path_key(const std::string& path) {
   cs_path_key k{};
   std::memcpy(k.path, path.data(), std::min(path.size(), sizeof(k.path) - 1));
@@ -735,6 +759,9 @@ bool BpfCapture::set_policies(const std::vector<policy::CompiledPolicy>& set, st
                            : carry_slots(cg.bits, ps.slots, built->slots);
     write_bank_word(cg_fd, &id, next, cg.bits, true);
   }
+  int expected_fd = map_fd(obj, "policy_pending");
+  for (const auto& [id, ex] : ps.expected)
+    write_expected(expected_fd, id, next, scoped_slots_for(set, ex.container));
   if (bpf_map_update_elem(map_fd(obj, "policy_banks"), &next, &built->bank, BPF_ANY) != 0) {
     *error = fmt::format("cannot write the policies into the kernel: {}", errno_text(errno));
     return false;
@@ -757,6 +784,7 @@ bool BpfCapture::set_policies(const std::vector<policy::CompiledPolicy>& set, st
   wait_for_program_runs(backend_);
   prune_bank_words<cs_path_key>(map_fd(obj, "policy_binaries"), next);
   prune_bank_words<uint64_t>(cg_fd, next);
+  prune_bank_words<cs_cgroup_name>(expected_fd, next);
   if (!any_binaries) {
     impl_->config.filter_flags &= ~CS_FILT_POLICY_BINS;
     write_config();
@@ -787,6 +815,41 @@ bool BpfCapture::note_container(uint64_t cgroup_id, const ContainerInfo& contain
     ps.cgroups[cgroup_id] = {container, bits};
   int fd = map_fd(impl_->skel.obj, "policy_cgroups");
   return write_bank_word(fd, &cgroup_id, impl_->config.policy_bank, bits, true);
+}
+
+uint64_t BpfCapture::expect_container(const ContainerInfo& container) {
+  PolicyState& ps = impl_->policy;
+  if (container.id.empty()) return 0;
+  uint64_t bits = scoped_slots_for(ps.set, container);
+  bool known = ps.expected.contains(container.id);
+  if (bits == 0 && !known) return 0;
+  int fd = map_fd(impl_->skel.obj, "policy_pending");
+  if (bits == 0) {
+    for (const auto& name : container_cgroup_names(container.id)) {
+      cs_cgroup_name k = cgroup_name_key(name);
+      bpf_map_delete_elem(fd, &k);
+    }
+    ps.expected.erase(container.id);
+    return 0;
+  }
+  // A full map leaves the container to the cgroup record's path (user space, later).
+  if (!write_expected(fd, container.id, impl_->config.policy_bank, bits)) return 0;
+  ps.expected[container.id] = {container, std::chrono::steady_clock::now()};
+  return bits;
+}
+
+size_t BpfCapture::expire_expected(std::chrono::seconds age) {
+  PolicyState& ps = impl_->policy;
+  auto before = std::chrono::steady_clock::now() - age;
+  int fd = map_fd(impl_->skel.obj, "policy_pending");
+  return std::erase_if(ps.expected, [&](const auto& entry) {
+    if (entry.second.since > before) return false;
+    for (const auto& name : container_cgroup_names(entry.first)) {
+      cs_cgroup_name k = cgroup_name_key(name);
+      bpf_map_delete_elem(fd, &k);
+    }
+    return true;
+  });
 }
 
 void BpfCapture::forget_cgroup_policies(uint64_t cgroup_id) {

@@ -4,6 +4,7 @@
 // the tracepoint backend: stack samples become call-site map entries.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -156,6 +157,14 @@ class BpfCapture {
   bool note_container(uint64_t cgroup_id, const ContainerInfo& container);
   // A container cgroup that is gone: forgotten here and in the kernel's map.
   void forget_cgroup_policies(uint64_t cgroup_id);
+  // A container its runtime has announced (a create event) before making its cgroup:
+  // when a cgroup named as container_cgroup_names(id) says is made, the kernel gives it
+  // the slots of the loaded scoped policies that take the container in, at once
+  // (cs_cgroup_mkdir). Returns those slots; 0 writes nothing. Remembered, so that a
+  // later set_policies recomputes them.
+  uint64_t expect_container(const ContainerInfo& container);
+  // Forgets the announcements older than `age` (containers created, never started).
+  size_t expire_expected(std::chrono::seconds age);
   // Cgroups remembered for scoped policies, the size of the kernel's policy_cgroups map
   // (bpf/capable_common.bpf.h); beyond this, new ones are written but not remembered
   // across a reload (the caller names them again).

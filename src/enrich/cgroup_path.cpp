@@ -225,6 +225,17 @@ const CgroupLine* first_v1_of_kind(const std::vector<CgroupLine>& lines, CgroupK
 
 }  // namespace
 
+std::vector<std::string> container_cgroup_names(std::string_view id) {
+  std::string i(id);
+  return {"libpod-" + i,
+          "libpod-" + i + ".scope",
+          i,
+          "docker-" + i + ".scope",
+          "cri-containerd-" + i + ".scope",
+          "crio-" + i,
+          "crio-" + i + ".scope"};
+}
+
 bool is_container_id(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return std::isxdigit(static_cast<unsigned char>(c)) != 0;

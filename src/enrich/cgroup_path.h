@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/process.h"
 
@@ -51,6 +52,13 @@ ContainerRef parse_container_cgroup(std::string_view cgroup_path);
 
 // True for 64 hexadecimal digits: the id docker, containerd, cri-o and podman use.
 bool is_container_id(std::string_view s);
+
+// The names the cgroup of container `id` takes, as the last component of its
+// path (before crun's and systemd's inner "container"), under each runtime and
+// cgroup driver classify_cgroup knows: podman's libpod-ID and libpod-ID.scope,
+// Docker's ID and docker-ID.scope, containerd's ID and cri-containerd-ID.scope,
+// CRI-O's crio-ID and crio-ID.scope. Their monitors' cgroups are not among them.
+std::vector<std::string> container_cgroup_names(std::string_view id);
 
 // Given the text of /proc/PID/cgroup (v2 `0::/path`, v1 `N:ctrl,ctrl:/path`,
 // or both on a hybrid system), picks the path most likely to carry a

@@ -50,6 +50,13 @@ class AgentProcess {
     }
     return false;
   }
+  // How many times the log says `text`.
+  size_t occurrences(const std::string& text) {
+    std::string l = log();
+    size_t n = 0;
+    for (size_t at = l.find(text); at != std::string::npos; at = l.find(text, at + 1)) ++n;
+    return n;
+  }
   bool running() {
     if (pid_ <= 0) return false;
     int st = 0;
@@ -489,23 +496,30 @@ TEST_F(AgentRuntime, PolicyFromAProfileKillsOrReportsThroughTheAgent) {
       << agent.log();
   sh("podman rm -f -t 0 " + name + " >/dev/null 2>&1");
   // A container created ahead of its start, as `podman create`, compose and a kubelet
-  // do: podman's create event names it before its cgroup exists, so the policy is in
-  // the kernel when its PID 1 changes the file's mode at once. (Started by `podman run`,
-  // the event comes too late here: podman's file event log is polled, docs/RUNTIMES.md.)
+  // do: podman's create event names it before its cgroup exists, and the kernel gives
+  // the cgroup its policy as runc makes it (policy_pending), so the policy holds when
+  // its PID 1 changes the file's mode at once, whatever the agent is doing then. (Started by
+  // `podman run`, the event comes too late here: podman's file event log is polled,
+  // docs/RUNTIMES.md.)
   std::string url = agent.metrics_url();
   // Creates the container (`podman create` with `args`) and waits until the agent has
-  // named it from its create event; "" then, else what went wrong. Containers started by
-  // `podman run` above may count too, when their late event beat podman's answer: this
-  // one must add to the count.
+  // named it from its create event and told the kernel its policy for its cgroup-to-be;
+  // "" then, else what went wrong. Containers started by `podman run` above may count
+  // too, when their late event beat podman's answer: this one must add to the counts.
   auto create_named_from_event = [&](const std::string& args) -> std::string {
     const std::string named = "capscope_containers_named_from_events_total";
+    const std::string expected = "policy web-kill will apply to container " + name;
     auto count = [&] { return metric(capture("curl -sf " + url), named); };
     double before = count();
+    size_t expected_before = agent.occurrences(expected);
     if (sh("podman --runtime runc create --name " + name + " --network none " + args +
            " >/dev/null 2>&1") != 0)
       return "podman create failed";
-    for (int i = 0; i < 50 && count() <= before; ++i) std::this_thread::sleep_for(100ms);
-    return count() > before ? "" : "not named from its create event";
+    for (int i = 0; i < 50 && (agent.occurrences(expected) <= expected_before || count() <= before);
+         ++i)
+      std::this_thread::sleep_for(100ms);
+    if (count() <= before) return "not named from its create event";
+    return agent.occurrences(expected) > expected_before ? "" : "no \"" + expected + "\"";
   };
   fs::path start_err = dir_ / "start.err";
   auto start_attached = [&] {

@@ -215,6 +215,22 @@ TEST_F(CriRuntime, VersionNamesContainerd) {
   EXPECT_EQ(CriClient("unix://" + socket_).endpoint(), socket_);
 }
 
+// containerd before 1.7 has no GetContainerEvents: the client must say so at
+// once (the resolver then names CRI containers from their cgroups only), not
+// fail or retry. From 1.7 on the stream stays open until stopped.
+TEST_F(CriRuntime, EventStreamIsToldApartByVersion) {
+  CriClient client(socket_);
+  std::string version = client.version();
+  bool has_events = !(version.starts_with("1.6.") || version.starts_with("v1.6."));
+  auto start = std::chrono::steady_clock::now();
+  bool followed = client.follow_creates(
+      [](CreatedContainer) {},
+      [&] { return std::chrono::steady_clock::now() - start > std::chrono::seconds(1); });
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(followed, has_events) << "containerd " << version;
+  if (!has_events) EXPECT_LT(took, std::chrono::seconds(1)) << "containerd " << version;
+}
+
 TEST_F(CriRuntime, ListRunningHasTheContainer) {
   CriClient client(socket_);
   auto ids = client.list_running();

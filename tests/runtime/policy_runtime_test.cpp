@@ -5,8 +5,10 @@
 //
 // PolicyRuntime runs everywhere the runtime suite runs (the qemu guests included);
 // PolicyPodmanRuntime needs podman (the host only).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -21,7 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "capture/bpf_capture.h"
+#include "capture/features.h"
 #include "helpers.h"
+#include "policy/tracing_policy.h"
 
 namespace capscope::runtime_test {
 namespace {
@@ -402,6 +407,76 @@ TEST_F(PolicyRuntime, MatchArgsOnOptsPostsAuditedChecksOnly) {
 }
 
 // A bad policy file is a usage error naming the file; too many selectors name the limit.
+// A process that joins cgroup `dir` and raises its priority (CAP_SYS_NICE): how it ended.
+int nice_in_cgroup(const fs::path& dir) {
+  pid_t child = fork();
+  if (child == 0) {
+    std::ofstream(dir / "cgroup.procs") << "0" << std::flush;
+    _exit(setpriority(PRIO_PROCESS, 0, -20) == 0 ? 0 : 1);
+  }
+  int st = 0;
+  waitpid(child, &st, 0);
+  return st;
+}
+
+// The kernel side of a container its runtime announced (a create event, see
+// docs/POLICIES.md): the cgroup made under one of its names takes the scoped policy
+// as it is made, with user space reading nothing meanwhile, and a process in it is
+// killed at its first check by the kernel alone. A cgroup of another container is not.
+TEST_F(PolicyRuntime, AnAnnouncedContainersCgroupIsInThePolicyAsItIsMade) {
+  fs::path root = cgroup2_mount();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
+  capture::CaptureOptions o;
+  if (!test_backend().empty()) o.backend = *capture::parse_backend(test_backend());
+  std::string error;
+  auto cap = capture::BpfCapture::open(o, capture::probe_kernel(), &error);
+  ASSERT_TRUE(cap) << error;
+  std::string scope = "  containerSelector:\n    matchLabels:\n      name: \"announced-web\"\n";
+  auto parsed = policy::parse_policies(
+      cap_policy("announced", match_cap("CAP_SYS_NICE") + action("Sigkill"), scope), "test");
+  ASSERT_TRUE(cap->set_policies({policy::compile(parsed.at(0))}, &error)) << error;
+  // The tracepoint backend classifies a new call site in user space: let it learn this
+  // one from the host (out of the policy's scope) while it still reads.
+  for (int i = 0; i < 10; ++i) {
+    sh("nice -n -20 true");
+    cap->poll(50, [](Record&&) {});
+  }
+  ContainerInfo web, other;
+  web.id = std::string(56, 'a') + fmt::format("{:08x}", getpid());
+  web.name = "announced-web";
+  web.runtime = "podman";
+  other = web;
+  other.id = std::string(56, 'b') + fmt::format("{:08x}", getpid());
+  other.name = "announced-db";
+  EXPECT_NE(cap->expect_container(web), 0U);
+  EXPECT_EQ(cap->expect_container(other), 0U) << "not in the policy's scope";
+  fs::path parent = root / ("capscope-announce-" + std::to_string(getpid()));
+  fs::path web_cg = parent / ("libpod-" + web.id), other_cg = parent / ("libpod-" + other.id);
+  ASSERT_TRUE(fs::create_directories(web_cg));
+  fs::create_directories(other_cg);
+  int in_web = nice_in_cgroup(web_cg), in_other = nice_in_cgroup(other_cg);
+  // crun's and systemd's layout: the processes run in the .scope's inner "container".
+  ContainerInfo scoped = web;
+  scoped.id = std::string(56, 'c') + fmt::format("{:08x}", getpid());
+  EXPECT_NE(cap->expect_container(scoped), 0U);
+  fs::path scope_cg = parent / ("libpod-" + scoped.id + ".scope"),
+           inner_cg = scope_cg / "container";
+  fs::create_directories(inner_cg);
+  int in_inner = nice_in_cgroup(inner_cg);
+  // A name made for a container whose announcement has expired is in no policy.
+  EXPECT_EQ(cap->expire_expected(std::chrono::seconds(0)), 2U);
+  fs::path late_cg = parent / ("libpod-" + web.id + ".scope");
+  fs::create_directories(late_cg);
+  int in_late = nice_in_cgroup(late_cg);
+  for (const auto& d : {web_cg, other_cg, late_cg, inner_cg, scope_cg, parent}) rmdir(d.c_str());
+  EXPECT_TRUE(WIFSIGNALED(in_inner) && WTERMSIG(in_inner) == SIGKILL)
+      << "status " << in_inner << ": not killed in the .scope's inner cgroup";
+  EXPECT_TRUE(WIFSIGNALED(in_web) && WTERMSIG(in_web) == SIGKILL)
+      << "status " << in_web << ": not killed in the announced container's cgroup";
+  EXPECT_TRUE(WIFEXITED(in_other) && WEXITSTATUS(in_other) == 0) << "status " << in_other;
+  EXPECT_TRUE(WIFEXITED(in_late) && WEXITSTATUS(in_late) == 0) << "status " << in_late;
+}
+
 TEST_F(PolicyRuntime, BadPoliciesAreRefusedWithOneLine) {
   auto bad = write_policy("bad.yaml",
                           "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\n"

@@ -6,10 +6,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "agent/agent_config.h"
 #include "agent/event_hub.h"
 #include "agent/policy_manager.h"
+#include "capture/policy_bank.h"
 #include "metrics/agent_metrics.h"
 
 namespace capscope::agent {
@@ -152,6 +154,12 @@ class FakeTarget final : public PolicyTarget {
     return true;
   }
   void forget_cgroup(uint64_t cgroup_id) override { cgroups.erase(cgroup_id); }
+  uint64_t expect_container(const ContainerInfo& c) override {
+    uint64_t bits = capture::scoped_slots_for(loaded, c);
+    if (bits != 0) expected[c.id] = bits;
+    return bits;
+  }
+  size_t expire_expected(std::chrono::seconds /*age*/) override { return 0; }
   [[nodiscard]] std::vector<uint64_t> policy_hits() const override { return hits; }
   [[nodiscard]] int slot_of(const CapCheck& c) const override { return c.policy_slot; }
 
@@ -159,6 +167,7 @@ class FakeTarget final : public PolicyTarget {
   std::vector<policy::CompiledPolicy> loaded;
   std::vector<uint64_t> hits;
   std::map<uint64_t, uint64_t> cgroups;
+  std::map<std::string, uint64_t> expected;  // container id -> slots
 };
 
 const char* kScoped = R"(apiVersion: cilium.io/v1alpha1
@@ -289,6 +298,51 @@ TEST(PolicyManager, ScopedPolicyReachesTheCgroupsOfMatchingContainersOnceNamed) 
   EXPECT_EQ(m.cgroups_tracked(), 2u);
   EXPECT_FALSE(t.cgroups.contains(11));
   EXPECT_EQ(m.prune([](uint64_t) { return true; }, t), 0u);
+}
+
+// Containers named from their runtime's create events are told to the kernel before
+// their cgroups exist, with the slots of the scoped policies that take them in; once.
+TEST(PolicyManager, AnnouncedContainersAreExpectedBeforeTheirCgroupsExist) {
+  class Announcing final : public RuntimeClient {
+   public:
+    [[nodiscard]] std::string runtime() const override { return "podman"; }
+    [[nodiscard]] std::string endpoint() const override { return "fake"; }
+    std::string version() override { return "fake"; }
+    ContainerInfo inspect(std::string_view) override {
+      throw RuntimeError(RuntimeError::Kind::NotFound, "starting");
+    }
+    std::vector<std::string> list_running() override { return {}; }
+    bool follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) override {
+      for (const char* app : {"web", "db"}) {
+        CreatedContainer c;
+        c.info.id = std::string(64, app[0]);
+        c.info.runtime = "podman";
+        c.info.name = app;
+        c.info.labels = {{"app", app}};
+        c.info.pod_labels = {{"app", app}};
+        on_created(std::move(c));
+      }
+      while (!stopped()) std::this_thread::sleep_for(10ms);
+      return true;
+    }
+  };
+  std::vector<std::unique_ptr<RuntimeClient>> clients;
+  clients.push_back(std::make_unique<Announcing>());
+  RuntimeResolver resolver(std::move(clients));
+  for (int i = 0; i < 500 && resolver.named_from_events() < 2; ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(resolver.named_from_events(), 2u);
+
+  PolicyManager m;
+  FakeTarget t;
+  std::string error;
+  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
+  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+  m.refresh(resolver, t);
+  EXPECT_EQ(t.expected, (std::map<std::string, uint64_t>{{std::string(64, 'w'), 1u}}));
+  t.expected.clear();
+  m.refresh(resolver, t);
+  EXPECT_TRUE(t.expected.empty()) << "each announcement is told once";
 }
 
 TEST(PolicyManager, TheBoundCountsLiveCgroupsOnly) {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,34 @@ TEST(SelectCgroupPath, ToleratesOddLines) {
   // CRLF, a removed cgroup, and a path with ':' in it.
   EXPECT_EQ(select_cgroup_path("0::/docker/" + kId + " (deleted)\r\n"), "/docker/" + kId);
   EXPECT_EQ(select_cgroup_path("0::/a:b\n"), "/a:b");
+}
+
+}  // namespace
+
+namespace {
+
+// Each name the kernel may find a pending container's cgroup by is a name the
+// cgroup classifier reads the same id from, under the parents each runtime uses.
+TEST(CgroupPath, ContainerCgroupNamesAreTheClassifiersOwn) {
+  const std::vector<std::string> parents = {
+      "/libpod_parent/",
+      "/machine.slice/",
+      "/docker/",
+      "/system.slice/",
+      "/kubepods/besteffort/pod" + kPodUid + "/",
+      "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscored(kPodUid) +
+          ".slice/"};
+  auto names = container_cgroup_names(kId);
+  EXPECT_EQ(names.size(), 7U);
+  for (const auto& name : names) {
+    bool read = false;
+    for (const auto& parent : parents)
+      read = read || parse_container_cgroup(parent + name).id == kId;
+    EXPECT_TRUE(read) << name << " is read as container " << kId << " under no parent";
+    EXPECT_LT(name.size(), 128U) << name;  // CS_CGROUP_NAME_LEN
+  }
+  // A monitor's cgroup is not the container's.
+  EXPECT_EQ(std::count(names.begin(), names.end(), "libpod-conmon-" + kId + ".scope"), 0);
 }
 
 }  // namespace

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 
 #include "cri/api.grpc.pb.h"
@@ -96,8 +98,7 @@ uint32_t info_pid(const google::protobuf::Map<std::string, std::string>& info) {
   return pid->get<uint32_t>();
 }
 
-void fill_container(const v1::ContainerStatusResponse& r, ContainerInfo& info) {
-  const auto& st = r.status();
+void fill_status(const v1::ContainerStatus& st, ContainerInfo& info) {
   info.id = st.id();
   info.labels = to_labels(st.labels());
   info.name = st.metadata().name();
@@ -107,6 +108,10 @@ void fill_container(const v1::ContainerStatusResponse& r, ContainerInfo& info) {
   info.image_id = st.image_ref();
   info.started_at_ns = st.started_at();
   info.running = st.state() == v1::CONTAINER_RUNNING;
+}
+
+void fill_container(const v1::ContainerStatusResponse& r, ContainerInfo& info) {
+  fill_status(r.status(), info);
   info.pid = info.running ? info_pid(r.info()) : 0;
 }
 
@@ -185,6 +190,58 @@ ContainerInfo CriClient::inspect(std::string_view id) {
   call.check("PodSandboxStatus", info.pod_id, s);
   fill_pod(pod.status(), info);
   return info;
+}
+
+std::optional<CreatedContainer> created_from_cri_event(const v1::ContainerEventResponse& ev,
+                                                       const std::string& runtime) {
+  if (ev.container_event_type() != v1::CONTAINER_CREATED_EVENT || ev.container_id().empty())
+    return std::nullopt;
+  if (ev.has_pod_sandbox_status() && ev.pod_sandbox_status().id() == ev.container_id())
+    return std::nullopt;
+  CreatedContainer c;
+  c.info.id = ev.container_id();
+  c.info.runtime = runtime;
+  const auto& statuses = ev.containers_statuses();
+  auto own = std::find_if(statuses.begin(), statuses.end(), [&](const v1::ContainerStatus& s) {
+    return s.id() == ev.container_id();
+  });
+  // Without its own status or its pod's, the event only says "ask now".
+  c.complete = own != statuses.end() && ev.has_pod_sandbox_status();
+  if (!c.complete) return c;
+  fill_status(*own, c.info);
+  c.info.pod_id = ev.pod_sandbox_status().id();
+  fill_pod(ev.pod_sandbox_status(), c.info);
+  return c;
+}
+
+// The stream has no deadline (a quiet runtime has nothing to say); a second
+// thread cancels it once stopped() says so, as gRPC's blocking Read cannot poll.
+bool CriClient::follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) {
+  if (auto problem = socket_problem(socket_); !problem.empty()) unavailable(socket_, problem);
+  grpc::ClientContext ctx;
+  std::atomic<bool> done{false};
+  std::thread canceller([&] {
+    while (!done.load()) {
+      if (stopped()) {
+        ctx.TryCancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  auto reader = stubs_->runtime->GetContainerEvents(&ctx, v1::GetEventsRequest{});
+  v1::ContainerEventResponse ev;
+  while (reader->Read(&ev)) {
+    if (auto created = created_from_cri_event(ev, runtime_)) on_created(std::move(*created));
+  }
+  grpc::Status s = reader->Finish();
+  done = true;
+  canceller.join();
+  if (stopped()) return true;
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) return false;
+  unavailable(socket_, s.ok() ? std::string("GetContainerEvents: the event stream ended")
+                              : fmt::format("GetContainerEvents failed: {} (gRPC code {})",
+                                            s.error_message(), static_cast<int>(s.error_code())));
 }
 
 std::vector<std::string> CriClient::list_running() {

@@ -7,11 +7,16 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "enrich/runtime/container_info.h"
+
+namespace runtime::v1 {
+class ContainerEventResponse;
+}  // namespace runtime::v1
 
 namespace capscope {
 
@@ -37,6 +42,11 @@ class CriClient : public RuntimeClient {
   // as the runtime returns them, the kubelet's io.kubernetes.pod.* ones included.
   ContainerInfo inspect(std::string_view id) override;
   std::vector<std::string> list_running() override;
+  // GetContainerEvents: each CONTAINER_CREATED_EVENT names its container from the
+  // statuses the event carries (complete when its pod's status is there too).
+  // False at once from a runtime that does not implement the stream (containerd
+  // before 1.7, CRI-O before 1.26).
+  bool follow_creates(const CreatedFn& on_created, const StoppedFn& stopped) override;
 
  private:
   struct Stubs;
@@ -48,5 +58,10 @@ class CriClient : public RuntimeClient {
 
 // VersionResponse.runtime_name lower-cased: "containerd", "cri-o".
 std::string cri_runtime_name(std::string_view runtime_name);
+
+// What a CRI create event says of its container; nullopt for other events and
+// for the pod sandbox's own (its id is the sandbox's, not a container's).
+std::optional<CreatedContainer> created_from_cri_event(
+    const ::runtime::v1::ContainerEventResponse& ev, const std::string& runtime);
 
 }  // namespace capscope

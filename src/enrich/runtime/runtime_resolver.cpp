@@ -13,6 +13,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// take_named_from_events() keeps this many: a caller that never takes them costs no more.
+constexpr size_t kMaxAnnounced = 1024;
+
 }  // namespace
 
 RuntimeResolver::RuntimeResolver(std::vector<std::unique_ptr<RuntimeClient>> clients,
@@ -74,6 +77,8 @@ void RuntimeResolver::on_created(CreatedContainer created) {
   }
   if (created.complete) {
     e.info = std::make_shared<const ContainerInfo>(std::move(info));
+    announced_.push_back(e.info);
+    if (announced_.size() > kMaxAnnounced) announced_.pop_front();
     named_from_events_.fetch_add(1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     answer_.notify_all();
@@ -84,6 +89,13 @@ void RuntimeResolver::on_created(CreatedContainer created) {
   }
   wake_.notify_one();
   if (inserted) trim();
+}
+
+std::vector<ContainerInfoPtr> RuntimeResolver::take_named_from_events() {
+  std::lock_guard lock(mu_);
+  std::vector<ContainerInfoPtr> out(announced_.begin(), announced_.end());
+  announced_.clear();
+  return out;
 }
 
 ContainerInfoPtr RuntimeResolver::lookup(std::string_view id, std::string_view runtime_hint) {

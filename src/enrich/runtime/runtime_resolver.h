@@ -81,6 +81,9 @@ class RuntimeResolver {
   [[nodiscard]] uint64_t named_from_events() const {
     return named_from_events_.load(std::memory_order_relaxed);
   }
+  // The containers named from create events since the last call (at most the newest
+  // 1,024): the agent tells the kernel their scoped policies before their cgroups exist.
+  std::vector<ContainerInfoPtr> take_named_from_events();
   // Containers cached (named, or known to be unknown), bounded by max_entries.
   [[nodiscard]] size_t cached() const {
     std::lock_guard lock(mu_);
@@ -123,6 +126,7 @@ class RuntimeResolver {
   std::condition_variable answer_;  // resolve(): an answer was published
   std::unordered_map<std::string, Entry> entries_;
   std::deque<std::string> queue_;
+  std::deque<ContainerInfoPtr> announced_;  // take_named_from_events()
   uint64_t next_order_ = 0;
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
