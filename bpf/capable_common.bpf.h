@@ -1758,65 +1758,40 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	return 0;
 }
 
-/* The index just after the last '/' of path[0, end), 0 if none. */
-static __always_inline __u32 cs_after_last_slash(const char *path, __u32 end)
+/* kernfs_node's parent before Linux 6.15 named it __parent. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *cs_kn_parent(struct kernfs_node *kn)
 {
-	/* Backwards, with one way out per step: the verifier walks it once, not per '/'. */
-	for (int k = 0; k < CS_PATH_LEN; k++) {
-		__u32 i;
-
-		if ((__u32)k >= end)
-			break;
-		i = (end - 1 - k) & (CS_PATH_LEN - 1);
-		if (path[i] == '/')
-			return i + 1;
-	}
-	return 0;
-}
-
-static __always_inline bool cs_is_container_component(const char *path, __u32 at)
-{
-	static const char word[] = "container";
-
-	for (int j = 0; j < 9; j++)
-		if (path[(at + j) & (CS_PATH_LEN - 1)] != word[j])
-			return false;
-	return true;
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
 }
 
 /*
- * The name policy_pending knows a container's cgroup by, as [*start, end) of
- * its path: the last component, or the one before when the last is
- * "container" (crun's and systemd's inner cgroup of a .scope).
+ * A cgroup made for an announced container takes its scoped policies at once.
+ * The name policy_pending knows it by is its directory's name (no path to
+ * parse: kernfs has it), or its parent's when it is "container" (crun's and
+ * systemd's inner cgroup of a .scope).
  */
-static __always_inline __u32 cs_cgroup_name_of(const char *path, __u32 len, __u32 *start)
+static __always_inline void cs_policy_pending_cgroup(struct cgroup *cgrp, __u64 id)
 {
-	__u32 last;
-
-	if (len >= CS_PATH_LEN)
-		return 0;
-	last = cs_after_last_slash(path, len);
-	*start = last;
-	if (last > 0 && len - last == 9 && cs_is_container_component(path, last)) {
-		*start = cs_after_last_slash(path, last - 1);
-		return last - 1;
-	}
-	return len;
-}
-
-/* A cgroup made for an announced container takes its scoped policies at once. */
-static __always_inline void cs_policy_pending_cgroup(const char *kpath, const char *copy,
-						     __u32 len, __u64 id)
-{
+	struct kernfs_node *kn = BPF_CORE_READ(cgrp, kn);
 	struct cs_cgroup_name key = {};
 	struct cs_policy_bits *bits;
-	__u32 start = 0, end = cs_cgroup_name_of(copy, len, &start);
-	__u32 n = end - start;
+	__u64 head;
 
-	if (end <= start || n >= CS_CGROUP_NAME_LEN)
+	if (bpf_probe_read_kernel_str(key.name, sizeof(key.name), BPF_CORE_READ(kn, name)) <= 0)
 		return;
-	if (bpf_probe_read_kernel(key.name, n & (CS_CGROUP_NAME_LEN - 1), kpath + start))
-		return;
+	__builtin_memcpy(&head, key.name, sizeof(head));
+	if (head == 0x656e6961746e6f63ULL && key.name[8] == 'r' && key.name[9] == 0) { /* "containe" */
+		__builtin_memset(&key, 0, sizeof(key));
+		if (bpf_probe_read_kernel_str(key.name, sizeof(key.name),
+					      BPF_CORE_READ(cs_kn_parent(kn), name)) <= 0)
+			return;
+	}
 	bits = bpf_map_lookup_elem(&policy_pending, &key);
 	if (bits)
 		bpf_map_update_elem(&policy_cgroups, &id, bits, BPF_ANY);
@@ -1838,7 +1813,7 @@ int BPF_PROG(cs_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	e->id = BPF_CORE_READ(cgrp, kn, id);
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), path);
 	e->path_len = n > 0 ? n - 1 : 0;
-	cs_policy_pending_cgroup(path, e->path, e->path_len, e->id);
+	cs_policy_pending_cgroup(cgrp, e->id);
 	/* At once: the agent names a new container before its first process runs,
 	 * so that container-scoped policies are in the kernel by then. Rare. */
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);

@@ -5,6 +5,7 @@
 //
 // PolicyRuntime runs everywhere the runtime suite runs (the qemu guests included);
 // PolicyPodmanRuntime needs podman (the host only).
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -409,9 +410,13 @@ TEST_F(PolicyRuntime, MatchArgsOnOptsPostsAuditedChecksOnly) {
 // A bad policy file is a usage error naming the file; too many selectors name the limit.
 // A process that joins cgroup `dir` and raises its priority (CAP_SYS_NICE): how it ended.
 int nice_in_cgroup(const fs::path& dir) {
+  std::string procs = (dir / "cgroup.procs").string();
   pid_t child = fork();
   if (child == 0) {
-    std::ofstream(dir / "cgroup.procs") << "0" << std::flush;
+    // Only async-signal-safe calls after a fork: no allocation.
+    int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) _exit(2);
+    close(fd);
     _exit(setpriority(PRIO_PROCESS, 0, -20) == 0 ? 0 : 1);
   }
   int st = 0;
