@@ -272,6 +272,15 @@ static __always_inline __u32 cs_task_pidns(struct task_struct *task)
 	return BPF_CORE_READ(up.ns, ns.inum);
 }
 
+/*
+ * A check made with credentials not the task's own (an override: overlayfs's
+ * copy-up as its mounter, a kernel thread acting for someone).
+ */
+static __always_inline bool cs_cred_borrowed(struct task_struct *task, const struct cred *cred)
+{
+	return (__u64)cred != (__u64)CS_READ(task, real_cred);
+}
+
 /* The syscall the task is in, from its saved user registers. */
 static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flags)
 {
@@ -768,7 +777,7 @@ static __always_inline void cs_fill_check(struct cs_cap_check *e, struct task_st
 	e->cap = args->cap;
 	e->ret = args->ret;
 	e->syscall_nr = cs_syscall_nr(task, &e->flags);
-	if ((__u64)cred != (__u64)CS_READ(task, real_cred))
+	if (cs_cred_borrowed(task, cred))
 		e->flags |= CS_F_CRED_OVERRIDE;
 	cs_fill_user_ns(&e->target_ns, args->target_ns);
 	cs_task_comm(task, e->comm);
@@ -869,8 +878,7 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 		.flags = (args->ret == 0 ? CS_AGG_GRANTED : 0) |
 			 ((a->flags & CS_F_AUDIT) ? CS_AGG_AUDIT : 0) |
 			 ((a->flags & CS_F_INSETID) ? CS_AGG_INSETID : 0) |
-			 ((__u64)args->cred != (__u64)CS_READ(task, real_cred) ? CS_AGG_CRED_OVERRIDE
-									       : 0),
+			 (cs_cred_borrowed(task, args->cred) ? CS_AGG_CRED_OVERRIDE : 0),
 		/* Read once: the whole run uses one bank (see above). */
 		.bank = *(volatile const __u32 *)&cfg->agg_bank & 1,
 	};
@@ -1514,7 +1522,7 @@ static __always_inline int cs_policy_check(void *ctx, const struct cs_config *cf
 					   const struct cs_audit *known, struct cs_audit *a, __u32 bank,
 					   struct cs_policy_ext *pol)
 {
-	__u32 borrowed = (__u64)args->cred != (__u64)CS_READ(task, real_cred) ? CS_F_CRED_OVERRIDE : 0;
+	__u32 borrowed = cs_cred_borrowed(task, args->cred) ? CS_F_CRED_OVERRIDE : 0;
 
 	if (known)
 		*a = *known;

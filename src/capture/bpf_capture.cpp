@@ -673,6 +673,14 @@ bool write_expected(int fd, const std::string& id, uint32_t bank, uint64_t bits)
   return ok;
 }
 
+// The names written for container `id` leave the map.
+void delete_expected(int fd, const std::string& id) {
+  for (const auto& name : container_cgroup_names(id)) {
+    cs_cgroup_name k = cgroup_name_key(name);
+    bpf_map_delete_elem(fd, &k);
+  }
+}
+
 cs_path_key path_key(const std::string& path) {
   cs_path_key k{};
   std::memcpy(k.path, path.data(), std::min(path.size(), sizeof(k.path) - 1));
@@ -825,10 +833,7 @@ uint64_t BpfCapture::expect_container(const ContainerInfo& container) {
   if (bits == 0 && !known) return 0;
   int fd = map_fd(impl_->skel.obj, "policy_pending");
   if (bits == 0) {
-    for (const auto& name : container_cgroup_names(container.id)) {
-      cs_cgroup_name k = cgroup_name_key(name);
-      bpf_map_delete_elem(fd, &k);
-    }
+    delete_expected(fd, container.id);
     ps.expected.erase(container.id);
     return 0;
   }
@@ -844,10 +849,7 @@ size_t BpfCapture::expire_expected(std::chrono::seconds age) {
   int fd = map_fd(impl_->skel.obj, "policy_pending");
   return std::erase_if(ps.expected, [&](const auto& entry) {
     if (entry.second.since > before) return false;
-    for (const auto& name : container_cgroup_names(entry.first)) {
-      cs_cgroup_name k = cgroup_name_key(name);
-      bpf_map_delete_elem(fd, &k);
-    }
+    delete_expected(fd, entry.first);
     return true;
   });
 }

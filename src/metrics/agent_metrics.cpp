@@ -74,7 +74,7 @@ AgentMetrics::AgentMetrics(size_t max_check_series, size_t max_policy_series)
 
   containers_named_from_events = registry_.counter(
       "capscope_containers_named_from_events_total",
-      "Containers named from their runtime's create event (Docker's or podman's event "
+      "Containers named from their runtime's create event (Docker's, podman's or CRI's event "
       "stream) before any inspect of them answered.");
 
   process_cache_size =

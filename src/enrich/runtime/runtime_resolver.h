@@ -9,11 +9,12 @@
 // A runtime that answers "no such container" is asked again a few times (the
 // cgroup of a container being created appears before the runtime lists it).
 //
-// Runtimes with an event stream (Docker, podman) are also followed, each on a thread of
-// its own: a container's create event names it before its cgroup exists, so a container
-// is named by its first check, not ~0.1 s later (podman holds a starting container's lock,
-// and answers an inspect only once it has started). The event's fields are published at
-// once and the full inspect asked `refine_after` later; see docs/RUNTIMES.md.
+// Runtimes with an event stream (Docker, podman, CRI's GetContainerEvents) are also
+// followed, each on a thread of its own: a container's create event names it before its
+// cgroup exists, so a container is named by its first check, not ~0.1 s later (podman
+// holds a starting container's lock, and answers an inspect only once it has started).
+// The event's fields are published at once and the full inspect asked `refine_after`
+// later; see docs/RUNTIMES.md.
 #pragma once
 
 #include <atomic>
