@@ -8,6 +8,7 @@
 
 #include "api/event_query.h"
 #include "api/handlers.h"
+#include "enrich/runtime/oci_state.h"
 
 namespace {
 
@@ -50,6 +51,10 @@ class AnsweringBackend final : public api::Backend {
   bool delete_policy(const std::string& name, std::string*) override { return name == "p"; }
   std::vector<api::PolicyInfo> list_policies() override { return {}; }
   api::Health health() override { return {}; }
+  std::optional<api::AnnounceResult> announce_container(const api::ContainerAnnouncement& a, bool*,
+                                                        std::string*) override {
+    return api::AnnounceResult{a.id, false, 1, "/", {}};
+  }
 };
 
 template <typename Request, typename Fn>
@@ -88,6 +93,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     v1::AddPolicyResponse resp;
     api::add_policy(backend, r, &resp);
   });
+  decode_and_run<v1::AnnounceContainerRequest>(
+      data, size, [](const v1::AnnounceContainerRequest& r) {
+        v1::AnnounceContainerResponse resp;
+        api::announce_container(backend, r, std::chrono::milliseconds(0), &resp);
+      });
+  // The hook's stdin: the OCI state as a runtime writes it.
+  {
+    std::string error;
+    auto state =
+        parse_oci_state(std::string_view(reinterpret_cast<const char*>(data), size), &error);
+    if (state.has_value() == !error.empty()) __builtin_trap();
+    if (state) identity_from_annotations(state->id, state->annotations);
+  }
   decode_and_run<v1::DeletePolicyRequest>(data, size, [](const v1::DeletePolicyRequest& r) {
     v1::DeletePolicyResponse resp;
     api::delete_policy(backend, r, &resp);

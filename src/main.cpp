@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add(&add_getevents_command);
   add(&add_agent_command);
   add(&add_policy_command);
+  add(&add_oci_hook_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -464,6 +464,7 @@ bool Agent::on_capture_thread(const std::function<void()>& fn, std::string* erro
     std::lock_guard lock(tasks_mu_);
     tasks_.push_back(std::move(task));
   }
+  if (capture_) capture_->wake();  // not at the poll's next timeout: a hook may be waiting
   if (done.wait_for(kTaskWait) != std::future_status::ready) {
     *error = "the agent's capture thread did not answer within 10 s (is it overloaded?)";
     return false;

@@ -82,6 +82,9 @@ class Agent final : public api::Backend {
   bool delete_policy(const std::string& name, std::string* error) override;
   std::vector<api::PolicyInfo> list_policies() override;
   api::Health health() override;
+  // capscope oci-hook's call (container_announce.cpp).
+  std::optional<api::AnnounceResult> announce_container(const api::ContainerAnnouncement& a,
+                                                        bool* invalid, std::string* error) override;
 
   // For the event writer: one event out of the pipeline.
   void on_event(const EnrichedCheck& e);

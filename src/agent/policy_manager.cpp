@@ -228,34 +228,52 @@ uint64_t PolicyManager::slot_bits_for(const ContainerInfo& info) const {
   return bits;
 }
 
-std::string PolicyManager::names_of_slots(uint64_t bits) const {
+std::vector<std::string> PolicyManager::names_of_slots(uint64_t bits) const {
   std::set<std::string> names;
   for (size_t slot = 0; slot < slots_.size() && slot < 64; ++slot)
     if (bits & (1ULL << slot)) names.insert(slots_[slot].first);
-  return fmt::format("{}", fmt::join(names, ", "));
+  return {names.begin(), names.end()};
+}
+
+bool PolicyManager::apply_to(uint64_t id, Tracked& t, const ContainerInfo& info, PolicyTarget& cap,
+                             std::string_view how) {
+  uint64_t bits = 0;
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    bits = slot_bits_for(info);
+    names = names_of_slots(bits);
+  }
+  if (bits == t.bits) return true;
+  if (!cap.set_cgroup_policies(id, bits)) {
+    spdlog::warn("cannot tell the kernel the policies of container {} (cgroup {}): {}", info.name,
+                 id, std::strerror(errno));
+    return false;
+  }
+  t.bits = bits;
+  // Tests and operators wait for this line: from here the kernel enforces.
+  if (bits != 0)
+    spdlog::info("policy {} {} container {} (cgroup {})", fmt::join(names, ", "), how, info.name,
+                 id);
+  return true;
 }
 
 void PolicyManager::reapply_cgroups(PolicyTarget& cap) {
-  for (auto& [id, t] : cgroups_) {
-    if (!t.info) continue;
-    uint64_t bits = 0;
-    std::string names;
-    {
-      std::lock_guard lock(mu_);
-      bits = slot_bits_for(*t.info);
-      names = names_of_slots(bits);
-    }
-    if (bits == t.bits) continue;
-    if (!cap.set_cgroup_policies(id, bits)) {
-      spdlog::warn("cannot tell the kernel the policies of container {} (cgroup {}): {}",
-                   t.info->name, id, std::strerror(errno));
-      continue;
-    }
-    t.bits = bits;
-    // Tests and operators wait for this line: from here the kernel enforces.
-    if (bits != 0)
-      spdlog::info("policy {} now applies to container {} (cgroup {})", names, t.info->name, id);
-  }
+  for (auto& [id, t] : cgroups_)
+    if (t.info) apply_to(id, t, *t.info, cap, "now applies to");
+}
+
+std::vector<std::string> PolicyManager::announce(uint64_t cgroup_id, const ContainerRef& ref,
+                                                 const ContainerInfoPtr& info, bool from_runtime,
+                                                 PolicyTarget& cap) {
+  on_container_cgroup(cgroup_id, ref);
+  auto it = cgroups_.find(cgroup_id);
+  if (it == cgroups_.end() || !info) return {};  // past the bound, or nothing names it
+  Tracked& t = it->second;
+  if (from_runtime) t.info = info;
+  if (!apply_to(cgroup_id, t, *info, cap, "now applies to")) return {};
+  std::lock_guard lock(mu_);
+  return names_of_slots(t.bits);
 }
 
 // Containers named from create events: their cgroups take their scoped policies in the
@@ -266,13 +284,14 @@ void PolicyManager::expect_announced(RuntimeResolver& resolver, PolicyTarget& ca
   for (const auto& info : announced) {
     uint64_t bits = cap.expect_container(*info);
     if (bits == 0) continue;
-    std::string names;
+    std::vector<std::string> names;
     {
       std::lock_guard lock(mu_);
       names = names_of_slots(bits);
     }
     // Tests and operators wait for this line: from here the kernel enforces at its start.
-    spdlog::info("policy {} will apply to container {} from its first process", names, info->name);
+    spdlog::info("policy {} will apply to container {} from its first process",
+                 fmt::join(names, ", "), info->name);
   }
 }
 

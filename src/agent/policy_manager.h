@@ -81,6 +81,13 @@ class PolicyManager {
   // A container cgroup: scoped policies that take it in are told to the kernel once
   // the runtime has named it (refresh()).
   void on_container_cgroup(uint64_t cgroup_id, const ContainerRef& ref);
+  // A container its runtime's hook announced: its cgroup exists, its first process has
+  // not run. The scoped policies that take `info` in go into the kernel now. `from_runtime`:
+  // info is the runtime's answer, kept; otherwise (the CRI annotations' partial identity,
+  // or null) it holds until the runtime names the container. The policies' names.
+  std::vector<std::string> announce(uint64_t cgroup_id, const ContainerRef& ref,
+                                    const ContainerInfoPtr& info, bool from_runtime,
+                                    PolicyTarget& cap);
   // Also tells the kernel of the containers the resolver has named from create events
   // since (PolicyTarget::expect_container), while a scoped policy is loaded.
   void refresh(RuntimeResolver& resolver, PolicyTarget& cap);
@@ -111,10 +118,15 @@ class PolicyManager {
   void expect_announced(RuntimeResolver& resolver, PolicyTarget& cap);
   [[nodiscard]] uint64_t slot_bits_for(const ContainerInfo& info) const;
   void reapply_cgroups(PolicyTarget& cap);
+  struct Tracked;
+  // Writes the slots that take `info` in for one cgroup, if they changed; logs "policy P
+  // <how> container C (cgroup N)". False when the kernel refused.
+  bool apply_to(uint64_t id, Tracked& t, const ContainerInfo& info, PolicyTarget& cap,
+                std::string_view how);
 
   bool full_warned_ = false;  // the cgroups tracked reached their bound (said once)
-  // The policies of these slots, comma-separated (mu_ held).
-  [[nodiscard]] std::string names_of_slots(uint64_t bits) const;
+  // The policies of these slots, sorted, once each (mu_ held).
+  [[nodiscard]] std::vector<std::string> names_of_slots(uint64_t bits) const;
   mutable std::mutex mu_;  // guards set_ and slots_ against list() from API threads
   Set set_;
   // Slot -> (policy, action), in the order the kernel numbered them.

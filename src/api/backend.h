@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,25 @@ struct Health {
   uint64_t policies = 0;    // loaded policies
 };
 
+// A container its runtime's hook announces before its first process runs
+// (capscope oci-hook): what the OCI state says of it.
+struct ContainerAnnouncement {
+  std::string id;
+  uint32_t pid = 0;  // the runtime's process in the container (runc init)
+  std::string bundle;
+  std::map<std::string, std::string> annotations;
+  // How long the agent may wait for a runtime to name the container.
+  std::chrono::milliseconds wait{0};
+};
+
+struct AnnounceResult {
+  std::string container;  // its name, or its id when nothing named it in time
+  bool named = false;
+  uint64_t cgroup_id = 0;
+  std::string cgroup_path;
+  std::vector<std::string> policies;  // scoped policies in force for it now
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -108,6 +128,13 @@ class Backend {
   virtual std::vector<PolicyInfo> list_policies() = 0;
 
   virtual Health health() = 0;
+
+  // Names an announced container and puts its cgroup in the kernel's scoped policies
+  // before it returns (waits up to a.wait for its runtime). nullopt and a one-line
+  // *error when it cannot (*invalid set when the announcement itself is wrong: the pid
+  // is not in that container's cgroup).
+  virtual std::optional<AnnounceResult> announce_container(const ContainerAnnouncement& a,
+                                                           bool* invalid, std::string* error) = 0;
 };
 
 }  // namespace capscope::api

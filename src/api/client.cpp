@@ -26,6 +26,8 @@ CallResult to_result(const grpc::Status& s, const std::string& address) {
       return {Kind::InvalidArgument, s.error_message()};
     case grpc::StatusCode::NOT_FOUND:
       return {Kind::NotFound, s.error_message()};
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return {Kind::InvalidArgument, s.error_message()};
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return {Kind::Unavailable,
@@ -204,6 +206,12 @@ CallResult Client::list_policies(v1::ListPoliciesResponse* out) {
 CallResult Client::health(v1::GetHealthResponse* out) {
   auto ctx = impl_->context(call_deadline_);
   return to_result(impl_->stub->GetHealth(ctx.get(), v1::GetHealthRequest(), out), impl_->address);
+}
+
+CallResult Client::announce_container(const v1::AnnounceContainerRequest& request,
+                                      v1::AnnounceContainerResponse* out) {
+  auto ctx = impl_->context(call_deadline_);
+  return to_result(impl_->stub->AnnounceContainer(ctx.get(), request, out), impl_->address);
 }
 
 CallResult Client::get_events(const v1::GetEventsRequest& request,

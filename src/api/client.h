@@ -49,6 +49,9 @@ class Client {
   CallResult delete_policy(const std::string& name);
   CallResult list_policies(v1::ListPoliciesResponse* out);
   CallResult health(v1::GetHealthResponse* out);
+  // The OCI hook's call; the agent waits for the runtime within the call's deadline.
+  CallResult announce_container(const v1::AnnounceContainerRequest& request,
+                                v1::AnnounceContainerResponse* out);
 
   // Streams events to on_event until the agent ends the stream (Ok), on_event
   // returns false (Ok), or `stop` turns true (Ok; looked at every 100 ms).

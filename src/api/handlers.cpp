@@ -9,6 +9,7 @@
 #include "advice/advice.h"
 #include "advice/compare.h"
 #include "advice/current_spec.h"
+#include "enrich/runtime/oci_state.h"
 #include "profile/profile_json.h"
 #include "tables/capabilities.h"
 #include "util/yaml_tree.h"
@@ -230,6 +231,27 @@ Status delete_policy(Backend& b, const v1::DeletePolicyRequest& req, v1::DeleteP
   return {StatusCode::NOT_FOUND, fmt::format("no policy named \"{}\" is loaded (capscope policy "
                                              "list shows them)",
                                              req.name())};
+}
+
+Status announce_container(Backend& b, const v1::AnnounceContainerRequest& req,
+                          std::chrono::milliseconds wait, v1::AnnounceContainerResponse* resp) {
+  OciState state{req.id(), "", req.pid(), req.bundle(),
+                 Labels(req.annotations().begin(), req.annotations().end())};
+  std::string error;
+  if (!check_oci_state(state, &error)) return invalid(error);
+  ContainerAnnouncement a{state.id, state.pid, state.bundle, std::move(state.annotations), wait};
+  bool bad = false;
+  auto result = b.announce_container(a, &bad, &error);
+  if (!result) {
+    if (bad) return {StatusCode::FAILED_PRECONDITION, error};
+    return unavailable(error);
+  }
+  resp->set_container(result->container);
+  resp->set_named(result->named);
+  resp->set_cgroup_id(result->cgroup_id);
+  resp->set_cgroup_path(result->cgroup_path);
+  for (const auto& p : result->policies) resp->add_policies(p);
+  return Status::OK;
 }
 
 Status list_policies(Backend& b, const v1::ListPoliciesRequest&, v1::ListPoliciesResponse* resp) {

@@ -6,6 +6,8 @@
 
 #include <grpcpp/support/status.h>
 
+#include <chrono>
+
 #include "api/backend.h"
 #include "capscope/v1/capscope.pb.h"
 
@@ -23,6 +25,10 @@ grpc::Status delete_policy(Backend& b, const v1::DeletePolicyRequest& req,
 grpc::Status list_policies(Backend& b, const v1::ListPoliciesRequest& req,
                            v1::ListPoliciesResponse* resp);
 grpc::Status get_health(Backend& b, const v1::GetHealthRequest& req, v1::GetHealthResponse* resp);
+// `wait`: what the call's deadline leaves the agent to wait for the runtime.
+grpc::Status announce_container(Backend& b, const v1::AnnounceContainerRequest& req,
+                                std::chrono::milliseconds wait,
+                                v1::AnnounceContainerResponse* resp);
 grpc::Status get_version(const v1::GetVersionRequest& req, v1::GetVersionResponse* resp);
 
 // The summary fields of a profile, as ListProfiles and GetProfile give them.

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -67,6 +68,17 @@ class SubscriberSlot {
   bool taken_ = false;
 };
 
+// What a caller's deadline leaves for waiting on a runtime: the time to answer is
+// kept back, and a call without a deadline waits at most kMaxAnnounceWait.
+constexpr std::chrono::milliseconds kAnswerMargin{150};
+constexpr std::chrono::milliseconds kMaxAnnounceWait{5000};
+
+std::chrono::milliseconds wait_within(std::chrono::system_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::system_clock::now());
+  return std::clamp(left - kAnswerMargin, std::chrono::milliseconds(0), kMaxAnnounceWait);
+}
+
 }  // namespace
 
 class Service;
@@ -120,6 +132,12 @@ class Service final : public v1::CapscopeAgent::Service {
       Status s = get_health(backend_, *req, resp);
       resp->set_subscribers(impl_.subscribers.load());
       return s;
+    });
+  }
+  Status AnnounceContainer(ServerContext* ctx, const v1::AnnounceContainerRequest* req,
+                           v1::AnnounceContainerResponse* resp) override {
+    return guarded("AnnounceContainer", [&] {
+      return announce_container(backend_, *req, wait_within(ctx->deadline()), resp);
     });
   }
   Status GetVersion(ServerContext*, const v1::GetVersionRequest* req,

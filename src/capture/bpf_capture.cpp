@@ -500,6 +500,8 @@ int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
                          [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); });
 }
 
+void BpfCapture::wake() { impl_->rb->wake(); }
+
 bool BpfCapture::follow(uint32_t pid) {
   uint8_t one = 1;
   return bpf_map_update_elem(map_fd(impl_->skel.obj, "follow_pids"), &pid, &one, BPF_ANY) == 0;

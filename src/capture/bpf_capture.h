@@ -117,6 +117,9 @@ class BpfCapture {
   // Waits up to timeout_ms for records and hands each to `handler`.
   // Returns the number consumed, or a negative errno.
   int poll(int timeout_ms, const RecordHandler& handler);
+  // Ends the poll that waits now early; the one method safe from any thread. The agent
+  // calls it when an API call has work for the polling thread.
+  void wake();
 
   [[nodiscard]] KernelCounters counters() const;
   // Bytes in the ring buffer not read yet: how far the reader is behind.

@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 #include <linux/bpf.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -16,6 +18,9 @@ namespace capscope::capture {
 namespace {
 
 constexpr uint32_t kHeaderBytes = 8;  // BPF_RINGBUF_HDR_SZ
+// What epoll_wait reports: the ring buffer's wakeup, or wake()'s.
+constexpr uint32_t kRingEvent = 0;
+constexpr uint32_t kWakeEvent = 1;
 
 std::atomic_ref<uint64_t> position(void* page) {
   return std::atomic_ref<uint64_t>(*static_cast<uint64_t*>(page));
@@ -56,8 +61,16 @@ std::unique_ptr<RingReader> RingReader::open(int map_fd, std::string* error) {
   r->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
+  ev.data.u32 = kRingEvent;
   if (r->epoll_fd_ < 0 || epoll_ctl(r->epoll_fd_, EPOLL_CTL_ADD, map_fd, &ev) != 0) {
     *error = fmt::format("cannot wait on the ring buffer: {}", std::strerror(errno));
+    return nullptr;
+  }
+  r->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ev.data.u32 = kWakeEvent;
+  if (r->wake_fd_ < 0 || epoll_ctl(r->epoll_fd_, EPOLL_CTL_ADD, r->wake_fd_, &ev) != 0) {
+    *error = fmt::format("cannot make the ring buffer reader's wake-up eventfd: {}",
+                         std::strerror(errno));
     return nullptr;
   }
   return r;
@@ -65,6 +78,7 @@ std::unique_ptr<RingReader> RingReader::open(int map_fd, std::string* error) {
 
 RingReader::~RingReader() {
   if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
   if (producer_map_ != nullptr) munmap(producer_map_, producer_map_len_);
   if (consumer_map_ != nullptr) munmap(consumer_map_, page_size_);
 }
@@ -104,10 +118,22 @@ int RingReader::consume(const Handler& handler) {
   return n;
 }
 
+void RingReader::wake() {
+  uint64_t one = 1;
+  // Only EAGAIN can fail here (the counter is full): a wake-up is pending anyway.
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+}
+
 int RingReader::poll(int timeout_ms, const Handler& handler) {
-  epoll_event ev{};
-  int ready = epoll_wait(epoll_fd_, &ev, 1, timeout_ms);
+  std::array<epoll_event, 2> events{};
+  int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
   if (ready < 0 && errno != EINTR) return -errno;
+  for (int i = 0; i < ready; ++i) {
+    uint64_t count = 0;  // wake()'s writes since: read to re-arm
+    if (events[static_cast<size_t>(i)].data.u32 == kWakeEvent &&
+        read(wake_fd_, &count, sizeof count) < 0 && errno != EAGAIN)
+      return -errno;
+  }
   // Without a wakeup, what trickled in below the wakeup mark is read now.
   return consume(handler);
 }

@@ -36,6 +36,9 @@ class RingReader {
   int poll(int timeout_ms, const Handler& handler);
   // Hands over what is committed now, without waiting.
   int consume(const Handler& handler);
+  // Ends a poll() that is waiting now (or the next one) early, from any thread: work
+  // for the polling thread is waiting.
+  void wake();
   // Bytes the kernel has reserved that this reader has not consumed yet (between
   // polls: consume() hands back everything it read before it returns).
   [[nodiscard]] uint64_t lag_bytes() const;
@@ -44,6 +47,7 @@ class RingReader {
   RingReader() = default;
 
   int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd in the epoll set beside the ring buffer
   size_t page_size_ = 0;
   size_t data_size_ = 0;  // a power of two
   void* consumer_map_ = nullptr;

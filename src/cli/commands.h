@@ -27,5 +27,6 @@ Runner add_advise_command(CLI::App& app, const GlobalOptions& g);
 Runner add_getevents_command(CLI::App& app, const GlobalOptions& g);
 Runner add_agent_command(CLI::App& app, const GlobalOptions& g);
 Runner add_policy_command(CLI::App& app, const GlobalOptions& g);
+Runner add_oci_hook_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace capscope::cli

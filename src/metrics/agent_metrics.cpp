@@ -77,6 +77,15 @@ AgentMetrics::AgentMetrics(size_t max_check_series, size_t max_policy_series)
       "Containers named from their runtime's create event (Docker's, podman's or CRI's event "
       "stream) before any inspect of them answered.");
 
+  Family& announced = registry_.counter_family(
+      "capscope_containers_announced_total",
+      "Containers announced by capscope oci-hook before their first process: named (true: "
+      "their scoped policies held from their first check) or not (false: the runtime did not "
+      "name them within the hook's deadline).",
+      {"named"});
+  containers_announced_named = announced.counter({"true"});
+  containers_announced_unnamed = announced.counter({"false"});
+
   process_cache_size =
       registry_.gauge("capscope_process_cache_size", "Processes in the agent's process cache.");
   container_cache_size = registry_.gauge("capscope_container_cache_size",

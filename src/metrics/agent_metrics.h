@@ -52,6 +52,11 @@ class AgentMetrics {
   Counter store_flushes_failed;  // result="error"
   // capscope_containers_named_from_events_total: named from a runtime's create event
   Counter containers_named_from_events;
+  // capscope_containers_announced_total{named}: announced by the OCI hook, named in time
+  // ("true": by the runtime or CRI annotations) or not ("false": no scoped policy could
+  // take it in before it started)
+  Counter containers_announced_named;
+  Counter containers_announced_unnamed;
   // Gauges: set() them, or set_function() to read the source at scrape time (on the
   // HTTP thread, so the source must be safe to read from there).
   Gauge process_cache_size;    // capscope_process_cache_size

@@ -345,6 +345,70 @@ TEST(PolicyManager, AnnouncedContainersAreExpectedBeforeTheirCgroupsExist) {
   EXPECT_TRUE(t.expected.empty()) << "each announcement is told once";
 }
 
+// The OCI hook's announcement: the cgroup takes its policies at once. The runtime's
+// answer is kept; the CRI annotations' partial identity holds only until the runtime
+// names the container, whose full answer then decides.
+TEST(PolicyManager, AnAnnouncedCgroupTakesItsPoliciesAtOnceAndTheRuntimeHasTheLastWord) {
+  PolicyManager m;
+  FakeTarget t;
+  std::string error;
+  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
+  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+
+  auto web = std::make_shared<ContainerInfo>();
+  web->id = std::string(64, 'a');
+  web->runtime = "podman";
+  web->name = "web";
+  web->pod_name = "web-0";
+  web->pod_labels = {{"app", "web"}};
+  EXPECT_EQ(m.announce(21, ContainerRef{"podman", web->id, "", ""}, web, true, t),
+            std::vector<std::string>{"web-only"});
+  EXPECT_EQ(t.cgroups[21], 1u);
+  EXPECT_EQ(m.cgroups_tracked(), 1u);
+
+  // Not in the selector's scope: tracked, no slot.
+  auto db = std::make_shared<ContainerInfo>(*web);
+  db->id = std::string(64, 'b');
+  db->pod_labels = {{"app", "db"}};
+  EXPECT_TRUE(m.announce(22, ContainerRef{"podman", db->id, "", ""}, db, true, t).empty());
+  EXPECT_FALSE(t.cgroups.contains(22) && t.cgroups[22] != 0);
+  // Nothing named it: tracked, so the runtime's answer reaches it later.
+  EXPECT_TRUE(m.announce(23, ContainerRef{"cri-o", std::string(64, 'c'), "", ""}, nullptr, false, t)
+                  .empty());
+  EXPECT_EQ(m.cgroups_tracked(), 3u);
+
+  // A partial identity (annotations: pod name, no labels) that a policy happens to take
+  // in, then the runtime's answer, which the policy does not: the answer wins.
+  auto partial = std::make_shared<ContainerInfo>(*db);
+  partial->id = std::string(64, 'd');
+  partial->pod_labels = {{"app", "web"}};  // what the partial guess implied
+  EXPECT_EQ(m.announce(24, ContainerRef{"cri-o", partial->id, "", ""}, partial, false, t),
+            std::vector<std::string>{"web-only"});
+  EXPECT_EQ(t.cgroups[24], 1u);
+  class Answering final : public RuntimeClient {
+   public:
+    [[nodiscard]] std::string runtime() const override { return "cri-o"; }
+    [[nodiscard]] std::string endpoint() const override { return "fake"; }
+    std::string version() override { return "fake"; }
+    ContainerInfo inspect(std::string_view id) override {
+      ContainerInfo info;
+      info.id = std::string(id);
+      info.runtime = "cri-o";
+      info.name = "db";
+      info.pod_name = "db-0";
+      info.pod_labels = {{"app", "db"}};
+      return info;
+    }
+    std::vector<std::string> list_running() override { return {}; }
+  };
+  std::vector<std::unique_ptr<RuntimeClient>> clients;
+  clients.push_back(std::make_unique<Answering>());
+  RuntimeResolver resolver(std::move(clients));
+  ASSERT_TRUE(resolver.resolve(partial->id, "cri-o", 5s));
+  m.refresh(resolver, t);
+  EXPECT_EQ(t.cgroups[24], 0u) << "the runtime's answer replaces the annotations' guess";
+}
+
 TEST(PolicyManager, TheBoundCountsLiveCgroupsOnly) {
   PolicyManager m;
   FakeTarget t;

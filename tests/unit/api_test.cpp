@@ -209,7 +209,20 @@ class FakeBackend final : public Backend {
     return h;
   }
 
+  std::optional<AnnounceResult> announce_container(const ContainerAnnouncement& a, bool* invalid,
+                                                   std::string* error) override {
+    std::lock_guard lock(mu_);
+    last_announcement = a;
+    if (a.pid == 1) {  // stands for "not in that container's cgroup"
+      *invalid = true;
+      *error = "pid 1 is in cgroup /init.scope, not in container " + a.id + "'s";
+      return std::nullopt;
+    }
+    return AnnounceResult{"web", true, 4242, "/libpod_parent/libpod-" + a.id, {"web-kill"}};
+  }
+
   bool refuse_events = false;
+  std::optional<ContainerAnnouncement> last_announcement;
 
  private:
   std::mutex mu_;
@@ -273,6 +286,51 @@ TEST_F(ApiTest, SocketModeCanBeWidened) {
   struct stat st {};
   ASSERT_EQ(stat(socket_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0660u);
+}
+
+// The OCI hook's call: the state's fields reach the agent, the agent's wait is what the
+// caller's deadline leaves, and a bad announcement is told apart from a busy agent.
+TEST_F(ApiTest, AnnounceContainerCarriesTheStateAndLeavesTheWaitWithinTheDeadline) {
+  start();
+  auto c = connect();
+  const std::string id(64, 'a');
+  v1::AnnounceContainerRequest req;
+  req.set_id(id);
+  req.set_pid(4321);
+  req.set_bundle("/run/b");
+  (*req.mutable_annotations())["io.kubernetes.cri.container-name"] = "web";
+  c.set_call_deadline(1500ms);
+  v1::AnnounceContainerResponse resp;
+  auto r = c.announce_container(req, &resp);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(resp.container(), "web");
+  EXPECT_TRUE(resp.named());
+  EXPECT_EQ(resp.cgroup_id(), 4242u);
+  ASSERT_EQ(resp.policies_size(), 1);
+  EXPECT_EQ(resp.policies(0), "web-kill");
+  auto a = backend_.last_announcement;
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->id, id);
+  EXPECT_EQ(a->pid, 4321u);
+  EXPECT_EQ(a->bundle, "/run/b");
+  EXPECT_EQ(a->annotations.at("io.kubernetes.cri.container-name"), "web");
+  // Time is kept back to answer in: the wait ends before the caller gives up.
+  EXPECT_GT(a->wait, 500ms);
+  EXPECT_LT(a->wait, 1500ms);
+
+  req.set_pid(1);
+  r = c.announce_container(req, &resp);
+  EXPECT_EQ(r.kind, CallResult::Kind::InvalidArgument);
+  EXPECT_NE(r.message.find("not in container"), std::string::npos) << r.message;
+  req.set_pid(0);
+  r = c.announce_container(req, &resp);
+  EXPECT_EQ(r.kind, CallResult::Kind::InvalidArgument);
+  EXPECT_NE(r.message.find("createRuntime"), std::string::npos) << r.message;
+  req.set_pid(5);
+  req.set_id("../../etc");
+  r = c.announce_container(req, &resp);
+  EXPECT_EQ(r.kind, CallResult::Kind::InvalidArgument);
+  EXPECT_NE(r.message.find("not a container id"), std::string::npos) << r.message;
 }
 
 TEST_F(ApiTest, StaleSocketIsReplaced) {

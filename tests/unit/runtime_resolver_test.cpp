@@ -281,6 +281,31 @@ TEST(RuntimeResolver, ACreateEventNamesAContainerBeforeTheRuntimeAnswersAnInspec
   EXPECT_EQ(rt->inspects.load(), 1);
 }
 
+// What the OCI hook's wait relies on: the runtime's inspect is held (podman holds a
+// starting container's lock) and its create event names the container meanwhile. A
+// resolve() waiting on that id returns with the event's answer, not at its timeout.
+TEST(RuntimeResolver, AWaitingResolveTakesACreateEventThatComesWhileTheInspectIsHeld) {
+  auto rt = std::make_shared<FakeRuntime>();
+  rt->known = {"held"};
+  rt->streams = true;
+  rt->delay = 2s;
+  ResolverOptions o = fast();
+  o.refine_after = 10s;
+  RuntimeResolver r(one("podman", rt), o);
+  std::thread event([&] {
+    std::this_thread::sleep_for(150ms);
+    send(*rt, created("held"));
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto info = r.resolve("held", "podman", 1500ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  event.join();
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->name, "event-held");
+  EXPECT_EQ(rt->inspects.load(), 1) << "the inspect was asked, and is still held";
+  EXPECT_LT(took, 1000ms) << "resolve waited for its timeout, not for the event";
+}
+
 TEST(RuntimeResolver, AnIncompleteCreateEventIsAskedAboutAtOnce) {
   auto rt = std::make_shared<FakeRuntime>();
   rt->known = {"pod1"};

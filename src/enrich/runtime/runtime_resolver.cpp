@@ -118,7 +118,10 @@ ContainerInfoPtr RuntimeResolver::resolve(std::string_view id, std::string_view 
   std::string key(id);
   answer_.wait_for(lock, timeout, [&] {
     auto it = entries_.find(key);
-    return stop_ || it == entries_.end() || it->second.state != State::Queued;
+    // A create event names a queued id without ending its question (info set, state
+    // still Queued): that answer is enough here.
+    return stop_ || it == entries_.end() || it->second.state != State::Queued ||
+           it->second.info != nullptr;
   });
   auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : it->second.info;
