@@ -92,7 +92,7 @@ class PolicyManager {
   // since (PolicyTarget::expect_container), while a scoped policy is loaded.
   void refresh(RuntimeResolver& resolver, PolicyTarget& cap);
   // Announced containers whose cgroup never came within this long are forgotten.
-  static constexpr std::chrono::seconds kExpectFor{60};
+  static constexpr std::chrono::seconds kExpectFor = capture::BpfCapture::kExpectFor;
   // Forgets the container cgroups that no longer exist (`alive` says which do), in the
   // kernel too, so that a node running containers for months stays under the bound.
   // Returns how many were forgotten.

@@ -26,8 +26,6 @@ CallResult to_result(const grpc::Status& s, const std::string& address) {
       return {Kind::InvalidArgument, s.error_message()};
     case grpc::StatusCode::NOT_FOUND:
       return {Kind::NotFound, s.error_message()};
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return {Kind::InvalidArgument, s.error_message()};
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return {Kind::Unavailable,

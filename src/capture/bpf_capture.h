@@ -168,6 +168,8 @@ class BpfCapture {
   uint64_t expect_container(const ContainerInfo& container);
   // Forgets the announcements older than `age` (containers created, never started).
   size_t expire_expected(std::chrono::seconds age);
+  // How long trace and the agent keep an announcement whose cgroup has not come.
+  static constexpr std::chrono::seconds kExpectFor{60};
   // Cgroups remembered for scoped policies, the size of the kernel's policy_cgroups map
   // (bpf/capable_common.bpf.h); beyond this, new ones are written but not remembered
   // across a reload (the caller names them again).

@@ -280,6 +280,15 @@ void watch_policy_scopes(pipeline::TracePipeline& pipe, capture::BpfCapture& cap
       spdlog::info("policy {} now applies to container {} (cgroup {})",
                    policy_names(cap.policy_slots(), bits), info.name, cgroup_id);
   });
+  // Containers named from their create events: their cgroups take their policies in the
+  // kernel as they are made, before their first process runs. Announcements whose cgroup
+  // never came are forgotten after a minute, looked at with each announcement.
+  pipe.set_announced_hook([&cap](const ContainerInfo& info) {
+    cap.expire_expected(capture::BpfCapture::kExpectFor);
+    if (uint64_t bits = cap.expect_container(info); bits != 0)
+      spdlog::info("policy {} will apply to container {} from its first process",
+                   policy_names(cap.policy_slots(), bits), info.name);
+  });
   // The containers that run already, from their cgroups (as checks report them).
   CgroupFs().walk(
       [&pipe](uint64_t id, const std::string& path) {

@@ -78,6 +78,8 @@ void TracePipeline::watch_container(uint64_t cgroup_id, const ContainerRef& ref)
 
 // The containers the resolver has named since last time go to the hook.
 void TracePipeline::announce_containers() {
+  if (announced_hook_ && resolver_ != nullptr)
+    for (const auto& info : resolver_->take_named_from_events()) announced_hook_(*info);
   if (unnamed_.empty() || resolver_ == nullptr) return;
   uint64_t gen = resolver_->generation();
   if (gen == announced_generation_) return;

@@ -65,6 +65,11 @@ class TracePipeline {
   // watch_process), so the kernel learns which cgroups the policies take in.
   using ContainerHook = std::function<void(uint64_t cgroup_id, const ContainerInfo& info)>;
   void set_container_hook(ContainerHook hook) { container_hook_ = std::move(hook); }
+  // Scoped policies too: `hook` is called, between polls, with each container the resolver
+  // named from its runtime's create event (before its cgroup exists), so the kernel can
+  // give the cgroup its policies as it is made (BpfCapture::expect_container).
+  using AnnouncedHook = std::function<void(const ContainerInfo& info)>;
+  void set_announced_hook(AnnouncedHook hook) { announced_hook_ = std::move(hook); }
   // A container cgroup that existed before the capture: named as for an exec.
   void watch_container(uint64_t cgroup_id, const ContainerRef& ref);
 
@@ -98,6 +103,7 @@ class TracePipeline {
   std::unordered_set<uint64_t> excluded_;  // cgroups the source was asked to drop
   uint64_t last_expire_ktime_ = 0;
   ContainerHook container_hook_;
+  AnnouncedHook announced_hook_;
   static constexpr size_t kMaxWatched = 16384;
   std::unordered_map<uint64_t, ContainerRef> unnamed_;  // cgroups awaiting their name
   std::unordered_set<uint64_t> named_;                  // cgroups the hook was called for

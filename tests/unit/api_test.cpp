@@ -320,7 +320,8 @@ TEST_F(ApiTest, AnnounceContainerCarriesTheStateAndLeavesTheWaitWithinTheDeadlin
 
   req.set_pid(1);
   r = c.announce_container(req, &resp);
-  EXPECT_EQ(r.kind, CallResult::Kind::InvalidArgument);
+  EXPECT_EQ(r.kind, CallResult::Kind::Failed) << "FAILED_PRECONDITION: not the request's form";
+  EXPECT_NE(r.message.find("gRPC code 9"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("not in container"), std::string::npos) << r.message;
   req.set_pid(0);
   r = c.announce_container(req, &resp);
