@@ -8,6 +8,8 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -50,6 +52,13 @@ class HookLog {
 };
 
 std::optional<std::string> read_stdin(std::string* error) {
+  // Run by hand at a terminal it would wait for input that never comes.
+  if (isatty(STDIN_FILENO) != 0) {
+    *error =
+        "the OCI state comes on stdin, from the container runtime: install the hook "
+        "(deploy/oci-hooks/) instead of running it by hand";
+    return std::nullopt;
+  }
   std::string text;
   char buf[65536];
   while (size_t n = std::fread(buf, 1, sizeof buf, stdin)) {

@@ -700,6 +700,7 @@ spec:
 
 // A hook given no state (run by hand), or a state it cannot act on, says so in one line
 // and exits 2: a runtime would then refuse the container, so such a hook is noticed.
+// Run by hand at a terminal, it does not wait for input.
 TEST_F(AgentRuntime, OciHookWithoutAUsableStateIsAOneLineUsageError) {
   for (const std::string& input : {std::string("not json"), std::string(R"({"id":"x"})")}) {
     std::ofstream(dir_ / "state.json") << input;
@@ -710,6 +711,13 @@ TEST_F(AgentRuntime, OciHookWithoutAUsableStateIsAOneLineUsageError) {
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;  // the line, then rc=
     EXPECT_NE(out.find("capscope oci-hook: the OCI state"), std::string::npos) << out;
   }
+  // At a terminal (script(1) gives it one) it says so at once instead of waiting for input.
+  std::string out = capture("timeout 10 script -qec '" + capscope_binary() +
+                            " oci-hook --server-address unix://" + (dir_ / "none.sock").string() +
+                            "' /dev/null 2>&1 </dev/null; echo rc=$?");
+  EXPECT_NE(out.find("the OCI state comes on stdin, from the container runtime"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
 }
 
 // Holds SQLite's exclusive lock on a database until destroyed: no one else writes.
