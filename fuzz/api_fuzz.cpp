@@ -53,7 +53,7 @@ class AnsweringBackend final : public api::Backend {
   api::Health health() override { return {}; }
   std::optional<api::AnnounceResult> announce_container(const api::ContainerAnnouncement& a, bool*,
                                                         std::string*) override {
-    return api::AnnounceResult{a.id, false, 1, "/", {}};
+    return api::AnnounceResult{a.state.id, false, 1, "/", {}};
   }
 };
 

@@ -24,27 +24,27 @@ struct AnnouncedCgroup {
 };
 
 // The cgroup the announced pid runs in, which must be the announced container's own.
-std::optional<AnnouncedCgroup> cgroup_of(const api::ContainerAnnouncement& a, std::string* error) {
-  auto path = ProcReader().read_unified_cgroup_path(a.pid);
+std::optional<AnnouncedCgroup> cgroup_of(const OciState& s, std::string* error) {
+  auto path = ProcReader().read_unified_cgroup_path(s.pid);
   if (!path) {
     *error = fmt::format(
         "pid {} of container {} has no cgroup v2 path (gone, or no unified hierarchy): run "
         "the hook at createRuntime, while the container's process exists",
-        a.pid, a.id);
+        s.pid, s.id);
     return std::nullopt;
   }
   CgroupMatch m = classify_cgroup(*path);
-  if (m.kind != CgroupKind::Container || m.ref.id != a.id) {
+  if (m.kind != CgroupKind::Container || m.ref.id != s.id) {
     *error = fmt::format(
         "pid {} is in cgroup {}, not in container {}'s: give the hook the container's own "
         "state (its createRuntime hook), and let the runtime make a cgroup per container",
-        a.pid, *path, a.id);
+        s.pid, *path, s.id);
     return std::nullopt;
   }
   auto id = CgroupFs().id_of(*path);
   if (!id) {
     *error =
-        fmt::format("container {}'s cgroup {} is not in the cgroup v2 hierarchy here", a.id, *path);
+        fmt::format("container {}'s cgroup {} is not in the cgroup v2 hierarchy here", s.id, *path);
     return std::nullopt;
   }
   return AnnouncedCgroup{*path, *id, m.ref};
@@ -54,22 +54,23 @@ std::optional<AnnouncedCgroup> cgroup_of(const api::ContainerAnnouncement& a, st
 
 std::optional<api::AnnounceResult> Agent::announce_container(const api::ContainerAnnouncement& a,
                                                              bool* invalid, std::string* error) {
-  auto cg = cgroup_of(a, error);
+  auto cg = cgroup_of(a.state, error);
   if (!cg) {
     *invalid = true;
     return std::nullopt;
   }
   // The runtime's answer (its create event, or its inspect), waited for only when a
   // scoped policy may take the container in: the container starts once this returns.
-  ContainerInfoPtr info = resolver_->lookup(a.id, cg->ref.runtime);
-  if (!info && policies_->any_scoped() && a.wait.count() > 0)
-    info = resolver_->resolve(a.id, cg->ref.runtime, a.wait);
+  const bool scoped = policies_->any_scoped();
+  ContainerInfoPtr info = resolver_->lookup(a.state.id, cg->ref.runtime);
+  if (!info && scoped && a.wait.count() > 0)
+    info = resolver_->resolve(a.state.id, cg->ref.runtime, a.wait);
   bool from_runtime = info != nullptr;
   if (!info)
-    if (auto partial = identity_from_annotations(a.id, a.annotations))
+    if (auto partial = identity_from_annotations(a.state.id, a.state.annotations))
       info = std::make_shared<const ContainerInfo>(std::move(*partial));
 
-  api::AnnounceResult r{info ? info->name : a.id, info != nullptr, cg->id, cg->path, {}};
+  api::AnnounceResult r{info ? info->name : a.state.id, info != nullptr, cg->id, cg->path, {}};
   bool ran = on_capture_thread(
       [&] {
         router_->on_cgroup(cg->id, cg->path);
@@ -78,11 +79,11 @@ std::optional<api::AnnounceResult> Agent::announce_container(const api::Containe
       error);
   if (!ran) return std::nullopt;
   (r.named ? metrics_.containers_announced_named : metrics_.containers_announced_unnamed).inc();
-  if (!r.named && policies_->any_scoped())
+  if (!r.named && scoped)
     spdlog::warn(
         "container {} announced by its OCI hook, but no runtime named it within {} ms: "
         "container-scoped policies reach it only once one does",
-        a.id, a.wait.count());
+        a.state.id, a.wait.count());
   else if (!r.policies.empty())
     // Tests and operators wait for this line: the container has not started yet.
     spdlog::info(

@@ -10,12 +10,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "enrich/runtime/oci_state.h"
 #include "filter/container_filter.h"
 #include "filter/filter_spec.h"
 #include "profile/profile.h"
@@ -85,12 +85,9 @@ struct Health {
 };
 
 // A container its runtime's hook announces before its first process runs
-// (capscope oci-hook): what the OCI state says of it.
+// (capscope oci-hook).
 struct ContainerAnnouncement {
-  std::string id;
-  uint32_t pid = 0;  // the runtime's process in the container (runc init)
-  std::string bundle;
-  std::map<std::string, std::string> annotations;
+  OciState state;  // checked (check_oci_state); pid: the runtime's process in the container
   // How long the agent may wait for a runtime to name the container.
   std::chrono::milliseconds wait{0};
 };

@@ -235,11 +235,11 @@ Status delete_policy(Backend& b, const v1::DeletePolicyRequest& req, v1::DeleteP
 
 Status announce_container(Backend& b, const v1::AnnounceContainerRequest& req,
                           std::chrono::milliseconds wait, v1::AnnounceContainerResponse* resp) {
-  OciState state{req.id(), "", req.pid(), req.bundle(),
-                 Labels(req.annotations().begin(), req.annotations().end())};
+  ContainerAnnouncement a{{req.id(), "", req.pid(), req.bundle(),
+                           Labels(req.annotations().begin(), req.annotations().end())},
+                          wait};
   std::string error;
-  if (!check_oci_state(state, &error)) return invalid(error);
-  ContainerAnnouncement a{state.id, state.pid, state.bundle, std::move(state.annotations), wait};
+  if (!check_oci_state(a.state, &error)) return invalid(error);
   bool bad = false;
   auto result = b.announce_container(a, &bad, &error);
   if (!result) {

@@ -188,6 +188,36 @@ spec:
       - action: Post
 )";
 
+// Loads kScoped into `m`, whose set `t` takes.
+void add_scoped(PolicyManager& m, FakeTarget& t) {
+  std::string error;
+  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
+  ASSERT_TRUE(parsed) << error;
+  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+}
+
+// A runtime that knows these containers, and answers their inspect with them.
+class KnownContainers final : public RuntimeClient {
+ public:
+  explicit KnownContainers(std::vector<ContainerInfoPtr> known) : known_(std::move(known)) {}
+  [[nodiscard]] std::string runtime() const override { return "podman"; }
+  [[nodiscard]] std::string endpoint() const override { return "fake"; }
+  std::string version() override { return "fake"; }
+  ContainerInfo inspect(std::string_view id) override {
+    for (const auto& k : known_)
+      if (k->id == id) return *k;
+    throw RuntimeError(RuntimeError::Kind::NotFound, "no such container");
+  }
+  std::vector<std::string> list_running() override {
+    std::vector<std::string> ids;
+    for (const auto& k : known_) ids.push_back(k->id);
+    return ids;
+  }
+
+ private:
+  std::vector<ContainerInfoPtr> known_;
+};
+
 TEST(PolicyManager, LoadsTheExamplesAndListsThem) {
   PolicyManager m;
   FakeTarget t;
@@ -242,9 +272,7 @@ TEST(PolicyManager, TwoDocumentsInOneApiRequestAreRefused) {
 TEST(PolicyManager, ScopedPolicyReachesTheCgroupsOfMatchingContainersOnceNamed) {
   PolicyManager m;
   FakeTarget t;
-  std::string error;
-  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
-  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+  ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
 
   auto web = std::make_shared<ContainerInfo>();
   web->id = std::string(64, 'a');
@@ -256,28 +284,8 @@ TEST(PolicyManager, ScopedPolicyReachesTheCgroupsOfMatchingContainersOnceNamed) 
   db->pod_labels = {{"app", "db"}};
   db->labels = {{"app", "db"}};
 
-  class Client final : public RuntimeClient {
-   public:
-    explicit Client(std::vector<ContainerInfoPtr> known) : known_(std::move(known)) {}
-    [[nodiscard]] std::string runtime() const override { return "podman"; }
-    [[nodiscard]] std::string endpoint() const override { return "fake"; }
-    std::string version() override { return "fake"; }
-    ContainerInfo inspect(std::string_view id) override {
-      for (const auto& k : known_)
-        if (k->id == id) return *k;
-      throw RuntimeError(RuntimeError::Kind::NotFound, "no such container");
-    }
-    std::vector<std::string> list_running() override {
-      std::vector<std::string> ids;
-      for (const auto& k : known_) ids.push_back(k->id);
-      return ids;
-    }
-
-   private:
-    std::vector<ContainerInfoPtr> known_;
-  };
   std::vector<std::unique_ptr<RuntimeClient>> clients;
-  clients.push_back(std::make_unique<Client>(std::vector<ContainerInfoPtr>{web, db}));
+  clients.push_back(std::make_unique<KnownContainers>(std::vector<ContainerInfoPtr>{web, db}));
   RuntimeResolver resolver(std::move(clients));
   m.on_container_cgroup(11, ContainerRef{"podman", web->id, "", ""});
   m.on_container_cgroup(12, ContainerRef{"podman", db->id, "", ""});
@@ -335,9 +343,7 @@ TEST(PolicyManager, AnnouncedContainersAreExpectedBeforeTheirCgroupsExist) {
 
   PolicyManager m;
   FakeTarget t;
-  std::string error;
-  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
-  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+  ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
   m.refresh(resolver, t);
   EXPECT_EQ(t.expected, (std::map<std::string, uint64_t>{{std::string(64, 'w'), 1u}}));
   t.expected.clear();
@@ -351,9 +357,7 @@ TEST(PolicyManager, AnnouncedContainersAreExpectedBeforeTheirCgroupsExist) {
 TEST(PolicyManager, AnAnnouncedCgroupTakesItsPoliciesAtOnceAndTheRuntimeHasTheLastWord) {
   PolicyManager m;
   FakeTarget t;
-  std::string error;
-  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
-  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+  ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
 
   auto web = std::make_shared<ContainerInfo>();
   web->id = std::string(64, 'a');
@@ -385,24 +389,12 @@ TEST(PolicyManager, AnAnnouncedCgroupTakesItsPoliciesAtOnceAndTheRuntimeHasTheLa
   EXPECT_EQ(m.announce(24, ContainerRef{"cri-o", partial->id, "", ""}, partial, false, t),
             std::vector<std::string>{"web-only"});
   EXPECT_EQ(t.cgroups[24], 1u);
-  class Answering final : public RuntimeClient {
-   public:
-    [[nodiscard]] std::string runtime() const override { return "cri-o"; }
-    [[nodiscard]] std::string endpoint() const override { return "fake"; }
-    std::string version() override { return "fake"; }
-    ContainerInfo inspect(std::string_view id) override {
-      ContainerInfo info;
-      info.id = std::string(id);
-      info.runtime = "cri-o";
-      info.name = "db";
-      info.pod_name = "db-0";
-      info.pod_labels = {{"app", "db"}};
-      return info;
-    }
-    std::vector<std::string> list_running() override { return {}; }
-  };
+  auto answer = std::make_shared<ContainerInfo>(*partial);
+  answer->name = "db";
+  answer->pod_name = "db-0";
+  answer->pod_labels = {{"app", "db"}};
   std::vector<std::unique_ptr<RuntimeClient>> clients;
-  clients.push_back(std::make_unique<Answering>());
+  clients.push_back(std::make_unique<KnownContainers>(std::vector<ContainerInfoPtr>{answer}));
   RuntimeResolver resolver(std::move(clients));
   ASSERT_TRUE(resolver.resolve(partial->id, "cri-o", 5s));
   m.refresh(resolver, t);
@@ -424,9 +416,7 @@ TEST(PolicyManager, TheBoundCountsLiveCgroupsOnly) {
 TEST(PolicyManager, HitsBecomeMetricsOnce) {
   PolicyManager m;
   FakeTarget t;
-  std::string error;
-  auto parsed = PolicyManager::parse_api_policy(kScoped, &error);
-  ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
+  ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
   metrics::AgentMetrics metrics;
   t.hits = {5};
   m.sync_hits(t, metrics);

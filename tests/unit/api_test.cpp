@@ -213,12 +213,12 @@ class FakeBackend final : public Backend {
                                                    std::string* error) override {
     std::lock_guard lock(mu_);
     last_announcement = a;
-    if (a.pid == 1) {  // stands for "not in that container's cgroup"
+    if (a.state.pid == 1) {  // stands for "not in that container's cgroup"
       *invalid = true;
-      *error = "pid 1 is in cgroup /init.scope, not in container " + a.id + "'s";
+      *error = "pid 1 is in cgroup /init.scope, not in container " + a.state.id + "'s";
       return std::nullopt;
     }
-    return AnnounceResult{"web", true, 4242, "/libpod_parent/libpod-" + a.id, {"web-kill"}};
+    return AnnounceResult{"web", true, 4242, "/libpod_parent/libpod-" + a.state.id, {"web-kill"}};
   }
 
   bool refuse_events = false;
@@ -310,10 +310,10 @@ TEST_F(ApiTest, AnnounceContainerCarriesTheStateAndLeavesTheWaitWithinTheDeadlin
   EXPECT_EQ(resp.policies(0), "web-kill");
   auto a = backend_.last_announcement;
   ASSERT_TRUE(a.has_value());
-  EXPECT_EQ(a->id, id);
-  EXPECT_EQ(a->pid, 4321u);
-  EXPECT_EQ(a->bundle, "/run/b");
-  EXPECT_EQ(a->annotations.at("io.kubernetes.cri.container-name"), "web");
+  EXPECT_EQ(a->state.id, id);
+  EXPECT_EQ(a->state.pid, 4321u);
+  EXPECT_EQ(a->state.bundle, "/run/b");
+  EXPECT_EQ(a->state.annotations.at("io.kubernetes.cri.container-name"), "web");
   // Time is kept back to answer in: the wait ends before the caller gives up.
   EXPECT_GT(a->wait, 500ms);
   EXPECT_LT(a->wait, 1500ms);
