@@ -281,58 +281,25 @@ static __always_inline bool cs_cred_borrowed(struct task_struct *task, const str
 	return (__u64)cred != (__u64)CS_READ(task, real_cred);
 }
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
-/*
- * Set by the loader before load: plain loads through bpf_rdonly_cast(ptr, 0)
- * (untrusted read-only memory, fault-safe; recent kernels) for the call-site
- * walk's stack words and the saved registers, else helpers. The loader tries
- * the first and falls back when the verifier refuses it.
- */
-const volatile bool cs_walk_direct = false;
-
-/*
- * Where a task's saved user registers lie above its stack page:
- * bpf_task_pt_regs(task) - task->stack, the same for every task of a kernel
- * (THREAD_SIZE less the registers, on x86-64 and arm64). Learnt from the
- * helper's first answer; then the registers are a plain load away, without
- * the helper call, which costs a check more than the load on kernels that
- * send every return through a mitigation thunk.
- */
-__u64 cs_pt_regs_offset = 0;
-
-#if defined(__TARGET_ARCH_x86)
-#define CS_SYSCALL_NR_FIELD orig_ax
-#elif defined(__TARGET_ARCH_arm64)
-#define CS_SYSCALL_NR_FIELD syscallno
-#endif
-
 /* The syscall the task is in, from its saved user registers. */
 static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flags)
 {
 	struct pt_regs *regs;
-	__u64 stack, off;
-	long nr = -1;
+	long nr;
 
 	if (CS_READ(task, flags) & PF_KTHREAD) {
 		*flags |= CS_F_KTHREAD;
 		return -1;
 	}
-#ifdef CS_SYSCALL_NR_FIELD
-	stack = (__u64)CS_READ(task, stack);
-	off = *(volatile __u64 *)&cs_pt_regs_offset;
-	if (cs_walk_direct && off && stack) {
-		const __u64 *words = bpf_rdonly_cast((void *)(stack + off), 0);
-
-		nr = (long)words[bpf_core_field_offset(struct pt_regs, CS_SYSCALL_NR_FIELD) / 8];
-	} else {
-		regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		if (!regs)
-			return -1;
-		nr = CS_READ(regs, CS_SYSCALL_NR_FIELD);
-		if (stack && (__u64)regs > stack)
-			cs_pt_regs_offset = (__u64)regs - stack;
-	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		return -1;
+#if defined(__TARGET_ARCH_x86)
+	nr = CS_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	nr = CS_READ(regs, syscallno);
+#else
+	nr = -1;
 #endif
 	if (nr >= 0)
 		*flags |= CS_F_IN_SYSCALL;
@@ -475,7 +442,15 @@ static __always_inline struct cs_callsite *cs_callsite_lookup(__u64 ip)
  *
  * Returns the decision, or -1 with *miss set to the unknown address.
  */
-/* cs_walk_direct (above): the stack words with plain loads, else one bpf_probe_read_kernel() each. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/*
+ * Set by the loader before load: read the stack with plain loads through
+ * bpf_rdonly_cast(ptr, 0) (untrusted read-only memory, fault-safe; recent
+ * kernels), else with one bpf_probe_read_kernel() per word. The loader
+ * tries the first and falls back when the verifier refuses it.
+ */
+const volatile bool cs_walk_direct = false;
 
 /*
  * The address `ctx` points to, as a plain number: copying the pointer
