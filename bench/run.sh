@@ -162,16 +162,16 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR > 0) print a[int((NR+1)/2)]}'; }
-# The 10th percentile of a list (nearest rank).
-p10() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR > 0) { i = int(0.1 * NR + 0.5); print a[i < 1 ? 1 : i] }}'; }
+# The Q quantile of a list of numbers (nearest rank, rounded up at a half).
+quantile() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk -v q="$1" '{a[NR]=$1} END {if (NR > 0) { i = int(q * NR + 0.5); print a[i < 1 ? 1 : i] }}'; }
+median() { quantile 0.5; }
 # The figure per mode is the 10th percentile of its chunks' ns per call, over
 # all rounds. This machine's noise comes in bursts (another tenant's work)
 # that slow some chunks of a run by 20% and leave the others alone, so a
 # run's mean, and the median of a few runs' means, move with how many bursts
 # each run met; a low percentile of many short chunks does not. Noise only
 # ever adds time, so the quiet chunks are the ones that measure the tracer.
-est() { echo "${chunkv[$1]:-${samples[$1]}}" | p10; }
+est() { echo "${chunkv[$1]:-}" | quantile 0.1; }
 base=$(est none)
 floor=$base
 [[ -z ${samples[floor]:-} ]] || floor=$(est floor)

@@ -196,6 +196,15 @@ void add_scoped(PolicyManager& m, FakeTarget& t) {
   ASSERT_TRUE(m.add(*parsed, kScoped, t, &error)) << error;
 }
 
+// A podman container whose pod is labelled app=APP; its id is 64 times id_char.
+std::shared_ptr<ContainerInfo> podman_container(char id_char, const std::string& app) {
+  auto c = std::make_shared<ContainerInfo>();
+  c->id = std::string(64, id_char);
+  c->runtime = "podman";
+  c->pod_labels = {{"app", app}};
+  return c;
+}
+
 // A runtime that knows these containers, and answers their inspect with them.
 class KnownContainers final : public RuntimeClient {
  public:
@@ -274,14 +283,9 @@ TEST(PolicyManager, ScopedPolicyReachesTheCgroupsOfMatchingContainersOnceNamed) 
   FakeTarget t;
   ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
 
-  auto web = std::make_shared<ContainerInfo>();
-  web->id = std::string(64, 'a');
-  web->runtime = "podman";
-  web->pod_labels = {{"app", "web"}};
+  auto web = podman_container('a', "web");
   web->labels = {{"app", "web"}};
-  auto db = std::make_shared<ContainerInfo>(*web);
-  db->id = std::string(64, 'b');
-  db->pod_labels = {{"app", "db"}};
+  auto db = podman_container('b', "db");
   db->labels = {{"app", "db"}};
 
   std::vector<std::unique_ptr<RuntimeClient>> clients;
@@ -359,12 +363,9 @@ TEST(PolicyManager, AnAnnouncedCgroupTakesItsPoliciesAtOnceAndTheRuntimeHasTheLa
   FakeTarget t;
   ASSERT_NO_FATAL_FAILURE(add_scoped(m, t));
 
-  auto web = std::make_shared<ContainerInfo>();
-  web->id = std::string(64, 'a');
-  web->runtime = "podman";
+  auto web = podman_container('a', "web");
   web->name = "web";
   web->pod_name = "web-0";
-  web->pod_labels = {{"app", "web"}};
   EXPECT_EQ(m.announce(21, ContainerRef{"podman", web->id, "", ""}, web, true, t),
             std::vector<std::string>{"web-only"});
   EXPECT_EQ(t.cgroups[21], 1u);
