@@ -19,6 +19,7 @@
 #include "capscope.h"
 
 #define PF_KTHREAD 0x00200000
+#define PF_EXITING 0x00000004
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -281,29 +282,148 @@ static __always_inline bool cs_cred_borrowed(struct task_struct *task, const str
 	return (__u64)cred != (__u64)CS_READ(task, real_cred);
 }
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/*
+ * Set by the loader before load: plain loads through bpf_rdonly_cast(ptr, 0)
+ * (untrusted read-only memory, fault-safe; recent kernels) for the call-site
+ * walk's stack words and the saved registers, else helpers. The loader tries
+ * the first and falls back when the verifier refuses it.
+ */
+const volatile bool cs_walk_direct = false;
+
+/*
+ * Defined to 1 by the tracepoint backend before it includes this file. Only
+ * its program reads the saved registers with a plain load: the fentry and
+ * kprobe programs keep the helper path alone, which every kernel they load on
+ * verifies (6.1's verifier refuses the offset's pointer arithmetic below even
+ * where the branch is never taken at run time).
+ */
+#ifndef CS_BACKEND_TRACEPOINT
+#define CS_BACKEND_TRACEPOINT 0
+#endif
+
+/*
+ * Where a task's saved user registers lie above its stack page:
+ * bpf_task_pt_regs(task) - task->stack, the same for every task of a kernel
+ * (THREAD_SIZE less the registers, on x86-64 and arm64). Learnt from the
+ * helper's first answer; then the registers are a plain load away without
+ * the helper call, which costs more than the load on kernels that send every
+ * return through a mitigation thunk (AMD's Safe RET: about 20 ns a check).
+ */
+__u64 cs_pt_regs_offset = 0;
+
+#if defined(__TARGET_ARCH_x86)
+#define CS_SYSCALL_NR_FIELD orig_ax
+#elif defined(__TARGET_ARCH_arm64)
+#define CS_SYSCALL_NR_FIELD syscallno
+#endif
+
+#ifdef CS_SYSCALL_NR_FIELD
+/* The saved registers' syscall number with one plain load, once the offset is known. */
+static __always_inline bool cs_syscall_nr_direct(struct task_struct *task, long *nr)
+{
+	__u64 stack, off;
+	const __u64 *words;
+
+	if (!CS_BACKEND_TRACEPOINT || !cs_walk_direct)
+		return false;
+	off = *(volatile __u64 *)&cs_pt_regs_offset;
+	stack = (__u64)CS_READ(task, stack);
+	if (!off || !stack)
+		return false;
+	words = bpf_rdonly_cast((void *)(stack + off), 0);
+	*nr = (long)words[bpf_core_field_offset(struct pt_regs, CS_SYSCALL_NR_FIELD) / 8];
+	return true;
+}
+
+/* Through the helper; where the plain load is allowed, learns its offset. */
+static __always_inline long cs_syscall_nr_helper(struct task_struct *task)
+{
+	/* The tracepoint's task may be untrusted (cs_current_task); the helper wants current itself. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(
+		CS_BACKEND_TRACEPOINT ? bpf_get_current_task_btf() : task);
+	__u64 stack;
+
+	if (!regs)
+		return -1;
+	if (CS_BACKEND_TRACEPOINT && cs_walk_direct) {
+		stack = (__u64)CS_READ(task, stack);
+		if (stack && (__u64)regs > stack)
+			cs_pt_regs_offset = (__u64)regs - stack;
+	}
+	return CS_READ(regs, CS_SYSCALL_NR_FIELD);
+}
+#endif
+
 /* The syscall the task is in, from its saved user registers. */
 static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flags)
 {
-	struct pt_regs *regs;
-	long nr;
+	long nr = -1;
 
 	if (CS_READ(task, flags) & PF_KTHREAD) {
 		*flags |= CS_F_KTHREAD;
 		return -1;
 	}
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	if (!regs)
-		return -1;
-#if defined(__TARGET_ARCH_x86)
-	nr = CS_READ(regs, orig_ax);
-#elif defined(__TARGET_ARCH_arm64)
-	nr = CS_READ(regs, syscallno);
-#else
-	nr = -1;
+#ifdef CS_SYSCALL_NR_FIELD
+	if (!cs_syscall_nr_direct(task, &nr))
+		nr = cs_syscall_nr_helper(task);
 #endif
 	if (nr >= 0)
 		*flags |= CS_F_IN_SYSCALL;
 	return (__s32)nr;
+}
+
+#define CS_STACK_ALIGN 16384ULL /* the smallest THREAD_SIZE of the kernels capscope runs on */
+
+#if CS_BACKEND_TRACEPOINT
+/* Bumped by every task's exit (cs_exit): a task memo taken before it may be stale. */
+__u64 cs_exit_gen = 0;
+#endif
+
+/*
+ * The checking task. bpf_get_current_task_btf() is a helper call, and on a
+ * kernel that sends every return through a mitigation thunk (AMD's Safe RET)
+ * a call costs more than the rest of a --unique check. The tracepoint
+ * backend keeps its last answer per CPU with the base of that task's kernel
+ * stack: while ctx (on the checking task's stack) lies in that stack, the
+ * task is the same one, for a stack belongs to one live task and is freed
+ * only after its task passed sched_process_exit, which bumps cs_exit_gen. A
+ * task already exiting (PF_EXITING, set before that tracepoint) is not kept,
+ * nor is any before cs_exit first ran (the two programs attach one by one).
+ * Checks on an interrupt stack miss and take the helper.
+ *
+ * Both ways the pointer comes back untrusted (bpf_rdonly_cast), one type for
+ * the verifier: it is only read through, as tracing programs' loads are.
+ */
+static __always_inline struct task_struct *cs_current_task(void *ctx, struct cs_counters *cnt)
+{
+#if CS_BACKEND_TRACEPOINT
+	__u32 task_id = bpf_core_type_id_kernel(struct task_struct);
+	struct task_struct *task;
+	struct cs_task_memo *m;
+	__u64 gen, anchor;
+
+	if (!cs_walk_direct || !cnt)
+		return bpf_get_current_task_btf();
+	m = &cnt->task_memo;
+	gen = *(volatile __u64 *)&cs_exit_gen;
+	/* ctx as a number (the verifier allows no arithmetic on it): via the map value. */
+	*(volatile __u64 *)&m->anchor = (__u64)ctx;
+	anchor = *(volatile __u64 *)&m->anchor;
+	if (m->gen == gen && m->task && anchor - m->stack < CS_STACK_ALIGN)
+		return bpf_rdonly_cast((void *)m->task, task_id);
+	task = bpf_get_current_task_btf();
+	/* gen 0: cs_exit has not run yet, so it may not be attached yet either. */
+	if (gen && !(task->flags & PF_EXITING)) {
+		m->task = (__u64)task;
+		m->stack = (__u64)task->stack;
+		m->gen = gen;
+	}
+	return bpf_rdonly_cast(task, task_id);
+#else
+	return bpf_get_current_task_btf();
+#endif
 }
 
 /*
@@ -311,10 +431,8 @@ static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flag
  * CPU running one workload asks about the same cgroup again and again, so the
  * last answer is kept (cs_counters.cgroup_memo) and the hash lookup skipped.
  */
-static __always_inline bool cs_cgroup_filter_pass(struct cs_counters *cnt, struct task_struct *task)
+static __always_inline bool cs_cgroup_filter_pass(struct cs_counters *cnt, __u64 cg)
 {
-	/* What bpf_get_current_cgroup_id() returns, as plain loads where task is BTF. */
-	__u64 cg = cs_task_cgroup_id(task);
 	__u64 memo;
 	bool pass;
 
@@ -332,7 +450,7 @@ static __always_inline bool cs_cgroup_filter_pass(struct cs_counters *cnt, struc
 /* The filters that need nothing but the task. */
 static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg,
 						  struct cs_counters *cnt, __u64 pid_tgid,
-						  struct task_struct *task)
+						  struct task_struct *task, __u64 cgid)
 {
 	__u32 ff = cfg->filter_flags;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
@@ -350,7 +468,7 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg,
 		if (!bpf_map_lookup_elem(&filter_comms, &ck))
 			return false;
 	}
-	if ((ff & CS_FILT_CGROUP) && !cs_cgroup_filter_pass(cnt, task))
+	if ((ff & CS_FILT_CGROUP) && !cs_cgroup_filter_pass(cnt, cgid))
 		return false;
 	if (ff & (CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY)) {
 		bool host = cs_task_pidns_level(task) == 0;
@@ -360,12 +478,8 @@ static __always_inline bool cs_task_filters_pass(const struct cs_config *cfg,
 		if ((ff & CS_FILT_CONTAINERS_ONLY) && host)
 			return false;
 	}
-	if (ff & CS_FILT_UNSELECTED) {
-		__u64 cg = cs_task_cgroup_id(task);
-
-		if (bpf_map_lookup_elem(&unselected_cgroups, &cg))
-			return false;
-	}
+	if ((ff & CS_FILT_UNSELECTED) && bpf_map_lookup_elem(&unselected_cgroups, &cgid))
+		return false;
 	return true;
 }
 
@@ -408,14 +522,15 @@ static __always_inline bool cs_cred_filters_pass(const struct cs_config *cfg,
 	 CS_FILT_FOLLOW | CS_FILT_UNSELECTED)
 
 static __always_inline bool cs_filters_pass(const struct cs_config *cfg, struct cs_counters *cnt,
-					    __u64 pid_tgid, struct task_struct *task,
+					    __u64 pid_tgid, struct task_struct *task, __u64 cgid,
 					    const struct cred *cred, int cap, int ret)
 {
 	/* --unique, --rate-limit, --audit-only and record are not tested here. */
 	if (!(cfg->filter_flags & CS_FILT_CHECK_TESTS))
 		return true;
 	return cs_check_filters_pass(cfg, cap, ret) &&
-	       cs_task_filters_pass(cfg, cnt, pid_tgid, task) && cs_cred_filters_pass(cfg, cred);
+	       cs_task_filters_pass(cfg, cnt, pid_tgid, task, cgid) &&
+	       cs_cred_filters_pass(cfg, cred);
 }
 
 /* A learned call site: the direct-mapped cache first, the hash map behind it. */
@@ -442,15 +557,7 @@ static __always_inline struct cs_callsite *cs_callsite_lookup(__u64 ip)
  *
  * Returns the decision, or -1 with *miss set to the unknown address.
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
-/*
- * Set by the loader before load: read the stack with plain loads through
- * bpf_rdonly_cast(ptr, 0) (untrusted read-only memory, fault-safe; recent
- * kernels), else with one bpf_probe_read_kernel() per word. The loader
- * tries the first and falls back when the verifier refuses it.
- */
-const volatile bool cs_walk_direct = false;
+/* cs_walk_direct (above): the stack words with plain loads, else one bpf_probe_read_kernel() each. */
 
 /*
  * The address `ctx` points to, as a plain number: copying the pointer
@@ -865,12 +972,12 @@ static __always_inline __u32 cs_agg_slot_of(const struct cs_agg_words *k)
 
 /* record: count a decided check; false if the full hash map cannot take it. */
 static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_counters *cnt,
-					 struct task_struct *task, __u64 pid_tgid,
+					 struct task_struct *task, __u64 pid_tgid, __u64 cgid,
 					 const struct cs_check_args *args, const struct cs_audit *a)
 {
 	__u16 ignored = 0;
 	struct cs_agg_key k = {
-		.cgroup_id = cs_task_cgroup_id(task),
+		.cgroup_id = cgid,
 		.pid = pid_tgid >> 32,
 		.exec_seq = (__u32)CS_READ(task, self_exec_id),
 		.syscall_nr = cs_syscall_nr(task, &ignored),
@@ -915,8 +1022,6 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	slot->val = one;
 	return true;
 }
-
-#define CS_STACK_ALIGN 16384ULL /* the smallest THREAD_SIZE of the kernels capscope runs on */
 
 /*
  * Put the check on the ring buffer, with a learning sample when asked, and
@@ -1442,12 +1547,16 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 					 const struct cs_policy_ext *pol)
 {
 	struct cs_unique_slot *uslot = NULL;
-	__u64 suppressed = 0, now;
+	__u64 suppressed = 0, now, cgid = 0;
 	bool decided;
 	__u32 mntns;
 
-	if ((cfg->filter_flags & CS_FILT_POLICY_ONLY) ||
-	    !cs_filters_pass(cfg, cnt, pid_tgid, task, args->cred, args->cap, args->ret))
+	if (cfg->filter_flags & CS_FILT_POLICY_ONLY)
+		goto filtered;
+	/* Read once for the cgroup filters and record's key: four dependent loads. */
+	if (cfg->filter_flags & (CS_FILT_CGROUP | CS_FILT_UNSELECTED | CS_FILT_AGGREGATE))
+		cgid = cs_task_cgroup_id(task);
+	if (!cs_filters_pass(cfg, cnt, pid_tgid, task, cgid, args->cred, args->cap, args->ret))
 		goto filtered;
 	if ((cfg->filter_flags & CS_FILT_UNIQUE) && args->cap >= 0 && args->cap < 64) {
 		uslot = cs_unique_slot(cs_task_mntns(task), cs_task_mntns_id(task));
@@ -1475,7 +1584,7 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	 */
 	decided = a->source != CS_AUDIT_SRC_UNKNOWN;
 	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
-		if (!cs_aggregate(cfg, cnt, task, pid_tgid, args, a)) {
+		if (!cs_aggregate(cfg, cnt, task, pid_tgid, cgid, args, a)) {
 			/* Sent as it is, past --unique and --rate-limit: user space counts it. */
 			cs_count(cnt, CS_CNT_AGG_FULL);
 			goto emit;
@@ -1554,7 +1663,7 @@ static __always_inline int cs_handle_check(void *ctx, const struct cs_check_args
 	__u32 zero = 0;
 	struct cs_config *cfg = bpf_map_lookup_elem(&cfg_map, &zero);
 	struct cs_counters *cnt = cs_counters();
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = cs_current_task(ctx, cnt);
 	__u64 pid_tgid = cs_task_pid_tgid(task);
 	struct cs_audit a = {};
 
@@ -1747,6 +1856,10 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 {
 	struct cs_exit *e;
 
+#if CS_BACKEND_TRACEPOINT
+	/* Every thread: its kernel stack may go to a new task after this (cs_current_task). */
+	__sync_fetch_and_add(&cs_exit_gen, 1);
+#endif
 	/* Only the last thread of the group ends the process. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;

@@ -308,6 +308,18 @@ enum cs_counter {
 	CS_CNT_MAX,
 };
 
+/*
+ * The tracepoint backend's last answer to "which task is checking" on a CPU
+ * (cs_current_task): the task, the base of its kernel stack, and the exit
+ * generation it was taken under. anchor is scratch space.
+ */
+struct cs_task_memo {
+	__u64 task;
+	__u64 stack;
+	__u64 gen;
+	__u64 anchor;
+};
+
 struct cs_counters {
 	__u64 v[CS_CNT_MAX];
 	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
@@ -325,6 +337,7 @@ struct cs_counters {
 	 * leave an id with another id's answer.
 	 */
 	__u64 cgroup_memo;
+	struct cs_task_memo task_memo;
 };
 
 /* Scopes of --rate-limit. */

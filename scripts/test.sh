@@ -57,6 +57,7 @@ bash fuzz/run.sh 30
 
 step "benchmark harness (smoke run; the figures come from bench/run.sh's defaults)"
 BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 1
+bash bench/ab.sh build build record 200000 1
 
 step "unit tests under ASan/UBSan"
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp ./build-asan/tests/capscope_unit_tests --gtest_brief=1

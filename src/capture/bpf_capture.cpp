@@ -59,8 +59,9 @@ Skeleton adopt(S* s, void (*destroy_fn)(S*)) {
   return {s->obj, s->skeleton, [s, destroy_fn] { destroy_fn(s); }};
 }
 
-// walk_direct: the tracepoint backend's call-site walk reads the stack with
-// plain loads (needs a kernel whose verifier takes bpf_rdonly_cast(p, 0)).
+// walk_direct: the tracepoint backend's call-site walk reads the stack, and its
+// syscall number the saved registers, with plain loads (needs a kernel whose
+// verifier takes bpf_rdonly_cast(p, 0)).
 Skeleton open_backend(Backend b, bool walk_direct) {
   switch (b) {
     case Backend::Tracepoint: {

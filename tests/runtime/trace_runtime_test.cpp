@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -497,6 +498,30 @@ TEST_F(TraceRuntime, RateLimitCountsWhatItSuppressed) {
   auto ev = cs.events();
   ASSERT_EQ(ev.size(), 1u) << cs.output_text();
   EXPECT_NE(cs.stderr_text().find(" 999 by --rate-limit"), std::string::npos) << cs.stderr_text();
+}
+
+// Every check is attributed to the thread that made it, when threads come one after
+// the other on one CPU, each likely on the kernel stack its predecessor freed: the
+// case the tracepoint program's per-CPU memo of the checking task (cs_current_task)
+// must not be fooled by. (Without the exit tracepoint's part in it, this fails.)
+TEST_F(TraceRuntime, ThreadsInTurnAreEachTheirOwnChecker) {
+  constexpr int kThreads = 150;
+  Capscope cs({"-o", "json", "--comm", "cs_thread_turns", "--caps", "CAP_SETUID"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  fs::path tids_file = fs::temp_directory_path() / ("capscope-rt-tids-" + std::to_string(getpid()));
+  std::string pin = sh("command -v taskset >/dev/null") == 0 ? "taskset -c 0 " : "";
+  ASSERT_EQ(sh(pin + helpers_dir() + "/cs_thread_turns " + std::to_string(kThreads) + " > " +
+               tids_file.string()),
+            0);
+  ASSERT_EQ(cs.stop(), 0);
+  std::map<long, int> expected, seen;
+  std::istringstream in(read_file(tids_file));
+  for (long tid; in >> tid;) expected[tid] = 2;
+  fs::remove(tids_file);
+  ASSERT_EQ(expected.size(), size_t{kThreads});
+  for (const auto& e : select(cs.events(), "cs_thread_turns", "CAP_SETUID"))
+    ++seen[kprobe(e).at("process").at("tid").get<long>()];
+  EXPECT_EQ(seen, expected);
 }
 
 constexpr int kLoopCalls = 20000;
