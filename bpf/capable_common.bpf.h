@@ -294,10 +294,11 @@ const volatile bool cs_walk_direct = false;
 
 /*
  * Defined to 1 by the tracepoint backend before it includes this file. Only
- * its program reads the saved registers with a plain load: the fentry and
- * kprobe programs keep the helper path alone, which every kernel they load on
- * verifies (6.1's verifier refuses the offset's pointer arithmetic below even
- * where the branch is never taken at run time).
+ * its program reads the saved registers with a plain load and keeps the
+ * per-CPU memo of the checking task (cs_current_task, cs_exit_gen): the
+ * fentry and kprobe programs keep the helper calls, which every kernel they
+ * load on verifies (6.1's verifier refuses the offset's pointer arithmetic
+ * below even where the branch is never taken at run time).
  */
 #ifndef CS_BACKEND_TRACEPOINT
 #define CS_BACKEND_TRACEPOINT 0
@@ -340,9 +341,12 @@ static __always_inline bool cs_syscall_nr_direct(struct task_struct *task, long 
 /* Through the helper; where the plain load is allowed, learns its offset. */
 static __always_inline long cs_syscall_nr_helper(struct task_struct *task)
 {
-	/* The tracepoint's task may be untrusted (cs_current_task); the helper wants current itself. */
+	/*
+	 * With direct loads the tracepoint's task is untrusted (cs_current_task) and
+	 * the helper wants current itself; without them task is the helper's own answer.
+	 */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(
-		CS_BACKEND_TRACEPOINT ? bpf_get_current_task_btf() : task);
+		CS_BACKEND_TRACEPOINT && cs_walk_direct ? bpf_get_current_task_btf() : task);
 	__u64 stack;
 
 	if (!regs)

@@ -5,7 +5,7 @@
  * The tracepoint carries no opts, so the audit flag comes from the
  * call-site walk in capable_common.bpf.h.
  */
-/* The syscall number from the saved registers with a plain load (capable_common.bpf.h). */
+/* Plain loads for the syscall number, and the checking task memoised (capable_common.bpf.h). */
 #define CS_BACKEND_TRACEPOINT 1
 #include "capable_common.bpf.h"
 
