@@ -9,8 +9,14 @@
 #   sudo bash bench/ab.sh BUILD_A BUILD_B [record|unique|json] [calls, default 2000000] [rounds, default 3]
 #
 # BUILD_A and BUILD_B are build trees (or directories holding a capscope
-# binary); the loop is BUILD_A's tests/cs_setuid_loop. Prints each run's
-# figures and the mean of B - A (negative: B is cheaper).
+# binary), or one of bench/empty_tp.bpf.c's reference programs: `empty` (the
+# floor), `stream` (the least a streaming tracer does: a timestamped 32-byte
+# ring buffer record a check), `count` (the least an aggregating one does: a
+# per-CPU count per capability). `ab.sh empty build MODE` gives what
+# capscope's program costs over an empty one, in the same instants. The loop
+# is tests/cs_setuid_loop of the first of A and B that is a build
+# ($BUILD_DIR's when both are reference programs). Prints each run's figures and the mean of B - A
+# (negative: B is cheaper).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=${1:?usage: bench/ab.sh BUILD_A BUILD_B [record|unique|json] [calls] [rounds]}
@@ -18,13 +24,19 @@ B=${2:?usage: bench/ab.sh BUILD_A BUILD_B [record|unique|json] [calls] [rounds]}
 MODE=${3:-record}
 N=${4:-2000000}
 ROUNDS=${5:-3}
-LOOP=$A/tests/cs_setuid_loop
-for f in "$A/capscope" "$B/capscope" "$LOOP"; do
+EMPTY=${BUILD_DIR:-build}/bench/cs_bench_empty_attach
+is_reference() { [[ $1 =~ ^(empty|stream|count)$ ]]; }
+tracer_of() { if is_reference "$1"; then echo "$EMPTY"; else echo "$1/capscope"; fi; }
+LOOP=${BUILD_DIR:-build}/tests/cs_setuid_loop
+if ! is_reference "$A"; then LOOP=$A/tests/cs_setuid_loop; elif ! is_reference "$B"; then LOOP=$B/tests/cs_setuid_loop; fi
+for f in "$(tracer_of "$A")" "$(tracer_of "$B")" "$LOOP"; do
   [[ -x $f ]] || { echo "ab: $f is missing: build first (bash scripts/build.sh)" >&2; exit 1; }
 done
 [[ $MODE =~ ^(record|unique|json)$ ]] || { echo "ab: unknown mode $MODE (record, unique or json)" >&2; exit 1; }
-# The ids of the loaded cap_capable programs, oldest first.
-capable_ids() { bpftool prog show | awk '/cs_cap_capable/ { sub(":", "", $1); print $1 }' | sort -n; }
+# The ids of the loaded cap_capable programs (capscope's and the reference ones), oldest first.
+capable_ids() {
+  bpftool prog show | awk '{ for (i = 1; i < NF; i++) if ($i == "name" && ($(i + 1) ~ /^cs_cap_capable/ || $(i + 1) ~ /^cs_bench_(empty|stream|count)$/)) { sub(":", "", $1); print $1 } }' | sort -n
+}
 
 CG=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/capscope-ab-$$
 tmp=$(mktemp -d)
@@ -46,15 +58,17 @@ if (($(nproc) >= 2)); then ON_TRACER_CPU=(taskset -c 0) ON_LOOP_CPU=(taskset -c 
 # start BUILD TAG: one tracer in the background; prints its pid once it is attached.
 start() {
   local log=$tmp/$2.log
-  case $MODE in
+  if is_reference "$1"; then
+    "${ON_TRACER_CPU[@]}" "$EMPTY" "$1" >"$log" 2>&1 &
+  else case $MODE in
     record) "${ON_TRACER_CPU[@]}" "$1/capscope" record --name ab --db "$tmp/$2.db" --cgroup "$CG" 2>"$log" >/dev/null & ;;
     unique) "${ON_TRACER_CPU[@]}" "$1/capscope" trace -o json --unique --output /dev/null 2>"$log" >/dev/null & ;;
     # To /dev/null: the program's cost, not the disk's (and no 2.6 GB file a run).
     json) "${ON_TRACER_CPU[@]}" "$1/capscope" trace -o json --output /dev/null 2>"$log" >/dev/null & ;;
-  esac
+  esac; fi
   local pid=$!
-  for _ in $(seq 1 200); do grep -q "tracing with\|recording" "$log" 2>/dev/null && break; sleep 0.05; done
-  grep -q "tracing with\|recording" "$log" || { echo "ab: the $2 tracer did not start:" >&2; cat "$log" >&2; exit 1; }
+  for _ in $(seq 1 200); do grep -q "tracing with\|recording\|attached" "$log" 2>/dev/null && break; sleep 0.05; done
+  grep -q "tracing with\|recording\|attached" "$log" || { echo "ab: the $2 tracer did not start:" >&2; cat "$log" >&2; exit 1; }
   echo "$pid"
 }
 

@@ -21,6 +21,15 @@
 # more the loop runs on CPU 1 and the tracer's reader on CPU 0, so the two
 # do not take turns on one core.
 #
+# Then the same targets in pairs and in the same instants (the last table):
+# the floor from pairs of chunks in one process, the empty program attached
+# for one and not the other (bench/floor_pairs.c; BENCH_PAIRS pairs, default
+# 200, of BENCH_PAIR_CHUNK calls, default 50000), also on the classic
+# tracepoint bpftrace uses; each capscope mode's program over the empty one,
+# both attached at once (bench/ab.sh empty, BENCH_AB_ROUNDS rounds, default
+# 2); and two reference programs, the least a counting (ref_count) and a
+# streaming (ref_stream) tracer can do here.
+#
 # BENCH_PROG_TIME=1 also turns on kernel.bpf_stats_enabled and prints each
 # mode's program time (run_time_ns / run_cnt of its cap_capable program, read
 # while the tracer still runs) and what it takes over the floor's empty
@@ -36,7 +45,7 @@ B=${BUILD_DIR:-build}
 LOOP=$B/tests/cs_setuid_loop
 CAPSCOPE=$B/capscope
 EMPTY=$B/bench/cs_bench_empty_attach
-for f in "$LOOP" "$CAPSCOPE" "$EMPTY"; do
+for f in "$LOOP" "$CAPSCOPE" "$EMPTY" "$B/bench/cs_bench_floor_pairs"; do
   [[ -x $f ]] || { echo "bench: $f is missing: build first (bash scripts/build.sh)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
@@ -197,4 +206,45 @@ for m in "${MODES[@]}"; do
       printf " %10.1f %12s", p, (f > 0) ? sprintf("%.1f", p - f) : "-" }'
   fi
   echo
+done
+
+# ---- In pairs and in the same instants -----------------------------------
+# The figures above subtract separate runs, and the floor's own difference is
+# the noisiest of them (38-127 ns between runs of one build here). Below, the
+# floor comes from pairs of chunks within one process, the empty program
+# attached for one chunk and not for the next (bench/floor_pairs.c), and each
+# capscope mode's cost over the empty program from both attached at once,
+# read from kernel.bpf_stats over the same checks (bench/ab.sh empty).
+# stream and count are the least a streaming or an aggregating tracer can do
+# (bench/empty_tp.bpf.c): what any tool pays here, for comparison.
+PAIRS=${BENCH_PAIRS:-200}
+PAIR_CHUNK=${BENCH_PAIR_CHUNK:-50000}
+AB_ROUNDS=${BENCH_AB_ROUNDS:-2}
+PAIRS_BIN=$B/bench/cs_bench_floor_pairs
+pair_floor() {  # tp_btf|classic -> the median of the pairs' differences
+  "${ON_LOOP_CPU[@]}" "$PAIRS_BIN" "$PAIRS" "$PAIR_CHUNK" "$1" | awk '/^floor_added/ { print $2 }'
+}
+over_empty() {  # ab.sh mode-or-reference -> ns a check over the empty program
+  local b=$B mode=$1
+  case $1 in stream | count) b=$1 mode=json ;; esac
+  BUILD_DIR=$B bash bench/ab.sh empty "$b" "$mode" "$N" "$AB_ROUNDS" | awk '/^B - A:/ { print $4 }'
+}
+floor_tp=$(pair_floor tp_btf)
+floor_classic=$(pair_floor classic)
+echo
+echo "in pairs: the floor from $PAIRS pairs of $PAIR_CHUNK-call chunks in one process (median of the differences);"
+echo "over_empty: the program's ns a check over the empty program's, both attached ($AB_ROUNDS rounds of $N checks, both orders)"
+printf '%-22s %12s %12s %10s\n' mode over_empty added/check x_floor
+printf '%-22s %12s %12.1f %10.2f\n' floor 0.0 "$floor_tp" 1
+printf '%-22s %12s %12.1f %10.2f\n' floor_classic - "$floor_classic" "$(awk -v c="$floor_classic" -v f="$floor_tp" 'BEGIN { print c / f }')"
+declare -A ab_of=([capscope_unique]=unique [capscope_record]=record [capscope_json]=json)
+for m in capscope_unique capscope_record capscope_json ref_count ref_stream; do
+  case $m in
+    ref_*) what=${m#ref_} ;;
+    *) [[ " ${MODES[*]} " == *" $m "* ]] || continue; what=${ab_of[$m]} ;;
+  esac
+  oe=$(over_empty "$what")
+  awk -v m="$m" -v oe="$oe" -v f="$floor_tp" 'BEGIN {
+    if (oe == "") { printf "%-22s %12s\n", m, "-"; exit }
+    printf "%-22s %12.1f %12.1f %10.2f\n", m, oe, f + oe, (f + oe) / f }'
 done

@@ -56,7 +56,7 @@ step "fuzzing the policy parser and the API requests, 30 s each (fuzz/run.sh)"
 bash fuzz/run.sh 30
 
 step "benchmark harness (smoke run; the figures come from bench/run.sh's defaults)"
-BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 1
+BENCH_PAIRS=10 BENCH_AB_ROUNDS=1 BENCH_MODES="none floor capscope_json capscope_unique" bash bench/run.sh 200000 1
 bash bench/ab.sh build build record 200000 1
 
 step "unit tests under ASan/UBSan"
