@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "empty_tp.skel.h"
+#include "empty_tp_load.h"
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -22,36 +22,23 @@ static int discard(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static struct bpf_program *chosen(struct empty_tp *s, const char *kind)
-{
-	if (strcmp(kind, "empty") == 0)
-		return s->progs.cs_bench_empty;
-	if (strcmp(kind, "stream") == 0)
-		return s->progs.cs_bench_stream;
-	if (strcmp(kind, "count") == 0)
-		return s->progs.cs_bench_count;
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	const char *kind = argc > 1 ? argv[1] : "empty";
-	struct empty_tp *s = empty_tp__open();
 	struct ring_buffer *rb = NULL;
-	struct bpf_program *prog, *p;
+	struct bpf_program *prog;
 	struct bpf_link *link;
+	struct empty_tp *s;
+	char name[32];
 
-	prog = s ? chosen(s, kind) : NULL;
-	if (s && !prog) {
+	if (strcmp(kind, "empty") && strcmp(kind, "stream") && strcmp(kind, "count")) {
 		fprintf(stderr, "empty_attach: unknown program %s (empty, stream or count)\n", kind);
 		return 2;
 	}
-	/* Only the chosen program is loaded: the others would show up beside it in bpftool. */
-	if (s)
-		bpf_object__for_each_program(p, s->obj)
-			bpf_program__set_autoload(p, p == prog);
-	if (!s || empty_tp__load(s)) {
-		fprintf(stderr, "empty_attach: cannot load the %s program (root and BTF needed)\n", kind);
+	snprintf(name, sizeof(name), "cs_bench_%s", kind);
+	prog = empty_tp_load_one("empty_attach", name, &s);
+	if (!prog) {
+		empty_tp__destroy(s);
 		return 1;
 	}
 	link = bpf_program__attach(prog);
@@ -59,8 +46,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "empty_attach: cannot attach %s to tp_btf/cap_capable\n", kind);
 		return 1;
 	}
-	if (prog == s->progs.cs_bench_stream)
+	if (prog == s->progs.cs_bench_stream) {
 		rb = ring_buffer__new(bpf_map__fd(s->maps.cs_bench_ring), discard, NULL, NULL);
+		/* Undrained, the ring fills and the program would time failed reservations. */
+		if (!rb) {
+			fprintf(stderr, "empty_attach: cannot open the stream program's ring buffer\n");
+			return 1;
+		}
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	printf("attached\n");

@@ -19,7 +19,7 @@ int BPF_PROG(cs_bench_empty)
 /*
  * The same, on the classic (perf) tracepoint, as bpftrace's tracepoint probes
  * attach: the kernel fills the event's fields in a per-CPU buffer before it
- * runs the program. Attached only when asked for (not by empty_tp__attach).
+ * runs the program. For floor_pairs' classic figure only.
  */
 SEC("tracepoint/capability/cap_capable")
 int cs_bench_empty_classic(void *ctx)

@@ -10,7 +10,8 @@
  * same build while each program's own time stayed put. Here both halves of
  * a difference run seconds apart in one process, on the same pages.
  *
- * Usage: cs_bench_floor_pairs PAIRS CHUNK
+ * Usage: cs_bench_floor_pairs PAIRS CHUNK [tp_btf|classic]
+ *   (classic: the empty program on the perf tracepoint, where bpftrace attaches)
  *   -> one line per pair, "none_ns floor_ns" (ns per call of each chunk),
  *      then "floor_added MEDIAN" (the median of the pairs' differences).
  */
@@ -21,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "empty_tp.skel.h"
+#include "empty_tp_load.h"
 
 #define MAX_PAIRS 1000
 
@@ -74,21 +75,19 @@ int main(int argc, char **argv)
 	struct empty_tp *skel;
 
 	if (pairs < 1 || pairs > MAX_PAIRS || chunk < 1) {
-		fprintf(stderr, "floor_pairs: usage: cs_bench_floor_pairs PAIRS(1-%d) CHUNK(>0)\n",
+		fprintf(stderr, "floor_pairs: usage: cs_bench_floor_pairs PAIRS(1-%d) CHUNK(>0) [tp_btf|classic]\n",
 			MAX_PAIRS);
 		return 2;
 	}
-	skel = empty_tp__open();
-	if (skel) {
-		struct bpf_program *p;
-
-		prog = strcmp(kind, "classic") == 0 ? skel->progs.cs_bench_empty_classic
-						    : skel->progs.cs_bench_empty;
-		bpf_object__for_each_program(p, skel->obj)
-			bpf_program__set_autoload(p, p == prog);
+	if (strcmp(kind, "tp_btf") && strcmp(kind, "classic")) {
+		fprintf(stderr, "floor_pairs: unknown kind %s (tp_btf or classic)\n", kind);
+		return 2;
 	}
-	if (!skel || empty_tp__load(skel)) {
-		fprintf(stderr, "floor_pairs: cannot load the empty program (root and BTF needed)\n");
+	prog = empty_tp_load_one("floor_pairs",
+				 strcmp(kind, "classic") ? "cs_bench_empty" : "cs_bench_empty_classic",
+				 &skel);
+	if (!prog) {
+		empty_tp__destroy(skel);
 		return 1;
 	}
 	timed_chunk(chunk); /* warm-up: page faults, caches */

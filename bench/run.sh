@@ -45,7 +45,8 @@ B=${BUILD_DIR:-build}
 LOOP=$B/tests/cs_setuid_loop
 CAPSCOPE=$B/capscope
 EMPTY=$B/bench/cs_bench_empty_attach
-for f in "$LOOP" "$CAPSCOPE" "$EMPTY" "$B/bench/cs_bench_floor_pairs"; do
+PAIRS_BIN=$B/bench/cs_bench_floor_pairs
+for f in "$LOOP" "$CAPSCOPE" "$EMPTY" "$PAIRS_BIN"; do
   [[ -x $f ]] || { echo "bench: $f is missing: build first (bash scripts/build.sh)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
@@ -220,7 +221,6 @@ done
 PAIRS=${BENCH_PAIRS:-200}
 PAIR_CHUNK=${BENCH_PAIR_CHUNK:-50000}
 AB_ROUNDS=${BENCH_AB_ROUNDS:-2}
-PAIRS_BIN=$B/bench/cs_bench_floor_pairs
 pair_floor() {  # tp_btf|classic -> the median of the pairs' differences
   "${ON_LOOP_CPU[@]}" "$PAIRS_BIN" "$PAIRS" "$PAIR_CHUNK" "$1" | awk '/^floor_added/ { print $2 }'
 }
@@ -235,8 +235,13 @@ echo
 echo "in pairs: the floor from $PAIRS pairs of $PAIR_CHUNK-call chunks in one process (median of the differences);"
 echo "over_empty: the program's ns a check over the empty program's, both attached ($AB_ROUNDS rounds of $N checks, both orders)"
 printf '%-22s %12s %12s %10s\n' mode over_empty added/check x_floor
-printf '%-22s %12s %12.1f %10.2f\n' floor 0.0 "$floor_tp" 1
-printf '%-22s %12s %12.1f %10.2f\n' floor_classic - "$floor_classic" "$(awk -v c="$floor_classic" -v f="$floor_tp" 'BEGIN { print c / f }')"
+# row NAME OVER_EMPTY ADDED: a ratio only over a floor above 0 (a short smoke run's pairs may not give one).
+row() {
+  awk -v m="$1" -v oe="$2" -v a="$3" -v f="$floor_tp" 'BEGIN {
+    printf "%-22s %12s %12.1f %10s\n", m, oe, a, (f > 0) ? sprintf("%.2f", a / f) : "-" }'
+}
+row floor 0.0 "$floor_tp"
+row floor_classic - "$floor_classic"
 declare -A ab_of=([capscope_unique]=unique [capscope_record]=record [capscope_json]=json)
 for m in capscope_unique capscope_record capscope_json ref_count ref_stream; do
   case $m in
@@ -244,7 +249,5 @@ for m in capscope_unique capscope_record capscope_json ref_count ref_stream; do
     *) [[ " ${MODES[*]} " == *" $m "* ]] || continue; what=${ab_of[$m]} ;;
   esac
   oe=$(over_empty "$what")
-  awk -v m="$m" -v oe="$oe" -v f="$floor_tp" 'BEGIN {
-    if (oe == "") { printf "%-22s %12s\n", m, "-"; exit }
-    printf "%-22s %12.1f %12.1f %10.2f\n", m, oe, f + oe, (f + oe) / f }'
+  row "$m" "$oe" "$(awk -v oe="$oe" -v f="$floor_tp" 'BEGIN { print f + oe }')"
 done
