@@ -577,12 +577,61 @@ static __always_inline __u64 cs_stack_anchor(void *ctx)
 	return anchor;
 }
 
-static __always_inline int cs_walk_callsites(const struct cs_config *cfg, void *ctx, __u64 *miss)
+#if CS_BACKEND_TRACEPOINT
+/*
+ * The walk's shortcut. A task checking in a loop walks the same frames again
+ * and again; each CPU keeps its last decided walk (cs_walk_memo). When the
+ * stack holds the same return addresses at the same offsets, under the same
+ * walk_start and call-site generation, the walk would read the same entries
+ * and so decide the same: its decision is taken as it is. Its comparisons are
+ * independent loads from one memo, where the walk is a chain of dependent ones
+ * (each offset comes from the previous frame's entry, in a 64 KiB cache).
+ * Returns the decision, or -1 when the stack is not the memo's.
+ */
+static __always_inline int cs_walk_repeat(const struct cs_walk_memo *m, __u32 walk_start,
+					  __u32 gen, const __u64 *stk)
 {
-	__u64 off = cfg->walk_start;
+	__u32 frames = m->frames;
+	int i;
+
+	if (!frames || m->walk_start != walk_start || m->callsite_gen != gen)
+		return -1;
+	for (i = 0; i < CS_MAX_WALK && i < frames; i++) {
+		__u64 off = m->off[i];
+
+		if (off > 4096 || stk[off / 8] != m->ip[i])
+			return -1;
+	}
+	return m->decision;
+}
+
+/*
+ * Keeps a walk that decided, frames [0, n), for cs_walk_repeat, under the
+ * walk_start and generation read when it began (user space may change both
+ * meanwhile: the memo is then of an older generation, never a newer one).
+ */
+static __always_inline void cs_walk_keep(struct cs_walk_memo *m, __u32 walk_start, __u32 gen,
+					 int n, int decision)
+{
+	m->decision = decision;
+	m->walk_start = walk_start;
+	m->callsite_gen = gen;
+	m->frames = n;
+}
+#endif
+
+static __always_inline int cs_walk_callsites(const struct cs_config *cfg, struct cs_counters *cnt,
+					     void *ctx, __u64 *miss)
+{
+	__u32 walk_start = *(volatile const __u32 *)&cfg->walk_start;
+	__u64 off = walk_start;
+#if CS_BACKEND_TRACEPOINT
+	__u32 gen = *(volatile const __u32 *)&cfg->callsite_gen;
+	struct cs_walk_memo *m = NULL;
+#endif
 	__u64 anchor = 0;
 	__u64 *stk = NULL;
-	int i;
+	int i, d;
 
 	*miss = 0;
 	/* The cast takes ctx as it is (its argument's type is ignored): no helper call. */
@@ -590,6 +639,15 @@ static __always_inline int cs_walk_callsites(const struct cs_config *cfg, void *
 		stk = bpf_rdonly_cast(ctx, 0);
 	else
 		anchor = cs_stack_anchor(ctx);
+#if CS_BACKEND_TRACEPOINT
+	if (cs_walk_direct && cnt) {
+		m = &cnt->walk_memo;
+		d = cs_walk_repeat(m, walk_start, gen, stk);
+		if (d > 0)
+			return d;
+		m->frames = 0;
+	}
+#endif
 	for (i = 0; i < CS_MAX_WALK; i++) {
 		struct cs_callsite *site;
 		__u64 ip = 0;
@@ -605,8 +663,17 @@ static __always_inline int cs_walk_callsites(const struct cs_config *cfg, void *
 			*miss = ip;
 			return -1;
 		}
-		if (site->decision != CS_SITE_PASS)
-			return site->decision;
+		d = site->decision;
+#if CS_BACKEND_TRACEPOINT
+		if (m) {
+			m->ip[i] = ip;
+			m->off[i] = off;
+			if (d != CS_SITE_PASS && d != CS_SITE_SAMPLE)
+				cs_walk_keep(m, walk_start, gen, i + 1, d);
+		}
+#endif
+		if (d != CS_SITE_PASS)
+			return d;
 		off += site->advance;
 	}
 	*miss = 0;
@@ -659,7 +726,7 @@ static __always_inline void cs_decide_audit_by_walk(const struct cs_config *cfg,
 						    struct cs_counters *cnt, void *ctx,
 						    struct cs_audit *a)
 {
-	int d = cs_walk_callsites(cfg, ctx, &a->miss);
+	int d = cs_walk_callsites(cfg, cnt, ctx, &a->miss);
 
 	if (d > 0 && d != CS_SITE_SAMPLE) {
 		cs_audit_from_site(a, d);

@@ -39,10 +39,11 @@ int BPF_PROG(cs_vm_enough_memory_entry)
 	return 0;
 }
 
+/* Its return value means different things before and after 6.12: not read (inlined_callers.bpf.h). */
 SEC("fexit/cap_vm_enough_memory")
-int BPF_PROG(cs_vm_enough_memory_exit, struct mm_struct *mm, long pages, int ret)
+int BPF_PROG(cs_vm_enough_memory_exit)
 {
-	return cs_vm_enough_memory_returned(ctx, ret);
+	return cs_vm_enough_memory_returned(ctx);
 }
 
 SEC("fentry/cap_mmap_addr")

@@ -70,10 +70,11 @@ int BPF_KPROBE(cs_vm_enough_memory_entry)
 	return 0;
 }
 
+/* Its return value means different things before and after 6.12: not read (inlined_callers.bpf.h). */
 SEC("kretprobe/cap_vm_enough_memory")
-int BPF_KRETPROBE(cs_vm_enough_memory_exit, int ret)
+int BPF_KRETPROBE(cs_vm_enough_memory_exit)
 {
-	return cs_vm_enough_memory_returned(ctx, ret);
+	return cs_vm_enough_memory_returned(ctx);
 }
 
 SEC("kprobe/cap_mmap_addr")

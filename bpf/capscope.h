@@ -320,6 +320,21 @@ struct cs_task_memo {
 	__u64 anchor;
 };
 
+/*
+ * The call-site walk's last decided path on a CPU (cs_walk_repeat): the
+ * return addresses it read, at which offsets above the walk's anchor, and
+ * what they decided, under which walk_start and call-site generation
+ * (cs_config). frames 0: nothing kept.
+ */
+struct cs_walk_memo {
+	__u64 ip[CS_MAX_WALK];
+	__u16 off[CS_MAX_WALK];
+	__u32 frames;
+	__s32 decision;
+	__u32 walk_start;
+	__u32 callsite_gen;
+};
+
 struct cs_counters {
 	__u64 v[CS_CNT_MAX];
 	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
@@ -338,6 +353,7 @@ struct cs_counters {
 	 */
 	__u64 cgroup_memo;
 	struct cs_task_memo task_memo;
+	struct cs_walk_memo walk_memo;
 };
 
 /* Scopes of --rate-limit. */
@@ -407,6 +423,13 @@ struct cs_config {
 	 * BpfCapture::set_policies): a check is evaluated against one whole set.
 	 */
 	__u32 policy_bank;
+	/*
+	 * Bumped by user space whenever it stores call sites: a walk decided
+	 * under another generation may have read an entry since corrected, so
+	 * its memo (cs_walk_memo) is not reused.
+	 */
+	__u32 callsite_gen;
+	__u32 pad;
 };
 
 /*

@@ -8,7 +8,11 @@
  * its arguments and return value:
  *
  *   cap_vm_enough_memory(mm, pages)  CAP_SYS_ADMIN, no-audit (every mmap, brk, execve);
- *                                    returns 1 when granted
+ *                                    returns 1 when granted up to Linux 6.11, 0 from
+ *                                    6.12 (the LSM hook's return values were
+ *                                    refactored), so its verdict is not taken from
+ *                                    the return value but worked out from the
+ *                                    credentials, as cap_capable would
  *   cap_mmap_addr(addr)              CAP_SYS_RAWIO, audited, only when
  *                                    addr < dac_mmap_min_addr; returns 0 or -EPERM
  *
@@ -92,13 +96,28 @@ static __always_inline int cs_report_inlined(void *ctx, int cap, bool audit, int
 	return cs_handle_check(ctx, &args, &known);
 }
 
-static __always_inline int cs_vm_enough_memory_returned(void *ctx, int ret)
+/*
+ * cap_capable(cred, &init_user_ns, cap)'s answer: only a credential of the
+ * initial user namespace can hold a capability in it (cap_capable refuses a
+ * target namespace at or above the credential's level unless it is the
+ * credential's own), and then only if its effective set has it.
+ */
+static __always_inline int cs_init_ns_verdict(const struct cred *cred, int cap)
 {
+	if (CS_READ(cred, user_ns, level) != 0)
+		return -CS_EPERM;
+	return (CS_CAPSET(cred, cap_effective) >> cap) & 1 ? 0 : -CS_EPERM;
+}
+
+static __always_inline int cs_vm_enough_memory_returned(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 unused;
 
 	if (!cs_inline_caller_exit(&unused))
 		return 0;
-	return cs_report_inlined(ctx, CS_CAP_SYS_ADMIN, false, ret == 1 ? 0 : -CS_EPERM);
+	return cs_report_inlined(ctx, CS_CAP_SYS_ADMIN, false,
+				 cs_init_ns_verdict(CS_READ(task, cred), CS_CAP_SYS_ADMIN));
 }
 
 static __always_inline int cs_mmap_addr_returned(void *ctx, int ret)

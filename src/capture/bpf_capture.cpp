@@ -349,10 +349,14 @@ bool BpfCapture::handle_sample(CapCheck& c) {
                     static_cast<int>(e.decision));
   }
   for (const auto& e : r.entries) store_callsite(e);
+  bool config_changed = !r.entries.empty();
+  // A stored entry may correct one a CPU's last walk read: the generation tells its memo.
+  if (config_changed) ++impl_->config.callsite_gen;
   if (r.walk_start && impl_->config.walk_start == 0) {
     impl_->config.walk_start = *r.walk_start;
-    write_config();
+    config_changed = true;
   }
+  if (config_changed) write_config();
   c.raw_stack.clear();
   c.raw_stack.shrink_to_fit();
   return !r.verdict.decided_by.empty();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -215,6 +216,27 @@ namespace {
 // checks each while the recorder drains its per-CPU cache and map every
 // second (banks flipping under them); the profile must hold exactly 2N
 // granted CAP_SETUID needs, no more, no fewer.
+// A probe and a need of CAP_SYS_ADMIN in turn (tests/helpers/cs_probe_turns.c):
+// the kernel's counts keep them apart, every need counted under its syscall,
+// and the probes stay out of the advice.
+TEST_F(RecordRuntime, ProbeAndNeedInTurnAreCountedApart) {
+  const uint64_t n = 3000;
+  ASSERT_EQ(record("turns", helpers_dir() + "/cs_probe_turns " + std::to_string(n)), 0)
+      << stderr_text();
+  json p = json::parse(capture(capscope_binary() + " profile export turns --db " + db_));
+  std::map<std::string, uint64_t> audited, probes;
+  for (const auto& u : p.at("uses")) {
+    if (u.at("capability") != "CAP_SYS_ADMIN" || u.at("verdict") != "granted") continue;
+    auto& into = u.at("audit").get<bool>() ? audited : probes;
+    for (const auto& [sc, count] : u.at("syscalls").items()) into[sc] += count.get<uint64_t>();
+  }
+  EXPECT_EQ(audited["sethostname"], n) << p.dump();
+  EXPECT_EQ(audited.count("mmap"), 0u) << p.dump();
+  EXPECT_GE(probes["mmap"], n) << p.dump();
+  EXPECT_EQ(probes.count("sethostname"), 0u) << p.dump();
+  EXPECT_NE(stderr_text().find(" 0 lost"), std::string::npos) << stderr_text();
+}
+
 TEST_F(RecordRuntime, AggregatedCountsAreExactAcrossDrains) {
   // About 2.5 s of loop wherever it runs (an emulated guest is 10x slower),
   // so the recorder drains twice or more meanwhile.

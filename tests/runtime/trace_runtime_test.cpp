@@ -355,9 +355,29 @@ TEST_F(TraceRuntime, TrueMakesOnlyNoAuditProbes) {
   for (const auto& e : ev) {
     EXPECT_EQ(cap_name(e), "CAP_SYS_ADMIN") << e.dump();
     EXPECT_FALSE(audit_of(e)) << e.dump();
+    EXPECT_EQ(ret_of(e), 0) << "root holds CAP_SYS_ADMIN: " << e.dump();
     from_opts += expect_audit_source_of_backend(e) ? 1 : 0;
   }
   if (observer) EXPECT_EQ(from_opts, observer->count(21, true)) << observer->text();
+}
+
+// The same probes made by nobody are denied. On kernels that inline cap_capable into
+// cap_vm_enough_memory the fentry and kprobe backends work the verdict out from the
+// credentials: the function's return value says "granted" as 1 up to 6.11 and as 0
+// from 6.12, so reading it reported every probe of 6.12 as denied.
+TEST_F(TraceRuntime, TrueAsNobodyMakesDeniedProbes) {
+  Capscope cs({"-o", "json", "--comm", "true"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(sh("setpriv --reuid=65534 --regid=65534 --clear-groups /bin/true"), 0);
+  EXPECT_EQ(cs.stop(), 0);
+  auto ev = cs.events();
+  ASSERT_FALSE(ev.empty()) << "expected the vm_enough_memory probes of /bin/true";
+  for (const auto& e : ev) {
+    EXPECT_EQ(cap_name(e), "CAP_SYS_ADMIN") << e.dump();
+    EXPECT_FALSE(audit_of(e)) << e.dump();
+    EXPECT_EQ(ret_of(e), -1) << e.dump();
+  }
 }
 
 // mmap() at address 0 (below vm.mmap_min_addr) needs CAP_SYS_RAWIO: an audited
@@ -428,6 +448,34 @@ TEST_F(TraceRuntime, PtraceProbeAndNeedAreToldApart) {
   }
   EXPECT_GE(probes, 1) << cs.output_text();
   EXPECT_GE(needs, 1) << cs.output_text();
+}
+
+// The same capability from two kernel call chains in turn, on one CPU: a no-audit
+// probe (mmap's memory accounting) and an audited need (sethostname). The
+// tracepoint backend keeps each CPU's last call-site walk and reuses its decision
+// only while the stack holds the same return addresses; reused across chains, it
+// would give one kind the other's flag here.
+TEST_F(TraceRuntime, ProbeAndNeedInTurnKeepTheirOwnFlags) {
+  const int n = 2000;
+  Capscope cs({"-o", "json", "--comm", "cs_probe_turns", "--caps", "CAP_SYS_ADMIN"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  ASSERT_EQ(sh(helpers_dir() + "/cs_probe_turns " + std::to_string(n)), 0);
+  EXPECT_EQ(cs.stop(), 0);
+  int needs = 0, probes = 0;
+  for (const auto& e : select(cs.events(), "cs_probe_turns", "CAP_SYS_ADMIN")) {
+    std::string sc = syscall_of(e);
+    if (sc == "sethostname") {
+      ++needs;
+      EXPECT_TRUE(audit_of(e)) << e.dump();
+    } else if (sc == "mmap") {
+      ++probes;
+      EXPECT_FALSE(audit_of(e)) << e.dump();
+    }
+    EXPECT_EQ(ret_of(e), 0) << "root holds CAP_SYS_ADMIN: " << e.dump();
+  }
+  EXPECT_EQ(needs, n) << cs.stderr_text();
+  EXPECT_GE(probes, n) << cs.stderr_text();
+  EXPECT_NE(cs.stderr_text().find(" 0 lost"), std::string::npos) << cs.stderr_text();
 }
 
 TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {
