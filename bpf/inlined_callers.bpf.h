@@ -5,7 +5,7 @@
  * and 6.12 builds do), no probe on the cap_capable symbol fires. The fexit and
  * kprobe backends hook those callers too and, when cap_capable did not run as
  * a function while the caller ran, report the check the caller made, from
- * its arguments and return value:
+ * its arguments and its return value or the task's credentials:
  *
  *   cap_vm_enough_memory(mm, pages)  CAP_SYS_ADMIN, no-audit (every mmap, brk, execve);
  *                                    returns 1 when granted up to Linux 6.11, 0 from
@@ -79,11 +79,19 @@ static __always_inline bool cs_inline_caller_exit(__u64 *arg)
 	return inlined;
 }
 
-static __always_inline int cs_report_inlined(void *ctx, int cap, bool audit, int ret)
+/* The checking task's credentials: the callers check them (current_cred()). */
+static __always_inline const struct cred *cs_inline_caller_cred(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+
+	return CS_READ(task, cred);
+}
+
+static __always_inline int cs_report_inlined(void *ctx, const struct cred *cred, int cap,
+					     bool audit, int ret)
+{
 	struct cs_check_args args = {
-		.cred = CS_READ(task, cred),
+		.cred = cred,
 		.target_ns = NULL, /* &init_user_ns */
 		.cap = cap,
 		.ret = ret,
@@ -111,13 +119,14 @@ static __always_inline int cs_init_ns_verdict(const struct cred *cred, int cap)
 
 static __always_inline int cs_vm_enough_memory_returned(void *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred;
 	__u64 unused;
 
 	if (!cs_inline_caller_exit(&unused))
 		return 0;
-	return cs_report_inlined(ctx, CS_CAP_SYS_ADMIN, false,
-				 cs_init_ns_verdict(CS_READ(task, cred), CS_CAP_SYS_ADMIN));
+	cred = cs_inline_caller_cred();
+	return cs_report_inlined(ctx, cred, CS_CAP_SYS_ADMIN, false,
+				 cs_init_ns_verdict(cred, CS_CAP_SYS_ADMIN));
 }
 
 static __always_inline int cs_mmap_addr_returned(void *ctx, int ret)
@@ -130,7 +139,7 @@ static __always_inline int cs_mmap_addr_returned(void *ctx, int ret)
 	bpf_probe_read_kernel(&min_addr, sizeof(min_addr), &dac_mmap_min_addr);
 	if (addr >= min_addr)
 		return 0; /* no check was made */
-	return cs_report_inlined(ctx, CS_CAP_SYS_RAWIO, true, ret);
+	return cs_report_inlined(ctx, cs_inline_caller_cred(), CS_CAP_SYS_RAWIO, true, ret);
 }
 
 #endif

@@ -212,13 +212,9 @@ TEST_F(RecordRuntime, BadInputFailsWithOneLine) {
 
 namespace {
 
-// Every check counted exactly once: two processes on two CPUs make N setuid(0)
-// checks each while the recorder drains its per-CPU cache and map every
-// second (banks flipping under them); the profile must hold exactly 2N
-// granted CAP_SETUID needs, no more, no fewer.
-// A probe and a need of CAP_SYS_ADMIN in turn (tests/helpers/cs_probe_turns.c):
-// the kernel's counts keep them apart, every need counted under its syscall,
-// and the probes stay out of the advice.
+// A probe and a need of CAP_SYS_ADMIN in turn (tests/helpers/cs_probe_turns.c),
+// from one thread: the kernel's counts keep them apart, every need counted as
+// audited under its syscall, no probe among the needs nor need among the probes.
 TEST_F(RecordRuntime, ProbeAndNeedInTurnAreCountedApart) {
   const uint64_t n = 3000;
   ASSERT_EQ(record("turns", helpers_dir() + "/cs_probe_turns " + std::to_string(n)), 0)
@@ -237,6 +233,10 @@ TEST_F(RecordRuntime, ProbeAndNeedInTurnAreCountedApart) {
   EXPECT_NE(stderr_text().find(" 0 lost"), std::string::npos) << stderr_text();
 }
 
+// Every check counted exactly once: two processes on two CPUs make N setuid(0)
+// checks each while the recorder drains its per-CPU cache and map every
+// second (banks flipping under them); the profile must hold exactly 2N
+// granted CAP_SETUID needs, no more, no fewer.
 TEST_F(RecordRuntime, AggregatedCountsAreExactAcrossDrains) {
   // About 2.5 s of loop wherever it runs (an emulated guest is 10x slower),
   // so the recorder drains twice or more meanwhile.
