@@ -12,7 +12,8 @@
 # binary), or one of bench/empty_tp.bpf.c's reference programs: `empty` (the
 # floor), `stream` (the least a streaming tracer does: a timestamped 32-byte
 # ring buffer record a check), `count` (the least an aggregating one does: a
-# per-CPU count per capability). `ab.sh empty build MODE` gives what
+# per-CPU count per capability), `clock` (one bpf_ktime_get_ns() a check: what
+# an event's nanosecond time costs by itself). `ab.sh empty build MODE` gives what
 # capscope's program costs over an empty one, in the same instants. The loop
 # is tests/cs_setuid_loop of the first of A and B that is a build
 # ($BUILD_DIR's when both are reference programs). Prints each run's figures and the mean of B - A
@@ -25,7 +26,7 @@ MODE=${3:-record}
 N=${4:-2000000}
 ROUNDS=${5:-3}
 EMPTY=${BUILD_DIR:-build}/bench/cs_bench_empty_attach
-is_reference() { [[ $1 =~ ^(empty|stream|count)$ ]]; }
+is_reference() { [[ $1 =~ ^(empty|stream|count|clock)$ ]]; }
 tracer_of() { if is_reference "$1"; then echo "$EMPTY"; else echo "$1/capscope"; fi; }
 LOOP=${BUILD_DIR:-build}/tests/cs_setuid_loop
 if ! is_reference "$A"; then LOOP=$A/tests/cs_setuid_loop; elif ! is_reference "$B"; then LOOP=$B/tests/cs_setuid_loop; fi
@@ -35,7 +36,7 @@ done
 [[ $MODE =~ ^(record|unique|json)$ ]] || { echo "ab: unknown mode $MODE (record, unique or json)" >&2; exit 1; }
 # The ids of the loaded cap_capable programs (capscope's and the reference ones), oldest first.
 capable_ids() {
-  bpftool prog show | awk '{ for (i = 1; i < NF; i++) if ($i == "name" && ($(i + 1) ~ /^cs_cap_capable/ || $(i + 1) ~ /^cs_bench_(empty|stream|count)$/)) { sub(":", "", $1); print $1 } }' | sort -n
+  bpftool prog show | awk '{ for (i = 1; i < NF; i++) if ($i == "name" && ($(i + 1) ~ /^cs_cap_capable/ || $(i + 1) ~ /^cs_bench_(empty|stream|count|clock)$/)) { sub(":", "", $1); print $1 } }' | sort -n
 }
 
 CG=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/capscope-ab-$$
@@ -90,8 +91,9 @@ one() {
   local pa pb id_a id_b
   # The last run's programs are freed a moment after their tracers exit.
   for _ in $(seq 1 100); do [[ -z $(capable_ids) ]] && break; sleep 0.1; done
-  pa=$(start "$1" first)
-  pb=$(start "$2" second)
+  pa=$(start "$1" first) || exit 1
+  # A second tracer that does not start must not leave the first attached.
+  pb=$(start "$2" second) || { stop "$pa"; exit 1; }
   read -r id_a id_b <<<"$(echo $(capable_ids))"
   sleep 0.3
   sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$CG" "${ON_LOOP_CPU[@]}" "$LOOP" "$N" >/dev/null
@@ -103,8 +105,11 @@ one() {
 echo "bench/ab: $MODE, $N checks a run, $ROUNDS rounds; A=$A B=$B; program ns per run"
 diffs=""
 for r in $(seq 1 "$ROUNDS"); do
-  read -r a1 b1 < <(one "$A" "$B")
-  read -r b2 a2 < <(one "$B" "$A")
+  # Through a file, not a process substitution, so that a failed run stops the script.
+  one "$A" "$B" >"$tmp/run" || exit 1
+  read -r a1 b1 <"$tmp/run"
+  one "$B" "$A" >"$tmp/run" || exit 1
+  read -r b2 a2 <"$tmp/run"
   echo "round $r: A first: A $a1 B $b1 | B first: B $b2 A $a2"
   [[ "$a1 $b1 $a2 $b2" != *-* ]] || { echo "ab: a program's run time could not be read (bpf_stats?)" >&2; exit 1; }
   diffs+="$(awk -v a1="$a1" -v b1="$b1" -v a2="$a2" -v b2="$b2" 'BEGIN { print (b1 - a1 + b2 - a2) / 2 }') "

@@ -1,7 +1,7 @@
 /*
  * Attaches one of bench/empty_tp.bpf.c's tp_btf programs and waits for
  * SIGINT/SIGTERM; prints "attached" once it is. Usage:
- *   cs_bench_empty_attach [empty|stream|count]   (default empty: the floor)
+ *   cs_bench_empty_attach [empty|stream|count|clock]   (default empty: the floor)
  * `stream` also drains its ring buffer every millisecond, as a reader would.
  */
 #include <signal.h>
@@ -31,8 +31,10 @@ int main(int argc, char **argv)
 	struct empty_tp *s;
 	char name[32];
 
-	if (strcmp(kind, "empty") && strcmp(kind, "stream") && strcmp(kind, "count")) {
-		fprintf(stderr, "empty_attach: unknown program %s (empty, stream or count)\n", kind);
+	if (strcmp(kind, "empty") && strcmp(kind, "stream") && strcmp(kind, "count") &&
+	    strcmp(kind, "clock")) {
+		fprintf(stderr, "empty_attach: unknown program %s (empty, stream, count or clock)\n",
+			kind);
 		return 2;
 	}
 	snprintf(name, sizeof(name), "cs_bench_%s", kind);

@@ -64,6 +64,30 @@ int BPF_PROG(cs_bench_stream, const struct cred *cred, struct user_namespace *ta
 }
 
 /*
+ * What a nanosecond timestamp costs by itself: one bpf_ktime_get_ns() a check,
+ * as every streaming tracer takes for its events' time (the helper reads the
+ * clocksource through calls that the CPU's return-stack mitigations make dear).
+ * Tracing programs cannot take bpf_ktime_get_coarse_ns().
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} cs_bench_last_ns SEC(".maps");
+
+SEC("tp_btf/cap_capable")
+int BPF_PROG(cs_bench_clock)
+{
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&cs_bench_last_ns, &zero);
+
+	if (last)
+		*last = bpf_ktime_get_ns();
+	return 0;
+}
+
+/*
  * The least an aggregating tracer does: a per-CPU count per capability and
  * verdict, no key of who checked. capscope's record adds, on top of this,
  * the subject (cgroup), the audit flag, the syscall and the binary in its key.

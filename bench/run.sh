@@ -27,8 +27,9 @@
 # 200, of BENCH_PAIR_CHUNK calls, default 50000), also on the classic
 # tracepoint bpftrace uses; each capscope mode's program over the empty one,
 # both attached at once (bench/ab.sh empty, BENCH_AB_ROUNDS rounds, default
-# 2); and two reference programs, the least a counting (ref_count) and a
-# streaming (ref_stream) tracer can do here.
+# 2); and three reference programs, the least a counting (ref_count) and a
+# streaming (ref_stream) tracer can do here, and one bpf_ktime_get_ns() a check
+# (ref_clock), what an event's nanosecond time costs by itself.
 #
 # BENCH_PROG_TIME=1 also turns on kernel.bpf_stats_enabled and prints each
 # mode's program time (run_time_ns / run_cnt of its cap_capable program, read
@@ -216,8 +217,9 @@ done
 # attached for one chunk and not for the next (bench/floor_pairs.c), and each
 # capscope mode's cost over the empty program from both attached at once,
 # read from kernel.bpf_stats over the same checks (bench/ab.sh empty).
-# stream and count are the least a streaming or an aggregating tracer can do
-# (bench/empty_tp.bpf.c): what any tool pays here, for comparison.
+# stream and count are the least a streaming or an aggregating tracer can do,
+# clock the timestamp alone (bench/empty_tp.bpf.c): what any tool pays here,
+# for comparison.
 PAIRS=${BENCH_PAIRS:-200}
 PAIR_CHUNK=${BENCH_PAIR_CHUNK:-50000}
 AB_ROUNDS=${BENCH_AB_ROUNDS:-2}
@@ -226,7 +228,7 @@ pair_floor() {  # tp_btf|classic -> the median of the pairs' differences
 }
 over_empty() {  # ab.sh mode-or-reference -> ns a check over the empty program
   local b=$B mode=$1
-  case $1 in stream | count) b=$1 mode=json ;; esac
+  case $1 in stream | count | clock) b=$1 mode=json ;; esac
   BUILD_DIR=$B bash bench/ab.sh empty "$b" "$mode" "$N" "$AB_ROUNDS" | awk '/^B - A:/ { print $4 }'
 }
 floor_tp=$(pair_floor tp_btf)
@@ -243,7 +245,7 @@ row() {
 row floor 0.0 "$floor_tp"
 row floor_classic - "$floor_classic"
 declare -A ab_of=([capscope_unique]=unique [capscope_record]=record [capscope_json]=json)
-for m in capscope_unique capscope_record capscope_json ref_count ref_stream; do
+for m in capscope_unique capscope_record capscope_json ref_count ref_stream ref_clock; do
   case $m in
     ref_*) what=${m#ref_} ;;
     *) [[ " ${MODES[*]} " == *" $m "* ]] || continue; what=${ab_of[$m]} ;;

@@ -70,6 +70,23 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024); /* resized by user space before load */
 } events SEC(".maps");
 
+/* Check lanes (struct cs_lane_pos): both resized by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cs_lane_slot);
+} lanes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cs_lane_pos);
+} lane_pos SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -1094,6 +1111,70 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	return true;
 }
 
+/* Publishes a lane's new head after the slot's stores (x86 keeps stores in order). */
+static __always_inline void cs_lane_publish(__u64 *head, __u64 h)
+{
+#if defined(__TARGET_ARCH_x86)
+	barrier();
+	*(volatile __u64 *)head = h;
+#else
+	__sync_fetch_and_add(head, 1); /* a full barrier where stores may be reordered */
+#endif
+}
+
+/*
+ * Put a plain check on this CPU's lane (struct cs_lane_pos); false if it must
+ * go on the ring buffer: lanes off, the lane busy (this is an interrupt's
+ * check) or full.
+ */
+static __always_inline bool cs_lane_put(const struct cs_config *cfg, struct cs_counters *cnt,
+					struct task_struct *task, __u64 pid_tgid,
+					const struct cs_check_args *args, __u64 now, __u32 mntns,
+					const struct cs_audit *a, __u64 suppressed)
+{
+	__u32 slots = cfg->lane_slots;
+	__u32 cpu, idx;
+	struct cs_lane_pos *lp;
+	struct cs_lane_slot *slot;
+	struct cs_cap_check *e;
+	__u64 h;
+
+	if (!slots)
+		return false;
+	cpu = bpf_get_smp_processor_id();
+	lp = bpf_map_lookup_elem(&lane_pos, &cpu);
+	if (!lp || *(volatile __u64 *)&lp->busy)
+		return false;
+	*(volatile __u64 *)&lp->busy = 1;
+	barrier();
+	h = *(volatile __u64 *)&lp->head;
+	idx = cpu * slots + ((__u32)h & (slots - 1));
+	slot = h - *(volatile __u64 *)&lp->tail < slots ? bpf_map_lookup_elem(&lanes, &idx) : NULL;
+	if (!slot) {
+		barrier();
+		*(volatile __u64 *)&lp->busy = 0;
+		return false;
+	}
+	e = &slot->check;
+	e->hdr.type = CS_REC_CAP_CHECK;
+	e->hdr.size = sizeof(*e);
+	e->flags = a->flags;
+	e->audit_source = a->source;
+	e->suppressed = suppressed > 0xffffffffULL ? 0xffffffffU : (__u32)suppressed;
+	cs_fill_check(e, task, pid_tgid, args, now, mntns);
+	cs_lane_publish(&lp->head, h + 1);
+	barrier();
+	*(volatile __u64 *)&lp->busy = 0;
+	cs_count(cnt, CS_CNT_EMITTED);
+	if (cs_wakeup_flags(cfg, cnt, sizeof(struct cs_lane_slot)) != BPF_RB_NO_WAKEUP) {
+		struct cs_record_hdr wake = { .type = CS_REC_LANE_WAKE, .size = sizeof(wake) };
+
+		/* If the ring buffer is full the reader is busy anyway: it finds the lane then. */
+		bpf_ringbuf_output(&events, &wake, sizeof(wake), BPF_RB_FORCE_WAKEUP);
+	}
+	return true;
+}
+
 /*
  * Put the check on the ring buffer, with a learning sample when asked, and
  * the policy part when policies act on it (pol not NULL).
@@ -1113,6 +1194,9 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 		size = a->sample ? sizeof(struct cs_policy_check_sample) : sizeof(struct cs_policy_check);
 	else
 		size = a->sample ? sizeof(struct cs_cap_check_sample) : sizeof(struct cs_cap_check);
+	if (!pol && !a->sample && cfg &&
+	    cs_lane_put(cfg, cnt, task, pid_tgid, args, now, mntns, a, suppressed))
+		return;
 	e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
 		cs_count(cnt, CS_CNT_LOST);

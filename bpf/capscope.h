@@ -31,6 +31,7 @@ enum cs_record_type {
 	CS_REC_FORK = 3,
 	CS_REC_EXIT = 4,
 	CS_REC_CGROUP = 5,
+	CS_REC_LANE_WAKE = 6, /* header only: a CPU's lane passed its wakeup mark (struct cs_lane_pos) */
 };
 
 /* How the audit flag of a check was decided. */
@@ -429,7 +430,47 @@ struct cs_config {
 	 * its memo (cs_walk_memo) is not reused.
 	 */
 	__u32 callsite_gen;
-	__u32 pad;
+	/*
+	 * Slots of each CPU's check lane (a power of two), 0: every check goes
+	 * on the ring buffer (see struct cs_lane_pos).
+	 */
+	__u32 lane_slots;
+};
+
+/*
+ * Check lanes. A plain check record (no learning sample, no policy part)
+ * goes on its CPU's lane rather than the shared ring buffer: a slot of the
+ * `lanes` array (CPU * lane_slots + head % lane_slots), then the head moves
+ * on. Both maps are mapped by the reader. The ring buffer's reservation
+ * takes a lock and its commit an atomic exchange, about 50 ns a check here;
+ * a lane is written by one CPU only, so plain stores do.
+ *
+ * - busy: set while a program of this CPU writes the lane; a check made in
+ *   an interrupt meanwhile goes on the ring buffer instead.
+ * - A full lane (head - tail == lane_slots) sends the check on the ring
+ *   buffer too: nothing is lost that the ring buffer could take.
+ * - Wakeups: per CPU, once per cs_config.wakeup_bytes of records, a
+ *   header-only CS_REC_LANE_WAKE record goes on the ring buffer with a
+ *   wakeup; below that the reader finds the records at its poll timeout.
+ * - Order: the reader reads every lane's head, then drains the ring buffer,
+ *   then the lanes up to those heads, merged by time. A check on a lane is
+ *   then never handed over before the exec, fork or exit records that came
+ *   before it. It may come after a later exec of its process; user space
+ *   attributes it by its time (ProcessCache::lookup_at).
+ * head and tail are on cache lines of their own: each is written by one side.
+ */
+struct cs_lane_pos {
+	__u64 head; /* records published by this CPU */
+	__u64 busy;
+	__u64 pad[6];
+	__u64 tail; /* records the reader has consumed */
+	__u64 pad2[7];
+};
+
+/* A lane slot: a check record, padded to two whole cache lines. */
+struct cs_lane_slot {
+	struct cs_cap_check check;
+	__u64 pad;
 };
 
 /*

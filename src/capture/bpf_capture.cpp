@@ -26,6 +26,7 @@
 #include "capscope.h"
 #include "capture/decode.h"
 #include "capture/inlined_callers.h"
+#include "capture/lane_reader.h"
 #include "capture/policy_bank.h"
 #include "capture/ring_reader.h"
 #include "enrich/cgroup_path.h"
@@ -116,11 +117,13 @@ struct PolicyState {
 struct BpfCapture::Impl {
   Skeleton skel;
   std::unique_ptr<RingReader> rb;
+  std::unique_ptr<LaneReader> lanes;  // nullptr: every check comes on the ring buffer
   cs_config config{};
   InlinedCallerLinks callers;
   PolicyState policy;
   ~Impl() {
-    rb.reset();  // before the skeleton closes the map
+    rb.reset();  // before the skeleton closes the maps
+    lanes.reset();
     for (bpf_link* l : callers.links) bpf_link__destroy(l);
     if (skel.destroy) skel.destroy();
   }
@@ -188,6 +191,17 @@ bool BpfCapture::write_config() {
          0;
 }
 
+// Each CPU's check lane: an eighth of the ring buffer's size per CPU, between
+// 256 KiB and 8 MiB, in slots (a power of two). A full lane is no loss (its
+// checks go on the ring buffer), so many CPUs get small lanes, not much memory.
+static uint32_t lane_slots(size_t ringbuf_bytes) {
+  uint64_t cpus = std::max(libbpf_num_possible_cpus(), 1);
+  uint64_t bytes = std::clamp<uint64_t>(ringbuf_bytes / 8 / cpus, 256u << 10, 8u << 20);
+  uint64_t slots = 1;
+  while (slots * 2 * sizeof(cs_lane_slot) <= bytes) slots <<= 1;
+  return static_cast<uint32_t>(slots);
+}
+
 // The ring buffer's size: a power of two (the kernel requires it), at least 64 KiB.
 static size_t ringbuf_size(size_t requested) {
   size_t pow2 = 1;
@@ -208,6 +222,10 @@ static int load_backend(BpfCapture::Impl& impl, Backend b, const KernelFeatures&
   }
   bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "events"),
                            ringbuf_size(ringbuf_bytes));
+  auto cpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "lane_pos"), cpus);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(sk.obj, "lanes"),
+                           cpus * lane_slots(ringbuf_bytes));
   if (b != Backend::Tracepoint) prepare_inlined_callers(sk.obj, b, f);
   int err = bpf_object__load_skeleton(sk.skel);
   if (err == 0) return 0;
@@ -281,7 +299,10 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   cfg.walk_start = 0;
   cfg.opts_kind = f.opts_kind == OptsKind::AuditInt ? 1 : 0;
   cfg.learn = opts.learn_callsites ? 1 : 0;
-  cfg.wakeup_bytes = wakeup_mark(pow2);
+  cfg.lane_slots = lane_slots(opts.ringbuf_bytes);
+  // A lane's checks wake the reader before its lane is a quarter full.
+  cfg.wakeup_bytes =
+      std::min<uint64_t>(wakeup_mark(pow2), uint64_t{cfg.lane_slots} * sizeof(cs_lane_slot) / 4);
   cap->write_config();
   Skeleton& sk = cap->impl_->skel;
   if (!write_filters(sk.obj, opts.filters, error) ||
@@ -311,6 +332,10 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
   }
   cap->impl_->rb = RingReader::open(map_fd(sk.obj, "events"), error);
   if (!cap->impl_->rb) return nullptr;
+  cap->impl_->lanes = LaneReader::open(
+      map_fd(sk.obj, "lanes"), map_fd(sk.obj, "lane_pos"),
+      static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1)), cfg.lane_slots, error);
+  if (!cap->impl_->lanes) return nullptr;
   return cap;
 }
 
@@ -363,6 +388,9 @@ bool BpfCapture::handle_sample(CapCheck& c) {
 }
 
 void BpfCapture::on_record(std::span<const uint8_t> bytes, const RecordHandler& handler) {
+  cs_record_hdr hdr{};
+  if (bytes.size() >= sizeof(hdr)) std::memcpy(&hdr, bytes.data(), sizeof(hdr));
+  if (hdr.type == CS_REC_LANE_WAKE) return;  // only woke us
   DecodeResult r = decode_record(bytes);
   if (!r.record) {
     ++decode_errors_;
@@ -496,13 +524,20 @@ bool BpfCapture::set_event_filters(bool emit, bool unique, std::optional<uint64_
   return true;
 }
 
-uint64_t BpfCapture::ring_lag_bytes() const { return impl_->rb ? impl_->rb->lag_bytes() : 0; }
+uint64_t BpfCapture::ring_lag_bytes() const {
+  return (impl_->rb ? impl_->rb->lag_bytes() : 0) + (impl_->lanes ? impl_->lanes->lag_bytes() : 0);
+}
 
 // The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
-// what came in below it is read when the wait times out.
+// what came in below it is read when the wait times out. The lanes' heads are
+// taken before the ring buffer is drained: the exec, fork and exit records that
+// came before a check taken from a lane are then handed over before it.
 int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
-  return impl_->rb->poll(timeout_ms,
-                         [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); });
+  if (int err = impl_->rb->wait(timeout_ms); err < 0) return err;
+  auto on = [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); };
+  impl_->lanes->mark();
+  int n = impl_->rb->consume(on);
+  return n + impl_->lanes->consume(on);
 }
 
 void BpfCapture::wake() { impl_->rb->wake(); }

@@ -124,7 +124,7 @@ void RingReader::wake() {
   [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
 }
 
-int RingReader::poll(int timeout_ms, const Handler& handler) {
+int RingReader::wait(int timeout_ms) {
   std::array<epoll_event, 2> events{};
   int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
   if (ready < 0 && errno != EINTR) return -errno;
@@ -134,6 +134,11 @@ int RingReader::poll(int timeout_ms, const Handler& handler) {
         read(wake_fd_, &count, sizeof count) < 0 && errno != EAGAIN)
       return -errno;
   }
+  return 0;
+}
+
+int RingReader::poll(int timeout_ms, const Handler& handler) {
+  if (int err = wait(timeout_ms); err < 0) return err;
   // Without a wakeup, what trickled in below the wakeup mark is read now.
   return consume(handler);
 }

@@ -34,6 +34,8 @@ class RingReader {
   // Waits up to timeout_ms for the kernel's wakeup, then hands every committed
   // record to `handler`. Returns the number of records, or a negative errno.
   int poll(int timeout_ms, const Handler& handler);
+  // poll()'s wait alone: 0 once woken or timed out, or a negative errno.
+  int wait(int timeout_ms);
   // Hands over what is committed now, without waiting.
   int consume(const Handler& handler);
   // Ends a poll() that is waiting now (or the next one) early, from any thread: work

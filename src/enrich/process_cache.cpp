@@ -73,7 +73,11 @@ ProcessPtr ProcessCache::publish(ProcessInfo info, uint64_t now_ns) {
   const std::string& id = proc->exec_id;
   // The image this one replaces stays, retired, for children that name it.
   auto cur = current_.find(proc->pid);
-  if (cur != current_.end() && cur->second != id) retire(cur->second, now_ns);
+  std::string replaced;
+  if (cur != current_.end() && cur->second != id) {
+    retire(cur->second, now_ns);
+    replaced = cur->second;
+  }
   current_[proc->pid] = id;
   auto [it, inserted] = images_.try_emplace(id);
   if (inserted) {
@@ -82,6 +86,7 @@ ProcessPtr ProcessCache::publish(ProcessInfo info, uint64_t now_ns) {
   } else {
     touch(it->second);
   }
+  if (!replaced.empty()) it->second.replaces = std::move(replaced);
   it->second.proc = proc;
   it->second.dead_since_ns = proc->exited ? std::max<uint64_t>(now_ns, 1) : 0;
   enforce_bound();
@@ -161,6 +166,20 @@ ProcessPtr ProcessCache::lookup(uint32_t pid) {
   auto info = reader_.read(pid);
   if (!info) return nullptr;
   return publish(from_proc(std::move(*info)), last_ktime_ns_);
+}
+
+ProcessPtr ProcessCache::lookup_at(uint32_t pid, uint64_t ktime_ns) {
+  ProcessPtr p = lookup(pid);
+  // Only an exec's image starts at a known instant (the exec record's time).
+  while (p && ktime_ns != 0 && ktime_ns < p->start_ktime_ns && has_flag(*p, "execve")) {
+    auto self = images_.find(p->exec_id);
+    if (self == images_.end() || self->second.replaces.empty()) break;
+    auto prev = images_.find(self->second.replaces);
+    if (prev == images_.end() || prev->second.proc->pid != pid) break;
+    touch(prev->second);
+    p = prev->second.proc;
+  }
+  return p;
 }
 
 ProcessPtr ProcessCache::parent_of(const ProcessInfo& p) {

@@ -73,6 +73,11 @@ class ProcessCache {
   // The current image of `pid`; on a miss, reads /proc and caches the result.
   // nullptr when the process is gone.
   ProcessPtr lookup(uint32_t pid);
+  // The image of `pid` that made a check at `ktime_ns`: lookup(pid), or, for a
+  // check made before that image's exec and handed over after it (checks and
+  // exec records travel on different channels, see struct cs_lane_pos), the
+  // image the exec replaced while it is still kept.
+  ProcessPtr lookup_at(uint32_t pid, uint64_t ktime_ns);
   // The image `p` was started from (by parent_exec_id), else ppid's current one.
   ProcessPtr parent_of(const ProcessInfo& p);
 
@@ -97,6 +102,7 @@ class ProcessCache {
   struct Slot {
     ProcessPtr proc;
     uint64_t dead_since_ns = 0;  // exit or replacement ktime; 0 while current and running
+    std::string replaces;        // exec_id of the image of the same pid this one replaced
     std::list<std::string>::iterator lru;
   };
 

@@ -19,16 +19,22 @@ void TracePipeline::on_check(CapCheck&& c) {
   EnrichedCheck e;
   e.wall_ns = static_cast<int64_t>(c.ktime_ns) + wall_offset_ns_;
   // Checks come in bursts from one process: reuse the last answer while the
-  // cache has not changed.
-  if (c.pid != last_.pid || cache_.generation() != last_.generation || !last_.process) {
-    last_.process = cache_.lookup(c.pid);
+  // cache has not changed, it was the process's current image and the check
+  // is not older than that image (a check from before an exec, handed over
+  // after it, belongs to the image the exec replaced).
+  if (c.pid != last_.pid || cache_.generation() != last_.generation || !last_.process ||
+      !last_.current || c.ktime_ns < last_.process->start_ktime_ns) {
+    last_.process = cache_.lookup_at(c.pid, c.ktime_ns);
     last_.parent = last_.process ? cache_.parent_of(*last_.process) : nullptr;
     last_.pid = c.pid;
     last_.generation = cache_.generation();
+    last_.current = last_.process != nullptr && last_.process == cache_.peek(c.pid);
   }
   // The cgroup of the check is the truth about the container: a process that
   // moved since the cache saw it is re-attributed (cgroup id 0: not known).
-  if (last_.process && c.cgroup_id != 0 && last_.process->cgroup_id != c.cgroup_id) {
+  // (Not an image an exec replaced: publishing it would make it current again.)
+  if (last_.process && last_.current && c.cgroup_id != 0 &&
+      last_.process->cgroup_id != c.cgroup_id) {
     last_.process = cache_.on_cgroup_change(last_.process, c.cgroup_id);
     last_.generation = cache_.generation();
   }

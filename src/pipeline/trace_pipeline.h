@@ -112,6 +112,7 @@ class TracePipeline {
     uint32_t pid = 0;
     uint64_t generation = 0;
     ProcessPtr process, parent;
+    bool current = false;  // process is its pid's current image
   } last_;
   // The names given to the last process and parent, while the resolver has published
   // nothing new: a burst of checks costs one resolver lookup (a lock), not one each.

@@ -116,7 +116,7 @@ build_initramfs() {
   # capscope and the tests in /capscope/bin: the build's own paths may be under /tmp,
   # which the guest mounts over.
   local prog
-  for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_thread_turns tests/cs_probe_turns tests/cs_mmap_low \
+  for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_thread_turns tests/cs_probe_turns tests/cs_exec_turns tests/cs_mmap_low \
     tests/cs_needs; do
     add_program "$root" "$BUILD_DIR/$prog" "/capscope/bin/$(basename "$prog")"
   done

@@ -5,6 +5,7 @@
 //
 // They need root and BPF. Where either is missing each test is skipped with
 // the reason printed (GTEST_SKIP), never reported as passed.
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -192,6 +193,9 @@ class Capscope {
     }
     return false;
   }
+  // Stops and resumes the whole tracer: its reader falls behind meanwhile.
+  void freeze() { kill(pid_, SIGSTOP); }
+  void thaw() { kill(pid_, SIGCONT); }
   int stop() {
     // Give the ring buffer a moment, then SIGINT: capscope drains and flushes.
     std::this_thread::sleep_for(300ms);
@@ -476,6 +480,68 @@ TEST_F(TraceRuntime, ProbeAndNeedInTurnKeepTheirOwnFlags) {
   EXPECT_EQ(needs, n) << cs.stderr_text();
   EXPECT_GE(probes, n) << cs.stderr_text();
   EXPECT_NE(cs.stderr_text().find(" 0 lost"), std::string::npos) << cs.stderr_text();
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Checks travel on per-CPU lanes, exec records on the ring buffer, so the reader
+// may take a child's exec before the check it made just before exec'ing. Every
+// child of cs_exec_turns checks CAP_SETUID once as cs_exec_turns, execs
+// cs_setuid_loop and checks once more: each check names the binary that made it.
+TEST_F(TraceRuntime, ChecksJustBeforeAnExecNameTheBinaryThatMadeThem) {
+  const int n = 300;
+  Capscope cs({"-o", "json", "--caps", "CAP_SETUID"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  ASSERT_EQ(sh(helpers_dir() + "/cs_exec_turns " + std::to_string(n) + " " + helpers_dir() +
+               "/cs_setuid_loop >/dev/null"),
+            0);
+  EXPECT_EQ(cs.stop(), 0);
+  auto all = cs.events();
+  for (const std::string comm : {"cs_exec_turns", "cs_setuid_loop"}) {
+    auto events = select(all, comm, "CAP_SETUID");
+    // The parent makes no check: one a child for each of its two images.
+    EXPECT_EQ(events.size(), static_cast<size_t>(n)) << comm << "\n" << cs.stderr_text();
+    int wrong = 0;
+    for (const auto& e : events)
+      if (!ends_with(kprobe(e).at("process").value("binary", ""), "/" + comm)) ++wrong;
+    EXPECT_EQ(wrong, 0) << "checks of " << comm << " named after another binary, e.g. "
+                        << (events.empty() ? "" : events.front().dump());
+  }
+  EXPECT_NE(cs.stderr_text().find(" 0 lost"), std::string::npos) << cs.stderr_text();
+}
+
+// The smallest ring buffer (1 MiB) and lanes (256 KiB, 2048 checks a CPU), and a
+// reader stopped while a loop makes 50,000 checks: a full lane sends its checks on
+// the ring buffer, which holds about 7,700 more; the rest are counted as lost,
+// none dropped silently, and once the reader runs again it reports all it holds.
+// A first loop with the reader running has the call site learned: unlearned, every
+// check would be a 1.4 KB learning sample, and those never go on a lane.
+TEST_F(TraceRuntime, FullLanesOverflowIntoTheRingBufferThenCountLosses) {
+  const long warm = 1000, n = 50000;
+  const long lane_capacity = 2048L * std::max(libbpf_num_possible_cpus(), 1);
+  Capscope cs(
+      {"-o", "json", "--comm", "cs_setuid_loop", "--caps", "CAP_SETUID", "--ringbuf-size", "1"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  ASSERT_EQ(sh(helpers_dir() + "/cs_setuid_loop " + std::to_string(warm) + " >/dev/null"), 0);
+  std::this_thread::sleep_for(500ms);
+  cs.freeze();
+  int rc = sh(helpers_dir() + "/cs_setuid_loop " + std::to_string(n) + " >/dev/null");
+  cs.thaw();
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(cs.stop(), 0);
+  long ours = static_cast<long>(select(cs.events(), "cs_setuid_loop", "CAP_SETUID").size());
+  std::string text = cs.stderr_text();
+  auto at = text.find(" lost (");
+  ASSERT_NE(at, std::string::npos) << text;
+  auto from = text.rfind(", ", at);
+  ASSERT_NE(from, std::string::npos) << text;
+  long lost = std::stol(text.substr(from + 2, at - from - 2));
+  EXPECT_EQ(ours + lost, warm + n) << text;
+  EXPECT_GT(lost, 0) << text;
+  EXPECT_GT(ours, warm + lane_capacity) << "the ring buffer took none of the lanes' overflow\n"
+                                        << text;
 }
 
 TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {

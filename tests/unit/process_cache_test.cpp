@@ -224,6 +224,38 @@ TEST(ProcessCache, ChildFindsParentImageReplacedByExec) {
   EXPECT_EQ(cache.lookup(7000)->binary, "/bin/server");
 }
 
+// A check made before an exec can be handed over after the exec record (checks
+// come on per-CPU lanes, exec records on the ring buffer): its time finds the
+// image that made it, through any number of execs kept in the cache.
+TEST(ProcessCache, CheckFromBeforeAnExecFindsTheImageItReplaced) {
+  ProcessCache cache = make_cache({.grace_ns = 10 * kSec, .max_entries = 100});
+  cache.on_exec(exec_rec(7000, 6074, 50 * kSec, "/bin/sh"));
+  cache.on_exec(exec_rec(7000, 6074, 52 * kSec, "/bin/server"));
+  cache.on_exec(exec_rec(7000, 6074, 54 * kSec, "/bin/worker"));
+  EXPECT_EQ(cache.lookup_at(7000, 51 * kSec)->binary, "/bin/sh");
+  EXPECT_EQ(cache.lookup_at(7000, 52 * kSec)->binary, "/bin/server");  // at the exec: the new one
+  EXPECT_EQ(cache.lookup_at(7000, 53 * kSec)->binary, "/bin/server");
+  EXPECT_EQ(cache.lookup_at(7000, 55 * kSec)->binary, "/bin/worker");
+  EXPECT_EQ(cache.lookup_at(7000, 0)->binary, "/bin/worker");  // no time: the current image
+  EXPECT_EQ(cache.peek(7000)->binary, "/bin/worker");          // the current image stays so
+  // Once /bin/sh has expired, the oldest image kept is the best answer left.
+  cache.expire(63 * kSec);
+  EXPECT_EQ(cache.lookup_at(7000, 51 * kSec)->binary, "/bin/server");
+}
+
+// Only an exec's image starts at a known instant: a forked child's checks are its
+// own whatever their time says, and another pid's images are never taken.
+TEST(ProcessCache, CheckTimeDoesNotLeaveAForkedImageOrItsPid) {
+  ProcessCache cache = make_cache();
+  cache.on_exec(exec_rec(7000, 6074, 50 * kSec, "/bin/sh"));
+  cache.on_fork(fork_rec(7001, 7000, 51 * kSec));
+  EXPECT_EQ(cache.lookup_at(7001, 40 * kSec), cache.peek(7001));
+  cache.on_exec(exec_rec(7001, 7000, 52 * kSec, "/bin/child"));
+  EXPECT_EQ(cache.lookup_at(7001, 51 * kSec + 1)->pid, 7001u);
+  EXPECT_EQ(cache.lookup_at(7001, 51 * kSec + 1)->comm, "child");  // the forked image
+  EXPECT_EQ(cache.lookup_at(7001, 40 * kSec)->pid, 7001u);
+}
+
 TEST(ProcessCache, ExitKeepsEntryForTheGracePeriod) {
   ProcessCache cache = make_cache({.grace_ns = 10 * kSec, .max_entries = 100});
   cache.on_exec(exec_rec(7000, 6074, 50 * kSec, "/bin/sh"));

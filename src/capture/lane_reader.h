@@ -1,0 +1,55 @@
+// Reads the per-CPU check lanes (struct cs_lane_pos in bpf/capscope.h): two
+// BPF_F_MMAPABLE arrays, the slots (CPU * slots_per_cpu + n) and each CPU's
+// head and tail. A CPU's programs publish records by moving its head; the
+// reader consumes up to the heads it marked and then moves the tails.
+//
+// mark() and consume() are separate so that the caller can drain the ring
+// buffer in between: every exec, fork or exit record that came before a
+// marked check is then handed over first (see BpfCapture::poll).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace capscope::capture {
+
+class LaneReader {
+ public:
+  using Handler = std::function<void(std::span<const uint8_t>)>;
+
+  // Maps the lanes; nullptr and a reason in *error if it cannot.
+  static std::unique_ptr<LaneReader> open(int slots_fd, int pos_fd, uint32_t cpus,
+                                          uint32_t slots_per_cpu, std::string* error);
+  ~LaneReader();
+  LaneReader(const LaneReader&) = delete;
+  LaneReader& operator=(const LaneReader&) = delete;
+
+  // Takes every CPU's head now: what the next consume() hands over.
+  void mark();
+  // Hands every record up to the marked heads to `handler`, oldest first across
+  // CPUs (each CPU's lane is in time order already), then gives the space back.
+  // Returns the number of records.
+  int consume(const Handler& handler);
+  // Bytes published that this reader has not consumed yet.
+  [[nodiscard]] uint64_t lag_bytes() const;
+
+ private:
+  LaneReader() = default;
+  [[nodiscard]] std::span<const uint8_t> record(uint32_t cpu, uint64_t n) const;
+  [[nodiscard]] uint64_t time_of(uint32_t cpu, uint64_t n) const;
+
+  uint32_t cpus_ = 0;
+  uint32_t slots_ = 0;  // per CPU, a power of two
+  void* slots_map_ = nullptr;
+  size_t slots_len_ = 0;
+  void* pos_map_ = nullptr;
+  size_t pos_len_ = 0;
+  std::vector<uint64_t> marked_;  // heads taken by mark()
+};
+
+}  // namespace capscope::capture
