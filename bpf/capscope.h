@@ -452,11 +452,12 @@ struct cs_config {
  * - Wakeups: per CPU, once per cs_config.wakeup_bytes of records, a
  *   header-only CS_REC_LANE_WAKE record goes on the ring buffer with a
  *   wakeup; below that the reader finds the records at its poll timeout.
- * - Order: the reader reads every lane's head, then drains the ring buffer,
- *   then the lanes up to those heads, merged by time. A check on a lane is
- *   then never handed over before the exec, fork or exit records that came
- *   before it. It may come after a later exec of its process; user space
- *   attributes it by its time (ProcessCache::lookup_at).
+ * - Order: the reader reads every lane's head, then drains the ring buffer
+ *   and the lanes up to those heads merged by time (every record has its
+ *   ktime_ns at byte 8). A check on a lane is then never handed over before
+ *   the exec, fork or exit records that came before it. It may come after a
+ *   later exec of its process (published after the heads were read);
+ *   user space attributes it by its time (ProcessCache::lookup_at).
  * head and tail are on cache lines of their own: each is written by one side.
  */
 struct cs_lane_pos {

@@ -530,14 +530,22 @@ uint64_t BpfCapture::ring_lag_bytes() const {
 
 // The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
 // what came in below it is read when the wait times out. The lanes' heads are
-// taken before the ring buffer is drained: the exec, fork and exit records that
-// came before a check taken from a lane are then handed over before it.
+// taken before the ring buffer is drained, so the exec, fork and exit records
+// that came before a check taken from a lane are in this drain; the two streams
+// are merged by time: each ring buffer record comes after the lanes' older ones
+// (a learning sample after the decided checks made before it, as they happened).
 int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
   if (int err = impl_->rb->wait(timeout_ms); err < 0) return err;
+  LaneReader& lanes = *impl_->lanes;
   auto on = [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); };
-  impl_->lanes->mark();
-  int n = impl_->rb->consume(on);
-  return n + impl_->lanes->consume(on);
+  int n = 0;
+  auto on_ring_record = [&](std::span<const uint8_t> bytes) {
+    if (uint64_t t = record_ktime(bytes); t != 0) n += lanes.consume_before(t, on);
+    on(bytes);
+  };
+  lanes.mark();
+  n += impl_->rb->consume(on_ring_record);
+  return n + lanes.consume(on);
 }
 
 void BpfCapture::wake() { impl_->rb->wake(); }

@@ -1,5 +1,6 @@
 #include "capture/decode.h"
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -189,6 +190,16 @@ std::vector<std::string> split_args(std::span<const char> bytes) {
   }
   while (!args.empty() && args.back().empty()) args.pop_back();
   return args;
+}
+
+static_assert(offsetof(cs_cap_check, ktime_ns) == 8 && offsetof(cs_exec, ktime_ns) == 8 &&
+              offsetof(cs_fork, ktime_ns) == 8 && offsetof(cs_exit, ktime_ns) == 8 &&
+              offsetof(cs_cgroup, ktime_ns) == 8);
+
+uint64_t record_ktime(std::span<const uint8_t> data) {
+  uint64_t t = 0;
+  if (data.size() >= 16) std::memcpy(&t, data.data() + 8, sizeof t);
+  return t;
 }
 
 DecodeResult decode_record(std::span<const uint8_t> data) {

@@ -19,6 +19,9 @@ struct DecodeResult {
 };
 
 DecodeResult decode_record(std::span<const uint8_t> data);
+// When a record was made (its ktime_ns, CLOCK_MONOTONIC; every record type has it at
+// byte 8), or 0 for a record too short to have one (a lane wakeup).
+uint64_t record_ktime(std::span<const uint8_t> data);
 
 // What policies did with a check (the CS_F_POLICY part of its record). Slots are
 // numbered within `bank` of the policy set loaded as `generation`.

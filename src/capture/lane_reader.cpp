@@ -8,9 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <functional>
-#include <queue>
-#include <utility>
+#include <limits>
 
 #include "capscope.h"
 
@@ -57,7 +55,8 @@ std::unique_ptr<LaneReader> LaneReader::open(int slots_fd, int pos_fd, uint32_t 
     return nullptr;
   }
   r->marked_.resize(cpus);
-  for (uint32_t c = 0; c < cpus; ++c) r->marked_[c] = positions(r->pos_map_)[c].tail;
+  r->at_.resize(cpus);
+  for (uint32_t c = 0; c < cpus; ++c) r->marked_[c] = r->at_[c] = positions(r->pos_map_)[c].tail;
   return r;
 }
 
@@ -67,7 +66,16 @@ LaneReader::~LaneReader() {
 }
 
 void LaneReader::mark() {
-  for (uint32_t c = 0; c < cpus_; ++c) marked_[c] = load_acquire(positions(pos_map_)[c].head);
+  const cs_lane_pos* pos = positions(pos_map_);
+  next_ = {};
+  for (uint32_t c = 0; c < cpus_; ++c) {
+    marked_[c] = load_acquire(pos[c].head);
+    at_[c] = pos[c].tail;
+    // A head that ran more than a lane ahead is not the kernel's (it never
+    // overwrites unread slots): read the last lane's worth only.
+    if (marked_[c] - at_[c] > slots_) at_[c] = marked_[c] - slots_;
+    if (at_[c] != marked_[c]) next_.emplace(time_of(c, at_[c]), c);
+  }
 }
 
 std::span<const uint8_t> LaneReader::record(uint32_t cpu, uint64_t n) const {
@@ -83,29 +91,23 @@ uint64_t LaneReader::time_of(uint32_t cpu, uint64_t n) const {
   return slots[static_cast<size_t>(cpu) * slots_ + (n & (slots_ - 1))].check.ktime_ns;
 }
 
-int LaneReader::consume(const Handler& handler) {
-  cs_lane_pos* pos = positions(pos_map_);
-  // The oldest unread record of each CPU with records, by time: a min-heap.
-  using Next = std::pair<uint64_t, uint32_t>;  // (ktime, cpu)
-  std::priority_queue<Next, std::vector<Next>, std::greater<>> next;
-  std::vector<uint64_t> at(cpus_);
-  for (uint32_t c = 0; c < cpus_; ++c) {
-    at[c] = pos[c].tail;
-    // A head that ran more than a lane ahead is not the kernel's (it never
-    // overwrites unread slots): read the last lane's worth only.
-    if (marked_[c] - at[c] > slots_) at[c] = marked_[c] - slots_;
-    if (at[c] != marked_[c]) next.emplace(time_of(c, at[c]), c);
-  }
+int LaneReader::consume_before(uint64_t ktime_ns, const Handler& handler) {
   int n = 0;
-  while (!next.empty()) {
-    uint32_t c = next.top().second;
-    next.pop();
-    handler(record(c, at[c]));
+  while (!next_.empty() && next_.top().first < ktime_ns) {
+    uint32_t c = next_.top().second;
+    next_.pop();
+    handler(record(c, at_[c]));
     ++n;
-    if (++at[c] != marked_[c]) next.emplace(time_of(c, at[c]), c);
+    if (++at_[c] != marked_[c]) next_.emplace(time_of(c, at_[c]), c);
   }
+  return n;
+}
+
+int LaneReader::consume(const Handler& handler) {
+  int n = consume_before(std::numeric_limits<uint64_t>::max(), handler);
+  cs_lane_pos* pos = positions(pos_map_);
   for (uint32_t c = 0; c < cpus_; ++c)
-    if (pos[c].tail != at[c]) store_release(pos[c].tail, at[c]);
+    if (pos[c].tail != at_[c]) store_release(pos[c].tail, at_[c]);
   return n;
 }
 

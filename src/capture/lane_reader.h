@@ -12,8 +12,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <queue>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace capscope::capture {
@@ -29,11 +31,13 @@ class LaneReader {
   LaneReader(const LaneReader&) = delete;
   LaneReader& operator=(const LaneReader&) = delete;
 
-  // Takes every CPU's head now: what the next consume() hands over.
+  // Takes every CPU's head now: what the next consume_before() and consume() hand over.
   void mark();
-  // Hands every record up to the marked heads to `handler`, oldest first across
-  // CPUs (each CPU's lane is in time order already), then gives the space back.
-  // Returns the number of records.
+  // Hands the marked records made before `ktime_ns` to `handler`, oldest first
+  // across CPUs (each CPU's lane is in time order already): the caller merges
+  // another stream (the ring buffer's) with the lanes this way. Returns the number.
+  int consume_before(uint64_t ktime_ns, const Handler& handler);
+  // Hands every marked record left over, then gives the space back.
   int consume(const Handler& handler);
   // Bytes published that this reader has not consumed yet.
   [[nodiscard]] uint64_t lag_bytes() const;
@@ -50,6 +54,10 @@ class LaneReader {
   void* pos_map_ = nullptr;
   size_t pos_len_ = 0;
   std::vector<uint64_t> marked_;  // heads taken by mark()
+  std::vector<uint64_t> at_;      // the next record of each CPU to hand over
+  // The oldest unread marked record of each CPU that has one: (ktime, cpu), a min-heap.
+  using Next = std::pair<uint64_t, uint32_t>;
+  std::priority_queue<Next, std::vector<Next>, std::greater<>> next_;
 };
 
 }  // namespace capscope::capture

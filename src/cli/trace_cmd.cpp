@@ -360,6 +360,10 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
     return usage_error(e.what());
   }
 
+  // Before "tracing with" is printed: a Ctrl-C any time after it (the /proc walk
+  // below can take seconds) must stop the trace with its summary, not kill it.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   NsInodes host_ns = host_namespaces();
   std::unique_ptr<capture::EventSource> source;
   capture::BpfCapture* bpf = nullptr;  // owned by the live source
@@ -421,8 +425,6 @@ int run_trace(const TraceOptions& o, const GlobalOptions& g) {
   pipe.set_container_filter(filter::ContainerFilter(*selection));
   if (bpf != nullptr && with_policies) watch_policy_scopes(pipe, *bpf, *policies, *resolver);
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   if (o.timeout_s > 0) {
     std::signal(SIGALRM, on_signal);
     alarm(static_cast<unsigned>(std::max(1.0, o.timeout_s)));
