@@ -124,7 +124,7 @@ TEST_F(Lanes, ConsumeBeforeStopsAtTheOtherStreamsTime) {
   EXPECT_EQ(reader_->consume_before(20, collect(seen)), 1);
   EXPECT_EQ(seen, (Seen{{10, 1}}));
   EXPECT_EQ(reader_->consume_before(15, collect(seen)), 0);  // an older time: nothing more
-  EXPECT_EQ(pos(0).tail, 0u);  // space goes back only at consume()
+  EXPECT_EQ(pos(0).tail, 0u);                                // space goes back only at consume()
   EXPECT_EQ(reader_->consume(collect(seen)), 2);
   EXPECT_EQ(seen, (Seen{{10, 1}, {20, 2}, {30, 3}}));
   EXPECT_EQ(pos(0).tail, 2u);
