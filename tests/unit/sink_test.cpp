@@ -47,7 +47,7 @@ void roundtrip(const fs::path& path, bool expect_direct) {
   auto sink = FileSink::open(path.string(), &error);
   ASSERT_TRUE(sink) << error;
   EXPECT_EQ(sink->direct(), expect_direct) << path;
-  std::string data = lines(5 << 20, 7);  // five blocks and a tail
+  std::string data = lines(11 << 20, 7);  // five 2 MiB blocks and a tail
   std::string written;
   size_t pos = 0;
   for (size_t chunk = 1; pos < data.size(); chunk = chunk * 3 % 70001 + 1) {
