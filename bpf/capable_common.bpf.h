@@ -89,6 +89,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cs_reader_state);
+} reader_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct cs_config);
@@ -896,9 +904,20 @@ static __always_inline bool cs_rate_allow(const struct cs_config *cfg, struct cs
 				 audit, 0, suppressed);
 }
 
+/* Whether the reader sleeps; if so it is this caller's to wake (struct cs_reader_state). */
+static __always_inline bool cs_take_sleeping_reader(void)
+{
+	__u32 zero = 0;
+	struct cs_reader_state *rs = bpf_map_lookup_elem(&reader_state, &zero);
+
+	return rs && *(volatile __u64 *)&rs->sleeping && __sync_lock_test_and_set(&rs->sleeping, 0);
+}
+
 /*
- * Ring-buffer notification: this CPU wakes the reader once per
+ * Ring-buffer notification: this CPU wakes a sleeping reader once per
  * cfg->wakeup_bytes of records, never otherwise (0: the kernel's default).
+ * A reader that is awake finds the records without a wakeup; the count goes
+ * on, so the first record after it falls asleep wakes it.
  */
 static __always_inline __u64 cs_wakeup_flags(const struct cs_config *cfg, struct cs_counters *cnt,
 					     __u64 size)
@@ -908,7 +927,7 @@ static __always_inline __u64 cs_wakeup_flags(const struct cs_config *cfg, struct
 	if (!mark || !cnt)
 		return 0;
 	cnt->unsignalled += size;
-	if (cnt->unsignalled < mark)
+	if (cnt->unsignalled < mark || !cs_take_sleeping_reader())
 		return BPF_RB_NO_WAKEUP;
 	cnt->unsignalled = 0;
 	return BPF_RB_FORCE_WAKEUP;
@@ -1137,7 +1156,7 @@ static __always_inline bool cs_lane_put(const struct cs_config *cfg, struct cs_c
 	struct cs_lane_pos *lp;
 	struct cs_lane_slot *slot;
 	struct cs_cap_check *e;
-	__u64 h;
+	__u64 h, tail;
 
 	if (!slots)
 		return false;
@@ -1148,8 +1167,9 @@ static __always_inline bool cs_lane_put(const struct cs_config *cfg, struct cs_c
 	*(volatile __u64 *)&lp->busy = 1;
 	barrier();
 	h = *(volatile __u64 *)&lp->head;
+	tail = *(volatile __u64 *)&lp->tail;
 	idx = cpu * slots + ((__u32)h & (slots - 1));
-	slot = h - *(volatile __u64 *)&lp->tail < slots ? bpf_map_lookup_elem(&lanes, &idx) : NULL;
+	slot = h - tail < slots ? bpf_map_lookup_elem(&lanes, &idx) : NULL;
 	if (!slot) {
 		barrier();
 		*(volatile __u64 *)&lp->busy = 0;
@@ -1166,7 +1186,8 @@ static __always_inline bool cs_lane_put(const struct cs_config *cfg, struct cs_c
 	barrier();
 	*(volatile __u64 *)&lp->busy = 0;
 	cs_count(cnt, CS_CNT_EMITTED);
-	if (cs_wakeup_flags(cfg, cnt, sizeof(struct cs_lane_slot)) != BPF_RB_NO_WAKEUP) {
+	if ((h + 1 - tail) * sizeof(struct cs_lane_slot) >= cfg->wakeup_bytes &&
+	    cs_take_sleeping_reader()) {
 		struct cs_record_hdr wake = { .type = CS_REC_LANE_WAKE, .size = sizeof(wake) };
 
 		/* If the ring buffer is full the reader is busy anyway: it finds the lane then. */
@@ -1246,7 +1267,18 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 		cs_count(cnt, CS_CNT_SAMPLES);
 	}
 	/* A sample wakes the reader at once: until it has learned, every check on this path is one. */
-	bpf_ringbuf_submit(e, urgent ? BPF_RB_FORCE_WAKEUP : cs_wakeup_flags(cfg, cnt, size));
+	/*
+	 * A learning sample skips the mark, not the flag: a reader that is awake
+	 * finds it within its poll timer, one that falls asleep when it polls the
+	 * ring buffer before it sleeps (a fresh trace's hundreds of samples would
+	 * otherwise each interrupt the checking CPU). A kill always wakes.
+	 */
+	if (pol && pol->pending)
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	else if (urgent)
+		bpf_ringbuf_submit(e, cs_take_sleeping_reader() ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, cs_wakeup_flags(cfg, cnt, size));
 	cs_count(cnt, CS_CNT_EMITTED);
 }
 

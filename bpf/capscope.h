@@ -407,10 +407,10 @@ struct cs_config {
 	__u32 opts_kind;   /* fexit/kprobe: 0 opts bitmask, 1 pre-5.1 int audit */
 	__u32 learn;       /* take learning samples on unknown call sites */
 	/*
-	 * Each CPU wakes the reader once per this many bytes of records; a quiet
-	 * trickle is picked up by the reader's poll timeout. A wakeup per record
-	 * would cost the checking task an interrupt each, and asking the ring
-	 * buffer how much is unread would touch the reader's cache line.
+	 * A CPU wakes a sleeping reader (struct cs_reader_state) once this many
+	 * bytes of its records wait; a quiet trickle is picked up by the reader's
+	 * poll timeout. A wakeup per record would cost the checking task an
+	 * interrupt each (a self-IPI, a VM exit on a virtual machine).
 	 */
 	__u64 wakeup_bytes;
 	/*
@@ -449,9 +449,10 @@ struct cs_config {
  *   an interrupt meanwhile goes on the ring buffer instead.
  * - A full lane (head - tail == lane_slots) sends the check on the ring
  *   buffer too: nothing is lost that the ring buffer could take.
- * - Wakeups: per CPU, once per cs_config.wakeup_bytes of records, a
+ * - Wakeups: only a reader that sleeps is woken (struct cs_reader_state),
+ *   once a CPU's lane holds cs_config.wakeup_bytes of unread records: a
  *   header-only CS_REC_LANE_WAKE record goes on the ring buffer with a
- *   wakeup; below that the reader finds the records at its poll timeout.
+ *   wakeup. Below that the reader finds the records at its poll timeout.
  * - Order: the reader reads every lane's head, then drains the ring buffer
  *   and the lanes up to those heads merged by time (every record has its
  *   ktime_ns at byte 8). A check on a lane is then never handed over before
@@ -466,6 +467,20 @@ struct cs_lane_pos {
 	__u64 pad[6];
 	__u64 tail; /* records the reader has consumed */
 	__u64 pad2[7];
+};
+
+/*
+ * Whether the reader sleeps, waiting for a wakeup (a BPF_F_MMAPABLE array of
+ * one). Under a flood the reader polls on a short timer instead and leaves
+ * `sleeping` at 0, so no check pays for waking it. The reader sets it, then
+ * looks at the lanes once more before it sleeps; the program that wakes it
+ * clears it (an exchange, so one wakeup a sleep). A program that reads it
+ * before the reader's store is visible, for the one record that reaches the
+ * mark, leaves the reader to its poll timeout, as any record below the mark.
+ */
+struct cs_reader_state {
+	__u64 sleeping;
+	__u64 pad[7];
 };
 
 /* A lane slot: a check record, padded to two whole cache lines. */

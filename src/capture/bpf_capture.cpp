@@ -28,6 +28,7 @@
 #include "capture/inlined_callers.h"
 #include "capture/lane_reader.h"
 #include "capture/policy_bank.h"
+#include "capture/reader_pacing.h"
 #include "capture/ring_reader.h"
 #include "enrich/cgroup_path.h"
 #include "enrich/proc_reader.h"
@@ -118,12 +119,14 @@ struct BpfCapture::Impl {
   Skeleton skel;
   std::unique_ptr<RingReader> rb;
   std::unique_ptr<LaneReader> lanes;  // nullptr: every check comes on the ring buffer
+  std::unique_ptr<ReaderPacing> pacing;
   cs_config config{};
   InlinedCallerLinks callers;
   PolicyState policy;
   ~Impl() {
     rb.reset();  // before the skeleton closes the maps
     lanes.reset();
+    pacing.reset();
     for (bpf_link* l : callers.links) bpf_link__destroy(l);
     if (skel.destroy) skel.destroy();
   }
@@ -336,6 +339,8 @@ std::unique_ptr<BpfCapture> BpfCapture::open_backend_as(Backend b, const Capture
       map_fd(sk.obj, "lanes"), map_fd(sk.obj, "lane_pos"),
       static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1)), cfg.lane_slots, error);
   if (!cap->impl_->lanes) return nullptr;
+  cap->impl_->pacing = ReaderPacing::open(map_fd(sk.obj, "reader_state"), cfg.wakeup_bytes, error);
+  if (!cap->impl_->pacing) return nullptr;
   return cap;
 }
 
@@ -528,24 +533,28 @@ uint64_t BpfCapture::ring_lag_bytes() const {
   return (impl_->rb ? impl_->rb->lag_bytes() : 0) + (impl_->lanes ? impl_->lanes->lag_bytes() : 0);
 }
 
-// The kernel side wakes us only past the wakeup mark (cs_config.wakeup_bytes):
+// The kernel side wakes us only while we sleep and only past the wakeup mark
+// (cs_config.wakeup_bytes; under a flood we poll instead, see ReaderPacing):
 // what came in below it is read when the wait times out. The lanes' heads are
 // taken before the ring buffer is drained, so the exec, fork and exit records
 // that came before a check taken from a lane are in this drain; the two streams
 // are merged by time: each ring buffer record comes after the lanes' older ones
 // (a learning sample after the decided checks made before it, as they happened).
 int BpfCapture::poll(int timeout_ms, const RecordHandler& handler) {
-  if (int err = impl_->rb->wait(timeout_ms); err < 0) return err;
   LaneReader& lanes = *impl_->lanes;
+  if (int err = impl_->pacing->wait(timeout_ms, *impl_->rb, lanes); err < 0) return err;
   auto on = [&](std::span<const uint8_t> bytes) { on_record(bytes, handler); };
   int n = 0;
+  int from_lanes = 0;
   auto on_ring_record = [&](std::span<const uint8_t> bytes) {
-    if (uint64_t t = record_ktime(bytes); t != 0) n += lanes.consume_before(t, on);
+    if (uint64_t t = record_ktime(bytes); t != 0) from_lanes += lanes.consume_before(t, on);
     on(bytes);
   };
   lanes.mark();
   n += impl_->rb->consume(on_ring_record);
-  return n + lanes.consume(on);
+  from_lanes += lanes.consume(on);
+  impl_->pacing->drained(static_cast<uint64_t>(from_lanes) * sizeof(cs_lane_slot));
+  return n + from_lanes;
 }
 
 void BpfCapture::wake() { impl_->rb->wake(); }

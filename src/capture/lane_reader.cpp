@@ -119,4 +119,12 @@ uint64_t LaneReader::lag_bytes() const {
   return lag;
 }
 
+uint64_t LaneReader::max_lane_lag_bytes() const {
+  const cs_lane_pos* pos = positions(pos_map_);
+  uint64_t most = 0;
+  for (uint32_t c = 0; c < cpus_; ++c)
+    most = std::max<uint64_t>(most, load_acquire(pos[c].head) - pos[c].tail);
+  return most * sizeof(cs_lane_slot);
+}
+
 }  // namespace capscope::capture

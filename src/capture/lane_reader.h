@@ -41,6 +41,8 @@ class LaneReader {
   int consume(const Handler& handler);
   // Bytes published that this reader has not consumed yet.
   [[nodiscard]] uint64_t lag_bytes() const;
+  // The unread bytes of the fullest lane: what the kernel compares with its wakeup mark.
+  [[nodiscard]] uint64_t max_lane_lag_bytes() const;
 
  private:
   LaneReader() = default;

@@ -544,6 +544,50 @@ TEST_F(TraceRuntime, FullLanesOverflowIntoTheRingBufferThenCountLosses) {
                                         << text;
 }
 
+// The IRQ work interrupts CPU `cpu` has taken (/proc/interrupts, x86's IWI line):
+// how the ring buffer's wakeups reach a reader. -1 where the line is missing.
+long irq_work_interrupts(int cpu) {
+  std::ifstream in("/proc/interrupts");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string name;
+    words >> name;
+    if (name != "IWI:") continue;
+    long count = -1;
+    for (int c = 0; c <= cpu && (words >> count); ++c) {
+    }
+    return count;
+  }
+  return -1;
+}
+
+// Under a flood the reader polls and keeps its wakeup flag down, so the checking
+// CPU takes almost none of the ring buffer's wakeups (each a self-IPI there): the
+// wakeup mark alone would send one per 256 KiB of a lane, 97 for these checks.
+TEST_F(TraceRuntime, AFloodOfChecksWakesTheReaderAlmostNever) {
+  const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (cpus < 2) GTEST_SKIP() << "one CPU: the reader and the checks take turns on it";
+  const int loop_cpu = cpus - 1;
+  if (irq_work_interrupts(loop_cpu) < 0)
+    GTEST_SKIP() << "no IWI line in /proc/interrupts (not x86): IRQ work is not counted apart";
+  const long n = 200000;
+  Capscope cs({"-o", "compact", "--comm", "cs_setuid_loop", "--caps", "CAP_SETUID"});
+  ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
+  long before = irq_work_interrupts(loop_cpu);
+  ASSERT_EQ(sh("taskset -c " + std::to_string(loop_cpu) + " " + helpers_dir() + "/cs_setuid_loop " +
+               std::to_string(n) + " >/dev/null"),
+            0);
+  long wakeups = irq_work_interrupts(loop_cpu) - before;
+  EXPECT_EQ(cs.stop(), 0);
+  EXPECT_LT(wakeups, 25) << "IRQ work interrupts on CPU " << loop_cpu << " during " << n
+                         << " checks\n"
+                         << cs.stderr_text();
+  std::string text = cs.stderr_text();
+  EXPECT_NE(text.find(" " + std::to_string(n) + " reported"), std::string::npos) << text;
+  EXPECT_NE(text.find(" 0 lost ("), std::string::npos) << text;
+}
+
 TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {
   Capscope cs({"-o", "json", "--comm", "cs_setuid_loop", "--unique"});
   ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();

@@ -1,6 +1,7 @@
 // LaneReader over memory laid out as the kernel's lanes are (two shared
 // mappings: the slots, CPU * slots_per_cpu + n, and each CPU's positions), here
 // memfds written by the test in the kernel's place.
+// ReaderPacing: when the reader polls and when it sleeps for a wakeup.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "capscope.h"
 #include "capture/decode.h"
 #include "capture/lane_reader.h"
+#include "capture/reader_pacing.h"
 
 using capscope::capture::LaneReader;
 using capscope::capture::record_ktime;
@@ -155,3 +157,41 @@ TEST(LaneReader, RefusesALaneSizeThatIsNotAPowerOfTwo) {
 }
 
 }  // namespace
+
+TEST_F(Lanes, MaxLaneLagIsTheFullestLanesUnreadBytes) {
+  publish(0, 10, 1);
+  publish(2, 20, 2);
+  publish(2, 30, 3);
+  publish(2, 40, 4);
+  EXPECT_EQ(reader_->max_lane_lag_bytes(), 3 * sizeof(cs_lane_slot));
+  EXPECT_EQ(reader_->lag_bytes(), 4 * sizeof(cs_lane_slot));
+  reader_->mark();
+  Seen seen;
+  reader_->consume(collect(seen));
+  EXPECT_EQ(reader_->max_lane_lag_bytes(), 0u);
+}
+
+// ReaderPacing over a memfd standing for the reader_state map.
+TEST(ReaderPacing, PollsAfterAFloodAndSleepsAgainOnlyAfterQuietPolls) {
+  SharedFile state(static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+  ASSERT_NE(state.map, MAP_FAILED);
+  static_cast<cs_reader_state*>(state.map)->sleeping = 1;  // left up by a reader that died
+  std::string error;
+  const uint64_t mark = 256 << 10;
+  auto pacing = capscope::capture::ReaderPacing::open(state.fd, mark, &error);
+  ASSERT_TRUE(pacing) << error;
+  EXPECT_FALSE(pacing->sleeping()) << "a new reader starts with the flag down";
+  EXPECT_FALSE(pacing->polling());
+  pacing->drained(mark / 64 - 1);
+  EXPECT_FALSE(pacing->polling()) << "a trickle does not start the poll timer";
+  pacing->drained(mark);
+  EXPECT_TRUE(pacing->polling());
+  for (int i = 1; i < capscope::capture::ReaderPacing::kQuietPolls; ++i) pacing->drained(0);
+  EXPECT_TRUE(pacing->polling()) << "one quiet poll short of the limit";
+  pacing->drained(mark / 64);  // busy again: the quiet polls start over
+  for (int i = 1; i < capscope::capture::ReaderPacing::kQuietPolls; ++i) pacing->drained(0);
+  EXPECT_TRUE(pacing->polling());
+  pacing->drained(0);
+  EXPECT_FALSE(pacing->polling());
+  EXPECT_FALSE(pacing->sleeping()) << "only wait() raises the flag";
+}
