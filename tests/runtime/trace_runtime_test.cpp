@@ -562,16 +562,24 @@ long irq_work_interrupts(int cpu) {
   return -1;
 }
 
+// The number just before `label` in capscope's summary line ("..., 120 reported, ..."); -1 if none.
+long summary_count(const std::string& text, const std::string& label) {
+  auto at = text.find(label);
+  if (at == std::string::npos) return -1;
+  auto from = text.find_last_of(" ,", at - 1);
+  return std::stol(text.substr(from + 1, at - from - 1));
+}
+
 // Under a flood the reader polls and keeps its wakeup flag down, so the checking
 // CPU takes almost none of the ring buffer's wakeups (each a self-IPI there): the
-// wakeup mark alone would send one per 256 KiB of a lane, 97 for these checks.
+// wakeup mark alone would send one per 256 KiB of a lane, 48 for these checks.
 TEST_F(TraceRuntime, AFloodOfChecksWakesTheReaderAlmostNever) {
   const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   if (cpus < 2) GTEST_SKIP() << "one CPU: the reader and the checks take turns on it";
   const int loop_cpu = cpus - 1;
   if (irq_work_interrupts(loop_cpu) < 0)
     GTEST_SKIP() << "no IWI line in /proc/interrupts (not x86): IRQ work is not counted apart";
-  const long n = 200000;
+  const long n = 100000;
   Capscope cs({"-o", "compact", "--comm", "cs_setuid_loop", "--caps", "CAP_SETUID"});
   ASSERT_TRUE(cs.wait_ready()) << cs.stderr_text();
   long before = irq_work_interrupts(loop_cpu);
@@ -580,12 +588,13 @@ TEST_F(TraceRuntime, AFloodOfChecksWakesTheReaderAlmostNever) {
             0);
   long wakeups = irq_work_interrupts(loop_cpu) - before;
   EXPECT_EQ(cs.stop(), 0);
-  EXPECT_LT(wakeups, 25) << "IRQ work interrupts on CPU " << loop_cpu << " during " << n
+  EXPECT_LT(wakeups, 20) << "IRQ work interrupts on CPU " << loop_cpu << " during " << n
                          << " checks\n"
                          << cs.stderr_text();
+  // Every check accounted for. A reader slower than the loop (the ASan build's) loses
+  // some, counted; it never sleeps then, so it is never woken either.
   std::string text = cs.stderr_text();
-  EXPECT_NE(text.find(" " + std::to_string(n) + " reported"), std::string::npos) << text;
-  EXPECT_NE(text.find(" 0 lost ("), std::string::npos) << text;
+  EXPECT_EQ(summary_count(text, " reported") + summary_count(text, " lost ("), n) << text;
 }
 
 TEST_F(TraceRuntime, UniqueReportsOncePerCapabilityAndVerdict) {
