@@ -1208,7 +1208,6 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 {
 	struct cs_sample *smp = NULL;
 	struct cs_cap_check *e;
-	bool urgent = a->sample;
 	__u32 size;
 
 	if (pol)
@@ -1234,8 +1233,6 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 
 		pc->policy = *pol;
 		e->flags |= CS_F_POLICY;
-		/* A kill user space must decide cannot wait for the wakeup mark. */
-		urgent |= pol->pending != 0;
 		if (a->sample)
 			smp = &((struct cs_policy_check_sample *)e)->sample;
 	} else if (a->sample) {
@@ -1266,16 +1263,16 @@ static __always_inline void cs_emit(void *ctx, const struct cs_config *cfg, stru
 		}
 		cs_count(cnt, CS_CNT_SAMPLES);
 	}
-	/* A sample wakes the reader at once: until it has learned, every check on this path is one. */
 	/*
-	 * A learning sample skips the mark, not the flag: a reader that is awake
-	 * finds it within its poll timer, one that falls asleep when it polls the
-	 * ring buffer before it sleeps (a fresh trace's hundreds of samples would
-	 * otherwise each interrupt the checking CPU). A kill always wakes.
+	 * A kill user space must decide always wakes the reader. A learning sample
+	 * skips the mark, not the flag: a reader that is awake finds it within its
+	 * poll timer, one that falls asleep when it polls the ring buffer before it
+	 * sleeps (a fresh trace's hundreds of samples would otherwise each
+	 * interrupt the checking CPU).
 	 */
 	if (pol && pol->pending)
 		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	else if (urgent)
+	else if (a->sample)
 		bpf_ringbuf_submit(e, cs_take_sleeping_reader() ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	else
 		bpf_ringbuf_submit(e, cs_wakeup_flags(cfg, cnt, size));
