@@ -408,6 +408,8 @@ static __always_inline __s32 cs_syscall_nr(struct task_struct *task, __u16 *flag
 #if CS_BACKEND_TRACEPOINT
 /* Bumped by every task's exit (cs_exit): a task memo taken before it may be stale. */
 __u64 cs_exit_gen = 0;
+/* Bumped by every cgroup migration (cs_cgroup_attach): record's memo taken before may be stale. */
+__u64 cs_cgroup_gen = 0;
 #endif
 
 /*
@@ -1065,6 +1067,8 @@ static __noinline bool cs_agg_add(const struct cs_agg_key *k, const struct cs_ag
 	return true;
 }
 
+#define CS_AGG_NO_SLOT 0xffffffffu
+
 /* The key as four words, for hashing and comparing. */
 struct cs_agg_words {
 	__u64 w[4];
@@ -1080,7 +1084,8 @@ static __always_inline __u32 cs_agg_slot_of(const struct cs_agg_words *k)
 /* record: count a decided check; false if the full hash map cannot take it. */
 static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_counters *cnt,
 					 struct task_struct *task, __u64 pid_tgid, __u64 cgid,
-					 const struct cs_check_args *args, const struct cs_audit *a)
+					 const struct cs_check_args *args, const struct cs_audit *a,
+					 __u32 *slot_used)
 {
 	__u16 ignored = 0;
 	struct cs_agg_key k = {
@@ -1103,6 +1108,7 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	struct cs_agg_words *sw;
 	__u32 idx;
 
+	*slot_used = CS_AGG_NO_SLOT;
 #ifdef CS_AGG_NO_PERCPU_CACHE
 	return cs_agg_add(&k, &one);
 #endif
@@ -1115,6 +1121,7 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	    sw->w[2] == kw->w[2] && sw->w[3] == kw->w[3]) {
 		slot->val.count += 1;
 		slot->val.last_ns = now;
+		*slot_used = idx;
 		return true;
 	}
 	if (slot->val.count) {
@@ -1127,8 +1134,127 @@ static __always_inline bool cs_aggregate(const struct cs_config *cfg, struct cs_
 	}
 	slot->key = k;
 	slot->val = one;
+	*slot_used = idx;
 	return true;
 }
+
+#if CS_BACKEND_TRACEPOINT
+/*
+ * Filters whose verdict on a check stays the same while its task, cgroup,
+ * capability and verdict do: record's memo may stand in for them.
+ */
+#define CS_FILT_AGG_REPEATABLE                                                               \
+	(CS_FILT_AGGREGATE | CS_FILT_CGROUP | CS_FILT_FOLLOW | CS_FILT_PID | CS_FILT_TID |     \
+	 CS_FILT_CAPS | CS_FILT_DENIED | CS_FILT_HOST_ONLY | CS_FILT_CONTAINERS_ONLY)
+
+static __always_inline __u64 cs_pair(__u32 lo, __u32 hi)
+{
+	return (__u64)lo | ((__u64)hi << 32);
+}
+
+/* Whether record's memo stands in for a repeated check: record, and only such filters. */
+static __always_inline bool cs_agg_memo_on(const struct cs_config *cfg)
+{
+	__u32 ff = cfg->filter_flags;
+
+	return cs_walk_direct && (ff & CS_FILT_AGGREGATE) && !(ff & ~CS_FILT_AGG_REPEATABLE);
+}
+
+/*
+ * What identifies a check to record's memo (struct cs_agg_memo): everything
+ * its key is made of, or what decides it, but the cgroup id (four dependent
+ * loads) and the call site (cs_walk_repeat).
+ */
+static __always_inline void cs_agg_ident(const struct cs_config *cfg, struct task_struct *task,
+					 const struct cs_check_args *args, struct cs_agg_memo *id)
+{
+	__u16 ignored = 0;
+
+	id->task = (__u64)task;
+	id->css = (__u64)task->cgroups;
+	id->exit_gen = *(volatile __u64 *)&cs_exit_gen;
+	id->cgroup_gen = *(volatile __u64 *)&cs_cgroup_gen;
+	id->exec_nr = cs_pair((__u32)CS_READ(task, self_exec_id), (__u32)cs_syscall_nr(task, &ignored));
+	id->check = cs_pair((__u32)args->cap, (__u32)args->ret);
+	id->flags = (*(volatile const __u32 *)&cfg->agg_bank & 1) |
+		    (cs_cred_borrowed(task, args->cred) ? 2 : 0);
+	id->slot = CS_AGG_NO_SLOT;
+	id->decision = 0;
+	id->pad = 0;
+}
+
+/*
+ * record: a check that repeats the CPU's last counted one (same task, still
+ * in the same cgroup, same program, syscall, capability, verdict, credentials
+ * and bank, the stack holding the same call sites) is counted in that check's
+ * slot at once. The slot still holds its key: only cs_aggregate on this CPU
+ * gives a slot another key, and cs_agg_keep then replaces the memo; user space
+ * zeroes a slot only in the bank not in use (its count is then 0). The
+ * identity lives only here, not across the event path (registers are few).
+ */
+static __always_inline bool cs_agg_repeat(void *ctx, const struct cs_config *cfg,
+					  struct cs_counters *cnt, struct task_struct *task,
+					  const struct cs_check_args *args)
+{
+	const struct cs_agg_memo *m = &cnt->agg_memo;
+	struct cs_agg_memo id;
+	struct cs_agg_slot *slot;
+	__u32 idx = m->slot;
+
+	if (!m->task)
+		return false;
+	cs_agg_ident(cfg, task, args, &id);
+	if (m->task != id.task || m->css != id.css || m->exit_gen != id.exit_gen ||
+	    m->cgroup_gen != id.cgroup_gen || m->exec_nr != id.exec_nr || m->check != id.check ||
+	    m->flags != id.flags)
+		return false;
+	if (cs_walk_repeat(&cnt->walk_memo, *(volatile const __u32 *)&cfg->walk_start,
+			   *(volatile const __u32 *)&cfg->callsite_gen,
+			   bpf_rdonly_cast(ctx, 0)) != m->decision)
+		return false;
+	slot = bpf_map_lookup_elem(&agg_cache, &idx);
+	if (!slot || !slot->val.count)
+		return false;
+	slot->val.count += 1;
+	slot->val.last_ns = cs_tick_now(cnt);
+	return true;
+}
+
+/* After cs_aggregate: the memo of the check it counted in a slot, if a walk decided it. */
+static __always_inline void cs_agg_keep(const struct cs_config *cfg, struct cs_counters *cnt,
+					struct task_struct *task, const struct cs_check_args *args,
+					__u32 slot, const struct cs_audit *a)
+{
+	struct cs_agg_memo *m = &cnt->agg_memo;
+	const struct cs_walk_memo *w = &cnt->walk_memo;
+
+	m->task = 0;
+	if (slot == CS_AGG_NO_SLOT || !w->frames || a->source != CS_AUDIT_SRC_CALLSITE)
+		return;
+	cs_agg_ident(cfg, task, args, m);
+	m->slot = slot;
+	m->decision = w->decision;
+}
+#else
+/* fentry and kprobe keep no memo: fentry counts in the hash map, kprobe reads opts. */
+static __always_inline bool cs_agg_memo_on(const struct cs_config *cfg)
+{
+	return false;
+}
+
+static __always_inline bool cs_agg_repeat(void *ctx, const struct cs_config *cfg,
+					  struct cs_counters *cnt, struct task_struct *task,
+					  const struct cs_check_args *args)
+{
+	return false;
+}
+
+static __always_inline void cs_agg_keep(const struct cs_config *cfg, struct cs_counters *cnt,
+					struct task_struct *task, const struct cs_check_args *args,
+					__u32 slot, const struct cs_audit *a)
+{
+}
+#endif
 
 /* Publishes a lane's new head after the slot's stores (x86 keeps stores in order). */
 static __always_inline void cs_lane_publish(__u64 *head, __u64 h)
@@ -1732,11 +1858,17 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 {
 	struct cs_unique_slot *uslot = NULL;
 	__u64 suppressed = 0, now, cgid = 0;
-	bool decided;
-	__u32 mntns;
+	__u32 mntns, slot = CS_AGG_NO_SLOT;
+	bool decided, repeatable;
 
 	if (cfg->filter_flags & CS_FILT_POLICY_ONLY)
 		goto filtered;
+	/* record: a repeat of this CPU's last counted check is counted in its slot at once. */
+	repeatable = cnt && cs_agg_memo_on(cfg);
+	if (repeatable && cs_agg_repeat(ctx, cfg, cnt, task, args)) {
+		cs_count(cnt, CS_CNT_AGGREGATED);
+		return 0;
+	}
 	/* Read once for the cgroup filters and record's key: four dependent loads. */
 	if (cfg->filter_flags & (CS_FILT_CGROUP | CS_FILT_UNSELECTED | CS_FILT_AGGREGATE))
 		cgid = cs_task_cgroup_id(task);
@@ -1768,7 +1900,11 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	 */
 	decided = a->source != CS_AUDIT_SRC_UNKNOWN;
 	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
-		if (!cs_aggregate(cfg, cnt, task, pid_tgid, cgid, args, a)) {
+		bool counted = cs_aggregate(cfg, cnt, task, pid_tgid, cgid, args, a, &slot);
+
+		if (repeatable)
+			cs_agg_keep(cfg, cnt, task, args, slot, a);
+		if (!counted) {
 			/* Sent as it is, past --unique and --rate-limit: user space counts it. */
 			cs_count(cnt, CS_CNT_AGG_FULL);
 			goto emit;
@@ -2062,6 +2198,17 @@ int BPF_PROG(cs_exit, struct task_struct *p)
 	cs_submit_record(e, sizeof(*e));
 	return 0;
 }
+
+#if CS_BACKEND_TRACEPOINT
+/* A task moved to another cgroup: record's memo of its checks (cs_agg_repeat) may no longer hold. */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(cs_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
+	     bool threadgroup)
+{
+	__sync_fetch_and_add(&cs_cgroup_gen, 1);
+	return 0;
+}
+#endif
 
 /* kernfs_node's parent before Linux 6.15 named it __parent. */
 struct kernfs_node___old {

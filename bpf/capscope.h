@@ -336,6 +336,24 @@ struct cs_walk_memo {
 	__u32 callsite_gen;
 };
 
+/*
+ * record's last check counted in the per-CPU cache on a CPU (cs_agg_repeat):
+ * what identifies it without reading its cgroup id or hashing its key again,
+ * and the slot that counts it. task 0: nothing kept.
+ */
+struct cs_agg_memo {
+	__u64 task;       /* the checking task */
+	__u64 css;        /* its css_set */
+	__u64 exit_gen;   /* cs_exit_gen when kept: no task exited since */
+	__u64 cgroup_gen; /* cs_cgroup_gen when kept: no task changed cgroups since */
+	__u64 exec_nr;    /* self_exec_id | syscall number << 32 */
+	__u64 check;      /* cap | ret << 32 */
+	__u32 flags;      /* the bank | 2 when the creds were borrowed */
+	__u32 slot;       /* its index in agg_cache */
+	__s32 decision;   /* the call-site walk's (cs_walk_memo) */
+	__u32 pad;
+};
+
 struct cs_counters {
 	__u64 v[CS_CNT_MAX];
 	__u64 unsignalled; /* record bytes this CPU produced since it last woke the reader */
@@ -355,6 +373,7 @@ struct cs_counters {
 	__u64 cgroup_memo;
 	struct cs_task_memo task_memo;
 	struct cs_walk_memo walk_memo;
+	struct cs_agg_memo agg_memo;
 };
 
 /* Scopes of --rate-limit. */

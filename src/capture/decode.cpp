@@ -29,8 +29,9 @@ static_assert(sizeof(cs_config) == 64);
 static_assert(sizeof(cs_callsite) == 8);
 static_assert(sizeof(cs_unique_slot) == 48);
 static_assert(sizeof(cs_callsite_slot) == 16);
-static_assert(sizeof(cs_counters) ==
-              8 * (CS_CNT_MAX + 4) + sizeof(cs_task_memo) + sizeof(cs_walk_memo));
+static_assert(sizeof(cs_counters) == 8 * (CS_CNT_MAX + 4) + sizeof(cs_task_memo) +
+                                         sizeof(cs_walk_memo) + sizeof(cs_agg_memo));
+static_assert(sizeof(cs_agg_memo) == 64);
 static_assert(sizeof(cs_walk_memo) == 10 * CS_MAX_WALK + 16);
 static_assert(sizeof(cs_agg_key) == 32 && sizeof(cs_agg_slot) == 56);
 static_assert(sizeof(cs_rate_key) == 16 && sizeof(cs_rate_val) == 16);

@@ -254,4 +254,27 @@ TEST_F(RecordRuntime, AggregatedCountsAreExactAcrossDrains) {
   EXPECT_NE(stderr_text().find(" 0 lost"), std::string::npos) << stderr_text();
 }
 
+// record's memo of a CPU's last counted check stands in for the subject test
+// while the same task repeats it: a task that leaves the recorded cgroup must
+// stop being counted at once. One thread, pinned to one CPU, makes N checks in
+// record's cgroup, moves itself into another and makes N more: exactly N.
+TEST_F(RecordRuntime, ATaskThatLeavesTheCgroupIsNoLongerCounted) {
+  std::string root = cgroup2_mount();
+  if (root.empty()) GTEST_SKIP() << "no cgroup2 mount: record -- CMD needs one";
+  fs::path other = fs::path(root) / ("capscope-hop-" + std::to_string(getpid()));
+  fs::create_directories(other);
+  const uint64_t n = 20000;
+  int cpu = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) - 1;
+  int rc =
+      record("hop", "taskset -c " + std::to_string(cpu) + " " + helpers_dir() + "/cs_cgroup_hop " +
+                        std::to_string(n) + " " + (other / "cgroup.procs").string());
+  rmdir(other.c_str());
+  ASSERT_EQ(rc, 0) << stderr_text();
+  json p = json::parse(capture(capscope_binary() + " profile export hop --db " + db_));
+  uint64_t setuid = 0;
+  for (const auto& u : p.at("uses"))
+    if (u.at("capability") == "CAP_SETUID") setuid += u.at("count").get<uint64_t>();
+  EXPECT_EQ(setuid, n) << stderr_text();
+}
+
 }  // namespace
