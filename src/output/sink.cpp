@@ -52,10 +52,13 @@ bool direct_io_worthwhile(int fd) {
 // segment limit (254 on a virtio disk), two or three requests a block.
 constexpr size_t kBlock = 2 << 20;
 constexpr size_t kAlign = 4096;  // O_DIRECT offset, size and address alignment
-// At most this many blocks in flight or being filled: 64 MiB ride out a disk that slows
-// down for a while under a flood. They are allocated as a flood needs them, so a quiet
-// trace holds one or two.
-constexpr size_t kBlocks = 32;
+// At most this many blocks in flight or being filled: 256 MiB ride out a disk that
+// stalls for about 400 ms under a flood of `-o json` (650 MB/s here; 64 MiB once lost
+// 344,000 events of a benchmark round to one such stall). They are allocated as a flood
+// needs them, and written blocks beyond kKeptFree idle ones go back to the system, so a
+// quiet trace holds a few.
+constexpr size_t kBlocks = 128;
+constexpr size_t kKeptFree = 8;
 
 // A block aligned to its size and offered to the kernel as one huge page (where
 // transparent huge pages are off, it is ordinary pages: slower, not wrong).
@@ -154,7 +157,12 @@ struct FileSink::Io {
       if (!write_all(direct ? direct_fd : fd, job.data, job.size, job.offset)) fail(errno);
       {
         std::lock_guard<std::mutex> lock(mu);
-        free_blocks.push_back(job.data);
+        if (free_blocks.size() < kKeptFree) {
+          free_blocks.push_back(job.data);
+        } else {
+          std::erase(all_blocks, job.data);
+          free_block(job.data);
+        }
         --in_flight;
       }
       cv.notify_all();
