@@ -117,7 +117,7 @@ build_initramfs() {
   # which the guest mounts over.
   local prog
   for prog in capscope tests/capscope_runtime_tests tests/cs_setuid_loop tests/cs_thread_turns tests/cs_probe_turns tests/cs_exec_turns tests/cs_mmap_low \
-    tests/cs_needs; do
+    tests/cs_needs tests/cs_cgroup_hop; do
     add_program "$root" "$BUILD_DIR/$prog" "/capscope/bin/$(basename "$prog")"
   done
   # busybox runs the guest's init; its applets come last in PATH.
