@@ -1902,8 +1902,11 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
 		bool counted = cs_aggregate(cfg, cnt, task, pid_tgid, cgid, args, a, &slot);
 
+		/* The agent turns emitting on and off: a memo unused meanwhile must not outlive a re-keyed slot. */
 		if (repeatable)
 			cs_agg_keep(cfg, cnt, task, args, slot, a);
+		else if (cnt)
+			cnt->agg_memo.task = 0;
 		if (!counted) {
 			/* Sent as it is, past --unique and --rate-limit: user space counts it. */
 			cs_count(cnt, CS_CNT_AGG_FULL);
