@@ -1220,7 +1220,12 @@ static __always_inline bool cs_agg_repeat(void *ctx, const struct cs_config *cfg
 	return true;
 }
 
-/* After cs_aggregate: the memo of the check it counted in a slot, if a walk decided it. */
+/*
+ * After every cs_aggregate: the memo of the check it counted in a slot, if a
+ * walk decided it and the memo is on; else none. Cleared even while the memo
+ * is off (the agent turns emitting on and off at run time), so that no memo
+ * outlives its slot being given another key.
+ */
 static __always_inline void cs_agg_keep(const struct cs_config *cfg, struct cs_counters *cnt,
 					struct task_struct *task, const struct cs_check_args *args,
 					__u32 slot, const struct cs_audit *a)
@@ -1229,7 +1234,8 @@ static __always_inline void cs_agg_keep(const struct cs_config *cfg, struct cs_c
 	const struct cs_walk_memo *w = &cnt->walk_memo;
 
 	m->task = 0;
-	if (slot == CS_AGG_NO_SLOT || !w->frames || a->source != CS_AUDIT_SRC_CALLSITE)
+	if (!cs_agg_memo_on(cfg) || slot == CS_AGG_NO_SLOT || !w->frames ||
+	    a->source != CS_AUDIT_SRC_CALLSITE)
 		return;
 	cs_agg_ident(cfg, task, args, m);
 	m->slot = slot;
@@ -1859,13 +1865,12 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	struct cs_unique_slot *uslot = NULL;
 	__u64 suppressed = 0, now, cgid = 0;
 	__u32 mntns, slot = CS_AGG_NO_SLOT;
-	bool decided, repeatable;
+	bool decided;
 
 	if (cfg->filter_flags & CS_FILT_POLICY_ONLY)
 		goto filtered;
 	/* record: a repeat of this CPU's last counted check is counted in its slot at once. */
-	repeatable = cnt && cs_agg_memo_on(cfg);
-	if (repeatable && cs_agg_repeat(ctx, cfg, cnt, task, args)) {
+	if (cnt && cs_agg_memo_on(cfg) && cs_agg_repeat(ctx, cfg, cnt, task, args)) {
 		cs_count(cnt, CS_CNT_AGGREGATED);
 		return 0;
 	}
@@ -1902,11 +1907,8 @@ static __always_inline int cs_event_path(void *ctx, const struct cs_config *cfg,
 	if ((cfg->filter_flags & CS_FILT_AGGREGATE) && decided) {
 		bool counted = cs_aggregate(cfg, cnt, task, pid_tgid, cgid, args, a, &slot);
 
-		/* The agent turns emitting on and off: a memo unused meanwhile must not outlive a re-keyed slot. */
-		if (repeatable)
+		if (cnt)
 			cs_agg_keep(cfg, cnt, task, args, slot, a);
-		else if (cnt)
-			cnt->agg_memo.task = 0;
 		if (!counted) {
 			/* Sent as it is, past --unique and --rate-limit: user space counts it. */
 			cs_count(cnt, CS_CNT_AGG_FULL);
