@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <vector>
+
 namespace capscope {
 
 namespace fs = std::filesystem;
@@ -19,21 +21,50 @@ std::optional<uint64_t> CgroupFs::id_of(std::string_view path) const {
   return std::nullopt;
 }
 
+namespace {
+
+// Depth first, each directory listed on its own: one that vanishes between being
+// listed and being entered (a container ending) is skipped, and the walk goes on.
+// (std::filesystem::recursive_directory_iterator ends the whole walk on that error.)
+void walk_tree(const fs::path& root, const std::function<void(uint64_t, std::string)>& visit,
+               size_t limit, size_t& n) {
+  // Paths as /proc/PID/cgroup prints them ("/a/b"), "" for the root itself.
+  std::vector<std::string> pending{""};
+  auto on_disk = [&](const std::string& rel) { return rel.empty() ? root : root / rel.substr(1); };
+  while (!pending.empty() && n < limit) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    std::error_code ec;
+    fs::directory_iterator it(on_disk(rel), fs::directory_options::skip_permission_denied, ec);
+    std::vector<std::string> children;
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_symlink(type_ec) || !it->is_directory(type_ec)) continue;
+      children.push_back(rel + "/" + it->path().filename().string());
+    }
+    for (auto& child : children) {
+      struct stat st {};
+      if (n >= limit) return;
+      if (stat(on_disk(child).c_str(), &st) != 0) continue;  // gone already
+      visit(st.st_ino, child);
+      ++n;
+      pending.push_back(std::move(child));
+    }
+  }
+}
+
+}  // namespace
+
 void CgroupFs::walk(const std::function<void(uint64_t, std::string)>& visit, size_t limit) const {
   for (const auto& root : roots_) {
     std::error_code ec;
     struct stat st {};
     // /sys/fs/cgroup of a hybrid system is a tmpfs of v1 mounts, not a v2 root.
     if (stat(root.c_str(), &st) != 0 || !fs::exists(root / "cgroup.procs", ec)) continue;
+    if (limit == 0) return;
     visit(st.st_ino, "/");
     size_t n = 1;
-    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
-    for (; !ec && it != fs::recursive_directory_iterator() && n < limit; it.increment(ec)) {
-      if (it->is_symlink(ec) || !it->is_directory(ec)) continue;
-      if (stat(it->path().c_str(), &st) != 0) continue;
-      visit(st.st_ino, "/" + fs::relative(it->path(), root, ec).string());
-      ++n;
-    }
+    walk_tree(root, visit, limit, n);
     return;
   }
 }

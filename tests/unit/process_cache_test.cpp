@@ -409,4 +409,33 @@ TEST(CgroupFs, WalkListsEveryCgroupOfAV2Root) {
   EXPECT_EQ(seen.size(), 2u) << "the limit holds";
 }
 
+// Containers end while the agent walks: a cgroup removed after its parent was listed
+// costs the walk that cgroup, not every cgroup listed after it (the router settles a
+// cgroup a walk did not see as gone, so a cut-short walk lost their profiles).
+TEST(CgroupFs, WalkGoesOnPastACgroupRemovedMidWalk) {
+  FakeCgroupRoot cg;
+  std::ofstream(cg.root / "cgroup.procs") << "";
+  for (int i = 0; i < 40; ++i)
+    std::filesystem::create_directories(cg.root / ("c" + std::to_string(i)) / "inner");
+  std::string removed;
+  std::map<std::string, uint64_t> seen;
+  CgroupFs({cg.root}).walk(
+      [&](uint64_t id, const std::string& p) {
+        seen[p] = id;
+        if (removed.empty() && p.starts_with("/c") && p.find('/', 1) == std::string::npos) {
+          removed = p;  // listed, not yet entered: it goes now
+          std::filesystem::remove_all(cg.root / p.substr(1));
+        }
+      },
+      1000);
+  ASSERT_FALSE(removed.empty());
+  for (int i = 0; i < 40; ++i) {
+    std::string dir = "/c" + std::to_string(i);
+    if (dir == removed) continue;
+    EXPECT_TRUE(seen.contains(dir)) << dir << " not walked after " << removed << " went";
+    EXPECT_TRUE(seen.contains(dir + "/inner")) << dir << "/inner";
+  }
+  EXPECT_FALSE(seen.contains(removed + "/inner"));
+}
+
 }  // namespace
