@@ -26,28 +26,27 @@ namespace {
 // Depth first, each directory listed on its own: one that vanishes between being
 // listed and being entered (a container ending) is skipped, and the walk goes on.
 // (std::filesystem::recursive_directory_iterator ends the whole walk on that error.)
-void walk_tree(const fs::path& root, const std::function<void(uint64_t, std::string)>& visit,
-               size_t limit, size_t& n) {
+void walk_tree(const fs::path& root, uint64_t root_id,
+               const std::function<void(uint64_t, std::string)>& visit, size_t limit) {
+  if (limit == 0) return;
+  visit(root_id, "/");
+  size_t n = 1;
   // Paths as /proc/PID/cgroup prints them ("/a/b"), "" for the root itself.
   std::vector<std::string> pending{""};
   auto on_disk = [&](const std::string& rel) { return rel.empty() ? root : root / rel.substr(1); };
-  while (!pending.empty() && n < limit) {
+  while (!pending.empty()) {
     std::string rel = std::move(pending.back());
     pending.pop_back();
     std::error_code ec;
     fs::directory_iterator it(on_disk(rel), fs::directory_options::skip_permission_denied, ec);
-    std::vector<std::string> children;
     for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
       std::error_code type_ec;
-      if (it->is_symlink(type_ec) || !it->is_directory(type_ec)) continue;
-      children.push_back(rel + "/" + it->path().filename().string());
-    }
-    for (auto& child : children) {
+      if (!fs::is_directory(it->symlink_status(type_ec))) continue;
       struct stat st {};
-      if (n >= limit) return;
-      if (stat(on_disk(child).c_str(), &st) != 0) continue;  // gone already
+      if (stat(it->path().c_str(), &st) != 0) continue;  // gone already
+      if (n++ >= limit) return;
+      std::string child = rel + "/" + it->path().filename().string();
       visit(st.st_ino, child);
-      ++n;
       pending.push_back(std::move(child));
     }
   }
@@ -61,10 +60,7 @@ void CgroupFs::walk(const std::function<void(uint64_t, std::string)>& visit, siz
     struct stat st {};
     // /sys/fs/cgroup of a hybrid system is a tmpfs of v1 mounts, not a v2 root.
     if (stat(root.c_str(), &st) != 0 || !fs::exists(root / "cgroup.procs", ec)) continue;
-    if (limit == 0) return;
-    visit(st.st_ino, "/");
-    size_t n = 1;
-    walk_tree(root, visit, limit, n);
+    walk_tree(root, st.st_ino, visit, limit);
     return;
   }
 }
